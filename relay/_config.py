@@ -1,0 +1,468 @@
+"""Configuration: one TOML file, every key overridable from the environment.
+
+Precedence, lowest first: defaults below -> TOML file -> environment variables
+`LINEAGE_RELAY_<SECTION>_<KEY>` (nested tables join with `_`, e.g.
+`LINEAGE_RELAY_OPENMETADATA_VAULT_ADDRESS`) -> command-line flags.
+
+Each TOML table is a frozen dataclass validated in `__post_init__`, so a bad
+value is refused at start with a message naming the key and the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ._exceptions import ConfigError
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "AwsSecretConfig",
+    "BreakerConfig",
+    "Config",
+    "ForwarderConfig",
+    "IngestConfig",
+    "MappingRule",
+    "OpenMetadataConfig",
+    "RelayConfig",
+    "Secret",
+    "SpoolConfig",
+    "VaultConfig",
+    "load_config",
+    "parse_host_port",
+]
+
+DEFAULT_LISTEN = "127.0.0.1:5055"
+ENV_PREFIX = "LINEAGE_RELAY_"
+
+
+class Secret:
+    """A secret string whose repr and str never show the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def parse_host_port(value: str, *, key: str) -> tuple[str, int]:
+    """Split `host:port` (IPv6 as `[::1]:port`), refusing anything else."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(f"{key} = {value!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN!r}")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key} = {value!r}: port must be between 0 and 65535")
+    return host.strip("[]"), port
+
+
+def _positive(key: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{key} = {value!r}: must be {bound}")
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r}: must be one of {', '.join(map(repr, choices))}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayConfig:
+    """[relay]: the daemon itself."""
+
+    listen: str = DEFAULT_LISTEN
+    log_level: str = "info"
+    shutdown_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        parse_host_port(self.listen, key="relay.listen")
+        _one_of("relay.log_level", self.log_level, ("debug", "info", "warning", "error"))
+        _positive("relay.shutdown_timeout_s", self.shutdown_timeout_s)
+
+    @property
+    def host(self) -> str:
+        return parse_host_port(self.listen, key="relay.listen")[0]
+
+    @property
+    def port(self) -> int:
+        return parse_host_port(self.listen, key="relay.listen")[1]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestConfig:
+    """[ingest]: the HTTP endpoints OpenLineage clients post to."""
+
+    token: Secret = field(default_factory=lambda: Secret(""))
+    token_file: str = ""
+    max_body_bytes: int = 32 * 1024 * 1024  # decompressed
+    max_compressed_bytes: int = 8 * 1024 * 1024  # on the wire
+    max_concurrent_requests: int = 256
+    read_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        _positive("ingest.max_body_bytes", self.max_body_bytes)
+        _positive("ingest.max_compressed_bytes", self.max_compressed_bytes)
+        _positive("ingest.max_concurrent_requests", self.max_concurrent_requests)
+        _positive("ingest.read_timeout_s", self.read_timeout_s)
+        if self.token and self.token_file:
+            raise ConfigError("ingest.token and ingest.token_file are both set: keep one")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpoolConfig:
+    """[spool]: the durable on-disk queue."""
+
+    dir: Path = Path("/var/lib/lineage-relay")
+    max_bytes: int = 10 * 1024**3
+    when_full: Literal["reject", "drop_oldest"] = "reject"
+    max_age_s: float = 0.0  # 0 = events never expire by age
+
+    def __post_init__(self) -> None:
+        _positive("spool.max_bytes", self.max_bytes)
+        _one_of("spool.when_full", self.when_full, ("reject", "drop_oldest"))
+        _positive("spool.max_age_s", self.max_age_s, allow_zero=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VaultConfig:
+    """[openmetadata.vault]: the JWT from HashiCorp Vault KV v2."""
+
+    address: str = ""
+    path: str = ""  # e.g. "secret/data/openmetadata" or "openmetadata" under `mount`
+    mount: str = "secret"
+    field: str = "token"
+    token_env: str = "VAULT_TOKEN"  # noqa: S105 -- the variable's name, not a token
+    token_file: str = ""
+    namespace: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    def __post_init__(self) -> None:
+        if self.address and not self.path:
+            raise ConfigError("openmetadata.vault.path is empty: name the KV v2 secret path")
+        if self.address and not self.address.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"openmetadata.vault.address = {self.address!r}: must start with http(s)://"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwsSecretConfig:
+    """[openmetadata.aws_secret]: the JWT from AWS Secrets Manager."""
+
+    secret_id: str = ""
+    region: str = ""
+    field: str = ""  # when the secret is JSON, the key holding the token
+    endpoint_url: str = ""  # override, for tests and VPC endpoints
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret_id)
+
+    def __post_init__(self) -> None:
+        if self.secret_id and not self.region:
+            raise ConfigError("openmetadata.aws_secret.region is empty: name the AWS region")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MappingRule:
+    """[[openmetadata.mapping]]: which OpenMetadata service an OpenLineage namespace maps to."""
+
+    namespace: str  # glob on the dataset namespace, e.g. "hive://*"
+    service: str
+    database: str = ""
+    schema: str = ""
+    entity: Literal["table", "container"] = "table"
+
+    def __post_init__(self) -> None:
+        if not self.namespace or not self.service:
+            raise ConfigError("openmetadata.mapping: every rule needs `namespace` and `service`")
+        _one_of("openmetadata.mapping.entity", self.entity, ("table", "container"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenMetadataConfig:
+    """[openmetadata]: where and how events are delivered."""
+
+    host_port: str = "http://127.0.0.1:8585/api"
+    sink: Literal["rest", "openlineage"] = "openlineage"
+    jwt_token: Secret = field(default_factory=lambda: Secret(""))
+    jwt_token_env: str = ""
+    jwt_token_file: str = ""
+    vault: VaultConfig = field(default_factory=VaultConfig)
+    aws_secret: AwsSecretConfig = field(default_factory=AwsSecretConfig)
+    pipeline_service_name: str = "spark"
+    connection_pool_size: int = 10
+    connection_timeout_ms: int = 30_000
+    read_timeout_ms: int = 60_000
+    retry_attempts: int = 0  # 0 = never give up
+    retry_delay_ms: int = 1_000
+    retry_max_delay_ms: int = 60_000
+    retry_after_max_s: float = 300.0
+    ssl_verify: bool = True
+    ca_bundle: str = ""
+    mapping: tuple[MappingRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.host_port.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"openmetadata.host_port = {self.host_port!r}: must start with http:// or "
+                "https:// and end with the API base, e.g. 'https://om.example.com/api'"
+            )
+        _one_of("openmetadata.sink", self.sink, ("rest", "openlineage"))
+        sources = [
+            name
+            for name, on in (
+                ("jwt_token", bool(self.jwt_token)),
+                ("jwt_token_env", bool(self.jwt_token_env)),
+                ("jwt_token_file", bool(self.jwt_token_file)),
+                ("vault", self.vault.enabled),
+                ("aws_secret", self.aws_secret.enabled),
+            )
+            if on
+        ]
+        if len(sources) > 1:
+            raise ConfigError(
+                f"openmetadata: several token sources are set ({', '.join(sources)}): keep one"
+            )
+        _positive("openmetadata.connection_pool_size", self.connection_pool_size)
+        _positive("openmetadata.connection_timeout_ms", self.connection_timeout_ms)
+        _positive("openmetadata.read_timeout_ms", self.read_timeout_ms)
+        _positive("openmetadata.retry_attempts", self.retry_attempts, allow_zero=True)
+        _positive("openmetadata.retry_delay_ms", self.retry_delay_ms)
+        if self.retry_max_delay_ms < self.retry_delay_ms:
+            raise ConfigError(
+                "openmetadata.retry_max_delay_ms must be >= openmetadata.retry_delay_ms"
+            )
+        if self.ca_bundle and not Path(self.ca_bundle).is_file():
+            raise ConfigError(f"openmetadata.ca_bundle = {self.ca_bundle!r}: no such file")
+
+    @property
+    def api_base(self) -> str:
+        """`host_port` without a trailing slash; calls go to api_base + '/v1/...'."""
+        return self.host_port.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForwarderConfig:
+    """[forwarder]: batching from the spool to the sink."""
+
+    max_batch_events: int = 500
+    max_batch_bytes: int = 5 * 1024 * 1024
+    linger_ms: int = 200
+    max_lag_s: float = 300.0
+    lease_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        _positive("forwarder.max_batch_events", self.max_batch_events)
+        _positive("forwarder.max_batch_bytes", self.max_batch_bytes)
+        _positive("forwarder.linger_ms", self.linger_ms, allow_zero=True)
+        _positive("forwarder.max_lag_s", self.max_lag_s)
+        _positive("forwarder.lease_s", self.lease_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerConfig:
+    """[breaker]: the circuit breaker in front of OpenMetadata."""
+
+    failure_threshold: int = 5
+    failure_rate: float = 0.5
+    window: int = 20
+    recovery_timeout_s: float = 30.0
+    max_recovery_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        _positive("breaker.failure_threshold", self.failure_threshold)
+        if not 0 < self.failure_rate <= 1:
+            raise ConfigError(f"breaker.failure_rate = {self.failure_rate!r}: must be in (0, 1]")
+        _positive("breaker.window", self.window)
+        _positive("breaker.recovery_timeout_s", self.recovery_timeout_s)
+        if self.max_recovery_timeout_s < self.recovery_timeout_s:
+            raise ConfigError("breaker.max_recovery_timeout_s must be >= recovery_timeout_s")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole configuration, one attribute per TOML table."""
+
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
+    openmetadata: OpenMetadataConfig = field(default_factory=OpenMetadataConfig)
+    forwarder: ForwarderConfig = field(default_factory=ForwarderConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build a validated `Config` from defaults, a TOML file, the environment and flags.
+
+    `overrides` holds dotted keys from the command line, e.g. {"relay.listen": "..."}.
+    Raises `ConfigError` naming the first wrong key.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {os.fspath(path)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {os.fspath(path)!r} is not valid TOML: {exc}") from exc
+    env = os.environ if environ is None else environ
+    _apply_env(data, Config, env, ENV_PREFIX, "")
+    for dotted, value in (overrides or {}).items():
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    config: Config = _build(Config, data, "")
+    return config
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _dataclass_type(tp: Any) -> type | None:
+    return tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
+
+
+def _apply_env(
+    data: dict[str, Any], cls: type, env: Mapping[str, str], prefix: str, dotted: str
+) -> None:
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        name = f"{prefix}{f.name.upper()}"
+        sub = _dataclass_type(tp)
+        if sub is not None:
+            child = data.setdefault(f.name, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{dotted}{f.name}: must be a table")
+            _apply_env(child, sub, env, f"{name}_", f"{dotted}{f.name}.")
+        elif name in env:
+            data[f.name] = _from_env(f"{dotted}{f.name}", name, env[name], tp)
+
+
+def _from_env(key: str, var: str, text: str, tp: Any) -> Any:
+    if tp is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} (from ${var}) = {text!r}: expected true or false")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key} (from ${var}) = {text!r}: expected an integer") from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key} (from ${var}) = {text!r}: expected a number") from None
+    if typing.get_origin(tp) is tuple:
+        import orjson
+
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise ConfigError(f"{key} (from ${var}): expected a JSON list of tables") from None
+    return text
+
+
+def _build(cls: type, data: Any, dotted: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{dotted.rstrip('.') or 'config'}: must be a table")
+    hints = _hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = dotted.rstrip(".") or "top level"
+        raise ConfigError(
+            f"unknown key {dotted}{unknown[0]} in {where}; known keys: {', '.join(sorted(known))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(f"{dotted}{name}", value, hints[name])
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a missing required key in a list-of-tables entry
+        raise ConfigError(f"{dotted.rstrip('.')}: {exc}") from exc
+
+
+def _convert(key: str, value: Any, tp: Any) -> Any:
+    sub = _dataclass_type(tp)
+    if sub is not None:
+        return _build(sub, value, f"{key}.")
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list of tables ([[{key}]])")
+        return tuple(_build(item_tp, item, f"{key}.") for item in value)
+    if origin is Literal:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} = {value!r}: must be a string")
+        return value
+    if tp is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string")
+        return Secret(value)
+    if tp is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{key} = {value!r}: must be a path string")
+        return Path(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} = {value!r}: must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} = {value!r}: must be a string")
+        return value
+    if isinstance(tp, types.UnionType):  # not used by any key today
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp!r}")

@@ -1,0 +1,108 @@
+"""The relay's errors, one tree branching by what the caller does next.
+
+    RelayError
+    ├── ConfigError            bad configuration: fix the named key and restart
+    ├── IngestError            a client's request is wrong: answer with .status (4xx)
+    ├── SpoolError             the spool cannot take or give events
+    │   ├── SpoolFull          answer 503 with Retry-After; the client retries
+    │   └── SpoolFailure       the disk failed (fsync): stop, never acknowledge again
+    ├── AuthError              no usable OpenMetadata token could be obtained
+    ├── BreakerOpen            the circuit breaker refuses calls for now
+    └── SinkError              a call to OpenMetadata failed
+        ├── RetriableSinkError keep the events, try again later
+        │   └── SinkTimeout    (also a TimeoutError)
+        └── PermanentSinkError dead-letter the events, with .reason
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BreakerOpen",
+    "ConfigError",
+    "IngestError",
+    "PermanentSinkError",
+    "RelayError",
+    "RetriableSinkError",
+    "SinkError",
+    "SinkTimeout",
+    "SpoolError",
+    "SpoolFailure",
+    "SpoolFull",
+]
+
+
+class RelayError(Exception):
+    """Root of every error the relay raises on purpose."""
+
+
+class ConfigError(RelayError, ValueError):
+    """A configuration value is missing or wrong; the message names the key."""
+
+
+class IngestError(RelayError):
+    """A request to the ingest endpoints cannot be accepted.
+
+    `status` is the HTTP status to answer with (400, 401, 413, 415).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SpoolError(RelayError):
+    """The spool cannot do what was asked."""
+
+
+class SpoolFull(SpoolError):
+    """The spool reached `spool.max_bytes`; retry after `retry_after_s`."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SpoolFailure(SpoolError, OSError):
+    """A write or sync to disk failed; the relay must stop acknowledging."""
+
+
+class AuthError(RelayError):
+    """No OpenMetadata token could be obtained from the configured source."""
+
+
+class BreakerOpen(RelayError):
+    """The circuit breaker is open; calls are refused until `retry_at`."""
+
+    def __init__(self, message: str, *, retry_at: float) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class SinkError(RelayError):
+    """A call to OpenMetadata failed."""
+
+
+class RetriableSinkError(SinkError):
+    """The call may succeed later; `retry_after_s` is the server's hint if it gave one."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class SinkTimeout(RetriableSinkError, TimeoutError):
+    """OpenMetadata did not answer within the configured timeout."""
+
+
+class PermanentSinkError(SinkError):
+    """OpenMetadata refused the events for good; `reason` goes with the dead letter."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason or message
