@@ -89,6 +89,11 @@ class Metrics:
             "lineage_relay_circuit_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open.", registry=r,
         )  # fmt: skip
+        self.token_fetches = Counter(
+            "lineage_relay_token_fetches",
+            "OpenMetadata token fetches by source (jwt_token_file, vault, ...) and result.",
+            ["source", "result"], registry=r,
+        )  # fmt: skip
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
