@@ -10,7 +10,9 @@
     ├── BreakerOpen            the circuit breaker refuses calls for now
     └── SinkError              a call to OpenMetadata failed
         ├── RetriableSinkError keep the events, try again later
-        │   └── SinkTimeout    (also a TimeoutError)
+        │   ├── SinkTimeout    (also a TimeoutError)
+        │   └── SinkSetupError refused for a setup reason (403, no endpoint, redirect):
+        │                      keep the events, report degraded health, fix the setup
         └── PermanentSinkError dead-letter the events, with .reason
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "RelayError",
     "RetriableSinkError",
     "SinkError",
+    "SinkSetupError",
     "SinkTimeout",
     "SpoolError",
     "SpoolFailure",
@@ -97,6 +100,15 @@ class RetriableSinkError(SinkError):
 
 class SinkTimeout(RetriableSinkError, TimeoutError):
     """OpenMetadata did not answer within the configured timeout."""
+
+
+class SinkSetupError(RetriableSinkError):
+    """OpenMetadata refuses the calls because of how it or the relay is set up.
+
+    A permission problem (403), a token still refused after a re-fetch (401), an
+    endpoint the server lacks (404 on the native OpenLineage API) or a redirect: the
+    events are not poison, so they stay in the spool while health reports the problem.
+    """
 
 
 class PermanentSinkError(SinkError):
