@@ -65,8 +65,8 @@ def _clean(raw: str, where: str) -> Secret:
     paste it along. Anything but visible ASCII would break (or inject into) the header.
     """
     value = raw.strip()
-    if value[:7].lower() == "bearer ":
-        value = value[7:].lstrip()
+    if value[:6].lower() == "bearer" and (len(value) == 6 or value[6].isspace()):
+        value = value[6:].lstrip()
     if not value:
         raise AuthError(f"{where} is empty: put the OpenMetadata bot's JWT there")
     if any(not 0x21 <= ord(ch) <= 0x7E for ch in value):
@@ -307,6 +307,27 @@ class _VaultSource(_Source):
             await session.close()
 
 
+class _BotocoreRedactor(logging.Filter):
+    """Drop botocore's DEBUG records that carry secrets.
+
+    At DEBUG botocore logs whole response bodies (for GetSecretValue: the token) and the
+    signed request (the session token). A relay run with `log_level = debug` must not print
+    them, whatever handler is attached, so the filter sits on botocore's own loggers.
+    """
+
+    _PREFIXES = ("Response body", "Sending http request", "CanonicalRequest", "StringToSign")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(self._PREFIXES))
+
+
+def _redact_botocore_logs() -> None:
+    for name in ("botocore.parsers", "botocore.endpoint", "botocore.auth"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _BotocoreRedactor) for f in logger.filters):
+            logger.addFilter(_BotocoreRedactor())
+
+
 class _AwsSource(_Source):
     """AWS Secrets Manager `GetSecretValue`; optional JSON `field`; standard credential chain."""
 
@@ -314,6 +335,7 @@ class _AwsSource(_Source):
 
     def __init__(self, config: AwsSecretConfig, *, connect_timeout_s: float, read_timeout_s: float):
         super().__init__(f"AWS secret {config.secret_id!r} in {config.region}")
+        _redact_botocore_logs()
         self._config = config
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
