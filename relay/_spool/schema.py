@@ -1,0 +1,557 @@
+"""The spool's on-disk format: one SQLite database in WAL mode, its version, and recovery.
+
+Layout (format 1), in `<spool.dir>/spool.db`:
+
+    events(id, received_at, retry_at, attempts, size, crc, last_error)   narrow: scanned by lease
+    bodies(id, key, body)                                                 the raw bytes, read by id
+    dead_letters(id, received_at, attempts, size, crc, key, body, reason, dead_at)
+
+`crc` is the CRC-32 of `key` then `body`, so a flipped bit in what the forwarder would send is
+caught. The format version lives in the SQLite header (`PRAGMA user_version`) beside our
+`application_id`, so it is readable without touching a table. Leases are not stored: at open every
+pending event is available again.
+
+Everything here is synchronous and runs on the spool's own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from .._events import EventKey
+from .._exceptions import SpoolError, SpoolFailure
+
+__all__ = [
+    "APPLICATION_ID",
+    "DB_NAME",
+    "FORMAT_VERSION",
+    "RecoveryReport",
+    "checksum",
+    "connect",
+    "decode_key",
+    "encode_key",
+    "inspect_wal",
+    "open_database",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+APPLICATION_ID = 0x4C524C59  # "LRLY": tells our spool apart from any other SQLite file
+DB_NAME = "spool.db"
+LOCK_NAME = "spool.lock"
+# Pages in the WAL before SQLite checkpoints it into the database (about 16 MiB at 4 KiB pages).
+WAL_AUTOCHECKPOINT_PAGES = 4000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    retry_at REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL,
+    crc INTEGER NOT NULL,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS bodies (
+    id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    crc INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
+"""
+
+_KEY_FIELDS = (
+    "kind", "event_time", "producer", "event_type", "run_id", "job_namespace", "job_name",
+    "body_hash",
+)  # fmt: skip
+
+
+def encode_key(key: EventKey) -> bytes:
+    """The key as a compact JSON array (field order fixed by the format version)."""
+    return orjson.dumps([getattr(key, name) for name in _KEY_FIELDS])
+
+
+def decode_key(raw: bytes) -> EventKey:
+    values = orjson.loads(raw)
+    if not isinstance(values, list) or len(values) != len(_KEY_FIELDS):
+        raise ValueError("stored event key has the wrong shape")
+    return EventKey(**dict(zip(_KEY_FIELDS, values, strict=True)))
+
+
+def checksum(key: bytes, body: bytes) -> int:
+    return zlib.crc32(body, zlib.crc32(key))
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What `open_database` found and did; logged and counted by the spool."""
+
+    corrupt_records: int = 0  # records lost or quarantined (torn, bit-flipped, unreadable)
+    quarantined: int = 0  # of those, moved to dead letters with reason "corrupt"
+    torn_wal_frames: int = 0
+    salvaged: bool = False  # the database was rebuilt from what could be read
+    moved_aside: list[Path] = field(default_factory=list)
+    checked_bytes: int = 0
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# connection and version
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open `path` with the spool's settings: WAL, synchronous=FULL (fsync on every commit)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, cached_statements=64)
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise SpoolError(f"spool database {path}: cannot switch to WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        conn.execute("PRAGMA cache_size=-16384")  # 16 MiB
+        conn.execute("PRAGMA busy_timeout=0")  # one writer (us, under the lock file): never wait
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_version(conn: sqlite3.Connection, path: Path) -> bool:
+    """Refuse foreign or newer files; return True when the file is new (no tables yet)."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").fetchone()[0]
+    if app_id == 0 and version == 0 and tables == 0:
+        return True
+    if app_id != APPLICATION_ID:
+        raise SpoolError(
+            f"{path} is not a lineage-relay spool (SQLite application_id {app_id:#x}); "
+            "point spool.dir at an empty or lineage-relay directory"
+        )
+    if version > FORMAT_VERSION:
+        raise SpoolError(
+            f"spool {path} has format version {version}, written by a newer lineage-relay; "
+            f"this one reads format {FORMAT_VERSION} at most: upgrade lineage-relay or set "
+            "spool.dir to another directory"
+        )
+    if version < 1:
+        raise SpoolError(f"spool {path} has an invalid format version {version}")
+    return False
+
+
+def _init_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+    conn.execute("COMMIT")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# torn WAL detection
+#
+# SQLite silently stops WAL replay at the first frame whose checksum fails, so a torn or
+# bit-flipped WAL loses the transactions after it without a word. We read the WAL ourselves
+# (format documented at sqlite.org/fileformat2.html#walformat) before SQLite opens it, to count.
+
+_WAL_MAGIC_LE = 0x377F0682
+_WAL_MAGIC_BE = 0x377F0683
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+
+
+def _wal_checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int, int]:
+    words = struct.unpack(f"{'>' if big_endian else '<'}{len(data) // 4}I", data)
+    for i in range(0, len(words), 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return s0, s1
+
+
+def inspect_wal(wal: Path) -> int:
+    """Count the damaged frames of the current WAL generation: frames after the last valid one
+    that still carry this generation's salt (their commits are lost), plus one for a partial
+    frame at the end of the file. 0 when the WAL is absent, empty or intact."""
+    try:
+        data = wal.read_bytes()
+    except FileNotFoundError:
+        return 0
+    if not data:
+        return 0
+    if len(data) < _WAL_HEADER:
+        return 1
+    magic, _version, page_size, _seq, salt1, salt2, c0, c1 = struct.unpack(">8I", data[:32])
+    if magic not in (_WAL_MAGIC_LE, _WAL_MAGIC_BE):
+        return 1
+    big = magic == _WAL_MAGIC_BE
+    s0, s1 = _wal_checksum(data[:24], 0, 0, big)
+    if (s0, s1) != (c0, c1) or page_size < 512 or page_size & (page_size - 1):
+        # A broken header makes SQLite ignore the whole WAL.
+        return max(1, (len(data) - _WAL_HEADER) // (_FRAME_HEADER + max(int(page_size), 512)))
+    frame_size = _FRAME_HEADER + page_size
+    offset, damaged, valid = _WAL_HEADER, 0, True
+    while offset + frame_size <= len(data):
+        hdr = data[offset : offset + _FRAME_HEADER]
+        _pgno, _commit, f_salt1, f_salt2, f0, f1 = struct.unpack(">6I", hdr)
+        if (f_salt1, f_salt2) != (salt1, salt2):
+            break  # an older generation's frame: already checkpointed, not ours to count
+        if valid:
+            s0, s1 = _wal_checksum(hdr[:8], s0, s1, big)
+            s0, s1 = _wal_checksum(data[offset + _FRAME_HEADER : offset + frame_size], s0, s1, big)
+            valid = (s0, s1) == (f0, f1)
+        if not valid:
+            damaged += 1
+        offset += frame_size
+    else:
+        if offset < len(data):
+            damaged += 1  # SQLite writes whole frames: a partial one is a torn write
+    return damaged
+
+
+# ---------------------------------------------------------------------------------------------
+# open + recovery
+
+
+def open_database(directory: Path) -> tuple[sqlite3.Connection, RecoveryReport]:
+    """Open (or create) the spool in `directory`, repairing what it must. Never raises for
+    damage it can work around; raises SpoolError for a newer format or a foreign file."""
+    started = time.monotonic()
+    report = RecoveryReport()
+    directory.mkdir(parents=True, exist_ok=True)
+    _prepare(directory)
+    path = directory / DB_NAME
+    existed = path.exists()
+    wal = directory / (DB_NAME + "-wal")
+    torn = inspect_wal(wal)
+    if torn:
+        report.torn_wal_frames = torn
+        report.corrupt_records += torn
+        log.warning(
+            "spool WAL %s has a torn or corrupt tail (%d damaged frame(s)); the transactions "
+            "in them are lost, everything before is kept",
+            wal, torn,
+        )  # fmt: skip
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect(path)
+        if _check_version(conn, path):
+            _init_schema(conn)
+        else:
+            _verify(conn, report)
+    except SpoolError:
+        if conn is not None:
+            conn.close()
+        raise
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        if not _is_corruption(exc):
+            raise SpoolFailure(f"spool database {path} cannot be opened: {exc}") from exc
+        log.error("spool database %s is damaged (%s); salvaging what can be read", path, exc)
+        conn = _salvage(directory, report)
+    if not existed:
+        fsync_dir(directory)
+    report.seconds = time.monotonic() - started
+    return conn, report
+
+
+class _Malformed(sqlite3.DatabaseError):
+    """SQLite's own check found the file's structure damaged."""
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """Damage worth a salvage, as opposed to an I/O or usage error that must not move data."""
+    if isinstance(exc, _Malformed):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def _verify(conn: sqlite3.Connection, report: RecoveryReport) -> None:
+    """Check the file's structure, then every record's CRC; quarantine bad records.
+
+    Raises sqlite3.DatabaseError when SQLite finds the file itself malformed.
+    """
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+    if problems != ["ok"]:
+        raise _Malformed("quick_check: " + "; ".join(map(str, problems)))
+    bad: list[tuple[int, str]] = []
+    orphans: list[int] = []
+    for ev_id, crc, size, key, body in _joined(conn):
+        if key is None or body is None:
+            bad.append((ev_id, "corrupt: body missing"))
+            continue
+        report.checked_bytes += len(body)
+        if checksum(key, body) != crc or len(body) != size:
+            bad.append((ev_id, "corrupt: checksum mismatch"))
+            continue
+        try:
+            decode_key(key)
+        except (ValueError, TypeError):
+            bad.append((ev_id, "corrupt: unreadable key"))
+    orphans = [
+        row[0]
+        for row in conn.execute(
+            "SELECT b.id FROM bodies b LEFT JOIN events e ON e.id = b.id WHERE e.id IS NULL"
+        )
+    ]
+    if not bad and not orphans:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    now = time.time()
+    for ev_id, reason in bad:
+        quarantine(conn, ev_id, reason, now)
+    for body_id in orphans:
+        conn.execute("DELETE FROM bodies WHERE id = ?", (body_id,))
+    conn.execute("COMMIT")
+    report.quarantined += len(bad)
+    report.corrupt_records += len(bad) + len(orphans)
+    log.warning(
+        "spool recovery: %d corrupt record(s) moved to dead letters (reason 'corrupt'), "
+        "%d orphan bod(ies) removed",
+        len(bad), len(orphans),
+    )  # fmt: skip
+
+
+def _joined(
+    conn: sqlite3.Connection,
+) -> Iterator[tuple[int, int, int, bytes | None, bytes | None]]:
+    yield from conn.execute(
+        "SELECT e.id, e.crc, e.size, b.key, b.body FROM events e "
+        "LEFT JOIN bodies b ON b.id = e.id ORDER BY e.id"
+    )
+
+
+def quarantine(conn: sqlite3.Connection, ev_id: int, reason: str, now: float) -> None:
+    """Move one event to dead letters (inside the caller's transaction), whatever its state."""
+    row = conn.execute(
+        "SELECT received_at, attempts, size, crc FROM events WHERE id = ?", (ev_id,)
+    ).fetchone()
+    body = conn.execute("SELECT key, body FROM bodies WHERE id = ?", (ev_id,)).fetchone()
+    if row is not None:
+        key, raw = body if body is not None else (b"", b"")
+        conn.execute(
+            "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ev_id, row[0], row[1], row[2], row[3], key, raw, reason, now),
+        )
+    conn.execute("DELETE FROM events WHERE id = ?", (ev_id,))
+    conn.execute("DELETE FROM bodies WHERE id = ?", (ev_id,))
+
+
+_SALVAGE_SUFFIX = ".salvage"
+
+
+def _prepare(directory: Path) -> None:
+    """Finish or undo a salvage that a crash interrupted, so open never loops on it."""
+    path, temp = directory / DB_NAME, directory / (DB_NAME + _SALVAGE_SUFFIX)
+    if temp.exists() and not path.exists():
+        # Crashed after moving the broken file aside: the copy is complete, finish the swap.
+        os.replace(temp, path)
+        fsync_dir(directory)
+    elif temp.exists():
+        temp.unlink()  # crashed while copying: the original is still in place, start over
+
+
+def _salvage(directory: Path, report: RecoveryReport) -> sqlite3.Connection:
+    """Copy every readable, intact record of the damaged database into a fresh one, move the
+    damaged files aside (never deleted) and open the fresh one."""
+    path, temp = directory / DB_NAME, directory / (DB_NAME + _SALVAGE_SUFFIX)
+    report.salvaged = True
+    fresh = sqlite3.connect(temp, isolation_level=None)
+    try:
+        fresh.execute("PRAGMA journal_mode=DELETE")
+        fresh.execute("PRAGMA synchronous=FULL")
+        _init_schema(fresh)
+        fresh.execute("BEGIN IMMEDIATE")
+        try:
+            broken = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            log.error("spool database %s cannot be opened at all (%s)", path, exc)
+            report.corrupt_records += 1
+        else:
+            try:
+                _copy_readable(broken, fresh, report)
+            finally:
+                broken.close()
+        fresh.execute("COMMIT")
+    finally:
+        fresh.close()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = directory / f"corrupt-{stamp}-{os.getpid()}"
+    aside.mkdir(exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        src = directory / (DB_NAME + suffix)
+        if src.exists():
+            os.replace(src, aside / src.name)
+            report.moved_aside.append(aside / src.name)
+    fsync_dir(aside)
+    fsync_dir(directory)
+    os.replace(temp, path)
+    fsync_dir(directory)
+    log.error(
+        "spool database rebuilt from what was readable; the damaged files were moved to %s "
+        "(%d record(s) lost or quarantined)",
+        aside, report.corrupt_records,
+    )  # fmt: skip
+    return connect(path)
+
+
+def _read_ids(conn: sqlite3.Connection, sql: str) -> tuple[list[tuple[object, ...]], int]:
+    """Rows of `sql` (which selects `id` first, takes `id > ?`, orders by id) that SQLite can
+    still read, skipping damaged b-tree regions; also the number of regions skipped."""
+    rows: list[tuple[object, ...]] = []
+    regions = 0
+    last = -1
+    while True:
+        try:
+            for row in conn.execute(sql, (last,)):
+                rows.append(row)
+                last = int(row[0])
+            return rows, regions
+        except sqlite3.DatabaseError:
+            regions += 1
+            nxt = _next_readable(conn, sql, last)
+            if nxt is None:
+                return rows, regions
+            last = nxt
+
+
+def _next_readable(conn: sqlite3.Connection, sql: str, last: int) -> int | None:
+    """The smallest `after` > `last` from which a seek no longer fails, found by doubling the
+    step then bisecting back; None when nothing readable remains."""
+    probe_sql = sql + " LIMIT 1"
+
+    def readable(after: int) -> bool | None:  # True: ok, False: error, None: ok and empty
+        try:
+            return conn.execute(probe_sql, (after,)).fetchone() is not None
+        except sqlite3.DatabaseError:
+            return False
+
+    step, good = 1, None
+    while step < 1 << 62:
+        state = readable(last + step)
+        if state is None:
+            return None
+        if state:
+            good = last + step
+            break
+        step *= 2
+    if good is None:
+        return None
+    lo, hi = last + step // 2, good  # lo fails (or is `last`), hi reads
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if readable(mid) is False:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _copy_readable(
+    broken: sqlite3.Connection, fresh: sqlite3.Connection, report: RecoveryReport
+) -> None:
+    events, ev_regions = _read_ids(
+        broken,
+        "SELECT id, received_at, retry_at, attempts, size, crc, last_error FROM events "
+        "WHERE id > ? ORDER BY id",
+    )
+    bodies, body_regions = _read_ids(
+        broken, "SELECT id, key, body FROM bodies WHERE id > ? ORDER BY id"
+    )
+    dead, dead_regions = _read_ids(
+        broken, "SELECT id, received_at, attempts, size, crc, key, body, reason, dead_at "
+        "FROM dead_letters WHERE id > ? ORDER BY id",
+    )  # fmt: skip
+    by_id = {int(row[0]): row for row in bodies}  # type: ignore[call-overload]
+    now = time.time()
+    lost = 0
+    for ev in events:
+        ev_id = int(ev[0])  # type: ignore[call-overload]
+        body_row = by_id.pop(ev_id, None)
+        if body_row is None:
+            lost += 1
+            continue
+        key, body = bytes(body_row[1]), bytes(body_row[2])  # type: ignore[call-overload]
+        report.checked_bytes += len(body)
+        if checksum(key, body) != ev[5] or len(body) != ev[4] or not _key_ok(key):
+            fresh.execute(
+                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ev_id, ev[1], ev[3], len(body), ev[5], key, body, "corrupt: checksum mismatch",
+                 now),
+            )  # fmt: skip
+            report.quarantined += 1
+            lost += 1
+            continue
+        fresh.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", ev)
+        fresh.execute("INSERT INTO bodies VALUES (?, ?, ?)", (ev_id, key, body))
+    for ev_id, body_row in by_id.items():
+        # Its metadata (and CRC) is gone: keep the bytes, but only as an inspectable dead letter.
+        key, body = bytes(body_row[1]), bytes(body_row[2])  # type: ignore[call-overload]
+        fresh.execute(
+            "INSERT INTO dead_letters VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+            (ev_id, now, len(body), checksum(key, body), key, body,
+             "corrupt: metadata lost, body unverified", now),
+        )  # fmt: skip
+        report.quarantined += 1
+        lost += 1
+    for row in dead:
+        fresh.execute("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    # A region unreadable in a table held at least one record we cannot name.
+    lost += ev_regions + body_regions + dead_regions
+    report.corrupt_records += lost
+    top = max(
+        [int(r[0]) for r in (events[-1:] + bodies[-1:] + dead[-1:])]  # type: ignore[call-overload]
+        or [0]
+    )
+    try:
+        seq = broken.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        top = max(top, int(seq[0]) if seq else 0)
+    except sqlite3.DatabaseError:
+        pass
+    # Ids keep growing past every id ever handed out, even through a rebuild.
+    fresh.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
+    fresh.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (top,))
+
+
+def _key_ok(key: bytes) -> bool:
+    try:
+        decode_key(key)
+    except (ValueError, TypeError):
+        return False
+    return True

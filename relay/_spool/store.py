@@ -1,0 +1,763 @@
+"""The spool: a durable queue of raw events, SQLite (WAL, synchronous=FULL) on its own thread.
+
+Every request goes through one queue to one thread. The thread takes everything that queued up
+while it was busy, runs it in ONE transaction and commits once: the commit's fsync covers every
+append in the batch (group commit), and a caller is answered only after that commit returns.
+The event loop never touches SQLite.
+
+Leases live in memory only (a restart voids them, which is what a restart should do). Counts for
+`stats()` are kept in memory and published to the loop with each batch's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from .._clock import Clock, SystemClock
+from .._config import SpoolConfig
+from .._events import EventKey, SpooledEvent
+from .._exceptions import SpoolError, SpoolFailure, SpoolFull
+from .._observe.metrics import Metrics
+from . import schema
+
+__all__ = ["Spool", "SpoolStats"]
+
+log = logging.getLogger(__name__)
+
+_SQLITE_FULL: Final = 13  # SQLITE_FULL: disk full; refuse appends, do not stop the relay
+_HOUSEKEEPING_S: Final = 1.0
+_IN_CHUNK: Final = 500  # ids per `IN (...)`: far below SQLite's variable limit
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    """A snapshot of the spool, kept in memory (no I/O to read it)."""
+
+    events: int  # pending (incl. leased), not dead letters
+    bytes: int  # bytes of pending event bodies
+    oldest_received_at: float | None  # epoch s of the oldest pending event
+    dead_letters: int
+    leased: int = 0  # of `events`, currently leased to the forwarder
+    commits: int = 0  # transactions committed since open (each one fsync'd)
+    failed: bool = False  # a write or sync failed: the spool refuses everything from now on
+
+
+_Kind = Literal["append", "lease", "ack", "retry", "dead", "release", "list", "expire"]
+
+
+class _Request:
+    __slots__ = ("args", "future", "kind")
+
+    def __init__(self, kind: _Kind, args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+        self.kind = kind
+        self.args = args
+        self.future = future
+
+
+_STOP: Final = object()
+
+
+class Spool:
+    """Durable queue of raw event bytes in `config.dir`. Use `await Spool.open(...)`."""
+
+    def __init__(self, *, _token: object, config: SpoolConfig, metrics: Metrics,
+                 worker: _Worker) -> None:  # fmt: skip
+        if _token is not _PRIVATE:
+            raise TypeError("use `await Spool.open(config, metrics=...)`")
+        self._config = config
+        self._metrics = metrics
+        self._worker = worker
+        self._loop = worker.loop
+        self._stats = worker.snapshot()
+        self._inflight_bytes = 0
+        self._closing: asyncio.Future[None] | None = None
+        self._appended = asyncio.Event()
+        self._append_seq = 0
+        self._seen_seq = 0
+        self.recovery: schema.RecoveryReport = worker.report
+        self._publish(self._stats)
+
+    @classmethod
+    async def open(
+        cls,
+        config: SpoolConfig,
+        *,
+        metrics: Metrics,
+        clock: Clock = SystemClock(),  # noqa: B008 -- stateless
+        before_commit: Callable[[], None] | None = None,
+    ) -> Spool:
+        """Create/open the spool in config.dir, run recovery (counting corrupt or torn records
+        in metrics.spool_corrupt_records), and start its I/O thread.
+
+        `before_commit` runs on the spool thread before every commit; an exception from it
+        acts as a failed commit (tests inject disk failures with it).
+        """
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        worker = _Worker(config, clock, metrics, loop, opened, before_commit)
+        worker.thread.start()
+        try:
+            await asyncio.shield(opened)
+        except BaseException:
+            worker.thread.join()
+            raise
+        report = worker.report
+        if report.corrupt_records:
+            metrics.spool_corrupt_records.inc(report.corrupt_records)
+        log.info(
+            "spool opened at %s: %d event(s), %d byte(s), %d dead letter(s); recovery checked "
+            "%d byte(s) in %.2fs, %d corrupt record(s)%s",
+            config.dir, worker.totals.events, worker.totals.bytes, worker.totals.dead,
+            report.checked_bytes, report.seconds, report.corrupt_records,
+            " (database rebuilt)" if report.salvaged else "",
+        )  # fmt: skip
+        spool = cls(_token=_PRIVATE, config=config, metrics=metrics, worker=worker)
+        worker.deliver_to = spool._deliver
+        return spool
+
+    # -- appending ----------------------------------------------------------------------------
+
+    async def append(self, items: Sequence[tuple[bytes, EventKey]]) -> list[int]:
+        """Durably append events (one request's events, in order); return their ids, only
+        after the fsync'd commit that covers them.
+
+        Raises SpoolFull (policy reject, or one request larger than the whole spool) or
+        SpoolFailure (the disk failed: nothing is acknowledged after it).
+        """
+        self._check_usable()
+        if not items:
+            return []
+        size = sum(len(body) for body, _ in items)
+        limit = self._config.max_bytes
+        if size > limit:
+            raise SpoolFull(f"{size} bytes of events exceed spool.max_bytes ({limit}) on their own")
+        if (
+            self._config.when_full == "reject"
+            and self._stats.bytes + self._inflight_bytes + size > limit
+        ):
+            raise SpoolFull(
+                f"spool is full ({self._stats.bytes} of {limit} bytes, spool.max_bytes); "
+                "retry once the forwarder has caught up"
+            )
+        self._inflight_bytes += size
+        try:
+            ids: list[int] = await self._call("append", list(items))
+        finally:
+            self._inflight_bytes -= size
+        return ids
+
+    # -- the forwarder's side -----------------------------------------------------------------
+
+    async def lease(self, *, max_events: int, max_bytes: int, lease_s: float) -> list[SpooledEvent]:
+        """Hand out up to max_events/max_bytes pending events whose retry time has come, oldest
+        first, leased until now+lease_s. At least one event is returned when any is available,
+        even if it alone exceeds max_bytes. Never returns an event twice while leased."""
+        self._check_usable()
+        if max_events <= 0:
+            return []
+        self._seen_seq = self._append_seq
+        events: list[SpooledEvent] = await self._call("lease", max_events, max_bytes, lease_s)
+        return events
+
+    async def ack(self, ids: Sequence[int]) -> None:
+        """Delivered: delete for good (unknown ids are ignored)."""
+        await self._call_ids("ack", ids)
+
+    async def retry_at(self, ids: Sequence[int], when: float, error: str) -> None:
+        """Not delivered yet: release the lease, attempts += 1, available again at epoch `when`."""
+        await self._call_ids("retry", ids, when, error)
+
+    async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
+        """Permanently refused: move to the dead-letter table with the reason."""
+        await self._call_ids("dead", ids, reason)
+
+    async def release(self, ids: Sequence[int]) -> None:
+        """Give leased events back untouched (available again at once)."""
+        await self._call_ids("release", ids)
+        self._wake()
+
+    async def dead_letters(self, limit: int = 100) -> list[tuple[SpooledEvent, str]]:
+        """The oldest `limit` dead letters with their reasons."""
+        self._check_usable()
+        rows: list[tuple[SpooledEvent, str]] = await self._call("list", limit)
+        return rows
+
+    async def expire(self) -> int:
+        """Drop pending events older than spool.max_age_s now (the spool also does this about
+        once a second by itself); returns how many were dropped."""
+        self._check_usable()
+        dropped: int = await self._call("expire")
+        return dropped
+
+    async def wait_for_events(self, timeout_s: float) -> None:
+        """Return when something was appended (or released) since the last `lease`, or after
+        `timeout_s`."""
+        if self._append_seq != self._seen_seq:
+            return
+        self._appended.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._appended.wait(), timeout_s)
+
+    def stats(self) -> SpoolStats:
+        """Cheap, no I/O."""
+        return self._stats
+
+    @property
+    def failed(self) -> bool:
+        return self._stats.failed
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Finish queued requests (in-flight appends complete), checkpoint, close. Idempotent."""
+        if self._closing is None:
+            self._closing = self._loop.create_future()
+            self._worker.closed = self._closing
+            self._worker.requests.put(_STOP)
+        await asyncio.shield(self._closing)
+        await asyncio.to_thread(self._worker.thread.join)
+        self._metrics.spool_oldest_age.set_function(lambda: 0.0)
+
+    async def __aenter__(self) -> Spool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._stats.failed:
+            raise SpoolFailure(
+                f"the spool at {self._config.dir} failed a disk write or sync earlier; "
+                "nothing is acknowledged any more: restart the relay"
+            )
+        if self._closing is not None:
+            raise SpoolError("the spool is closed")
+
+    async def _call_ids(self, kind: _Kind, ids: Sequence[int], *args: Any) -> None:
+        self._check_usable()
+        if ids:
+            await self._call(kind, list(ids), *args)
+
+    async def _call(self, kind: _Kind, *args: Any) -> Any:
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._worker.requests.put(_Request(kind, args, future))
+        return await future
+
+    def _deliver(
+        self, answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+        stats: SpoolStats, appended: bool,
+    ) -> None:  # fmt: skip
+        """On the loop: publish the batch's stats, then answer its callers."""
+        self._publish(stats)
+        for future, result, error in answers:
+            if future.done():
+                continue  # the caller gave up (cancelled); the work is done all the same
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+        if appended:
+            self._wake()
+
+    def _wake(self) -> None:
+        self._append_seq += 1
+        self._appended.set()
+
+    def _publish(self, stats: SpoolStats) -> None:
+        self._stats = stats
+        m = self._metrics
+        m.spool_events.set(stats.events)
+        m.spool_bytes.set(stats.bytes)
+        m.dead_letter_events.set(stats.dead_letters)
+        oldest, clock = stats.oldest_received_at, self._worker.clock
+        m.spool_oldest_age.set_function(
+            (lambda: 0.0) if oldest is None else (lambda: max(0.0, clock.time() - oldest))
+        )
+
+
+_PRIVATE: Final = object()
+
+
+@dataclass(slots=True)
+class _Totals:
+    events: int = 0
+    bytes: int = 0
+    dead: int = 0
+    oldest: float | None = None
+
+
+class _Worker:
+    """Owns the SQLite connection; everything in here runs on this thread."""
+
+    def __init__(
+        self, config: SpoolConfig, clock: Clock, metrics: Metrics,
+        loop: asyncio.AbstractEventLoop,
+        opened: asyncio.Future[None], before_commit: Callable[[], None] | None,
+    ) -> None:  # fmt: skip
+        self.thread = threading.Thread(
+            target=self.run, name=f"lineage-relay-spool:{config.dir}", daemon=True
+        )
+        self.config = config
+        self.clock = clock
+        self.metrics = metrics
+        self.loop = loop
+        self.requests: queue.SimpleQueue[_Request | object] = queue.SimpleQueue()
+        self.report = schema.RecoveryReport()
+        self.totals = _Totals()
+        self.deliver_to: Callable[..., None] | None = None
+        self.closed: asyncio.Future[None] | None = None
+        self._opened = opened
+        self._before_commit = before_commit
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd = -1
+        self._leased: dict[int, tuple[float, int]] = {}  # id -> (lease expiry, size)
+        self._commits = 0
+        self._failed = False
+        self._next_expiry = 0.0  # time.monotonic() of the next max_age_s sweep
+        self._last_id: int | None = None
+
+    # -- thread body --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._open()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the opener, re-raised there
+            self._release_lock()
+            error = exc
+            self._post(lambda: _settle(self._opened, None, error))
+            return
+        self._post(lambda: _settle(self._opened, None, None))
+        try:
+            self._serve()
+        finally:
+            self._shutdown()
+
+    def _open(self) -> None:
+        directory = Path(self.config.dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(directory / schema.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpoolError(
+                f"spool.dir {directory} is in use by another lineage-relay; give each relay "
+                "its own spool directory"
+            ) from None
+        self._conn, self.report = schema.open_database(directory)
+        self._recount()
+
+    def _serve(self) -> None:
+        while True:
+            timeout = max(0.0, min(_HOUSEKEEPING_S, self._next_expiry - time.monotonic()))
+            try:
+                first = self.requests.get(timeout=timeout if self.config.max_age_s else None)
+            except queue.Empty:
+                first = None
+            batch: list[_Request] = []
+            stop = False
+            item: _Request | object | None = first
+            while item is not None:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, _Request):
+                    batch.append(item)
+                try:
+                    item = self.requests.get_nowait()
+                except queue.Empty:
+                    item = None
+            if self.config.max_age_s and time.monotonic() >= self._next_expiry:
+                self._next_expiry = time.monotonic() + _HOUSEKEEPING_S
+                batch.append(_Request("expire", (), _NO_FUTURE))
+            if batch:
+                self._run_batch(batch)
+            if stop:
+                return
+
+    def _shutdown(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if not self._failed:
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:
+                    log.warning("spool: final checkpoint failed (%s); the WAL is kept", exc)
+            conn.close()
+        self._release_lock()
+        closed = self.closed
+        if closed is not None:
+            self._post(lambda: _settle(closed, None, None))
+
+    def _release_lock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = -1
+
+    def _post(self, callback: Callable[[], object]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            self.loop.call_soon_threadsafe(callback)
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def _run_batch(self, batch: list[_Request]) -> None:
+        answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        appended = False
+        if self._failed or self._conn is None:
+            error = SpoolFailure("the spool failed earlier; restart the relay")
+            answers = [(r.future, None, error) for r in batch]
+        else:
+            answers, appended = self._transaction(batch)
+        if self.deliver_to is not None:
+            deliver, stats = self.deliver_to, self.snapshot()
+            self._post(lambda: deliver(
+                [a for a in answers if a[0] is not _NO_FUTURE], stats, appended
+            ))  # fmt: skip
+
+    def _transaction(
+        self, batch: list[_Request]
+    ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]], bool]:
+        conn = self._db()
+        saved = (replace(self.totals), dict(self._leased))
+        answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        appended = False
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for request in batch:
+                try:
+                    result = self._handle(conn, request)
+                except SpoolFull as exc:
+                    answers.append((request.future, None, exc))
+                else:
+                    answers.append((request.future, result, None))
+                    appended = appended or request.kind == "append"
+            if self._before_commit is not None:
+                self._before_commit()
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            self.totals, self._leased = saved
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF == _SQLITE_FULL:
+                return self._disk_full(batch, exc), False
+            self._fail(exc)
+            error = SpoolFailure(f"spool write or sync failed: {exc}; the relay must stop")
+            error.__cause__ = exc
+            return [(r.future, None, error) for r in batch], False
+        self._commits += 1
+        return answers, appended
+
+    def _disk_full(
+        self, batch: list[_Request], exc: BaseException
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        """The disk is full: refuse this batch's appends, retry the rest (acks free space)."""
+        log.error("spool: the disk is full (%s); refusing appends until space frees up", exc)
+        full = SpoolFull(f"the disk holding spool.dir {self.config.dir} is full")
+        others = [r for r in batch if r.kind != "append"]
+        answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
+            (r.future, None, full) for r in batch if r.kind == "append"
+        ]
+        if others:
+            more, _ = self._transaction(others)
+            answers.extend(more)
+        return answers
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = True
+        log.critical(
+            "spool at %s: a disk write or sync failed (%s); refusing every request from now on. "
+            "Nothing after this point was acknowledged; restart the relay to recover",
+            self.config.dir, exc,
+        )  # fmt: skip
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise SpoolFailure("the spool database is not open")
+        return self._conn
+
+    def snapshot(self) -> SpoolStats:
+        t = self.totals
+        return SpoolStats(
+            events=t.events, bytes=t.bytes, oldest_received_at=t.oldest, dead_letters=t.dead,
+            leased=len(self._leased), commits=self._commits, failed=self._failed,
+        )  # fmt: skip
+
+    def _handle(self, conn: sqlite3.Connection, request: _Request) -> Any:
+        args = request.args
+        match request.kind:
+            case "append":
+                return self._append(conn, args[0])
+            case "lease":
+                return self._lease(conn, *args)
+            case "ack":
+                self._remove(conn, args[0])
+                return None
+            case "retry":
+                ids, when, error = args
+                for chunk in _chunks(ids):
+                    conn.execute(
+                        _sql_in(
+                            "UPDATE events SET retry_at = ?, attempts = attempts + 1, "
+                            "last_error = ? WHERE id IN ({ids})",
+                            chunk,
+                        ),
+                        (when, error[:2000], *chunk),
+                    )
+                    for ev_id in chunk:
+                        self._leased.pop(ev_id, None)
+                return None
+            case "dead":
+                self._dead_letter(conn, args[0], args[1])
+                return None
+            case "release":
+                for ev_id in args[0]:
+                    self._leased.pop(ev_id, None)
+                return None
+            case "list":
+                return self._list_dead(conn, args[0])
+            case "expire":
+                return self._expire(conn)
+        raise AssertionError(request.kind)  # pragma: no cover
+
+    # -- operations (spool thread, inside the batch transaction) ------------------------------
+
+    def _append(self, conn: sqlite3.Connection, items: list[tuple[bytes, EventKey]]) -> list[int]:
+        size = sum(len(body) for body, _ in items)
+        limit = self.config.max_bytes
+        if self.totals.bytes + size > limit:
+            if self.config.when_full == "reject" or size > limit:
+                raise SpoolFull(f"spool is full ({self.totals.bytes} of {limit} bytes)")
+            self._drop_oldest(conn, self.totals.bytes + size - limit)
+        now = self.clock.time()
+        first = self._next_id(conn)
+        ids = list(range(first, first + len(items)))
+        event_rows, body_rows = [], []
+        for ev_id, (body, key) in zip(ids, items, strict=True):
+            raw_key = schema.encode_key(key)
+            event_rows.append((ev_id, now, len(body), schema.checksum(raw_key, body)))
+            body_rows.append((ev_id, raw_key, body))
+        conn.executemany(
+            "INSERT INTO events (id, received_at, size, crc) VALUES (?, ?, ?, ?)", event_rows
+        )
+        conn.executemany("INSERT INTO bodies (id, key, body) VALUES (?, ?, ?)", body_rows)
+        self._last_id = ids[-1]
+        t = self.totals
+        t.events += len(items)
+        t.bytes += size
+        if t.oldest is None:
+            t.oldest = now
+        return ids
+
+    def _next_id(self, conn: sqlite3.Connection) -> int:
+        last = self._last_id
+        if last is None:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            dead = conn.execute("SELECT max(id) FROM dead_letters").fetchone()[0]
+            last = max(int(row[0]) if row else 0, int(dead or 0))
+        return int(last) + 1
+
+    def _drop_oldest(self, conn: sqlite3.Connection, need: int) -> None:
+        """Delete the oldest pending events (unleased first) until `need` bytes are freed."""
+        victims: list[int] = []
+        freed = 0
+        for leased_ok in (False, True):
+            after = 0
+            while freed < need:
+                rows = conn.execute(
+                    "SELECT id, size FROM events WHERE id > ? ORDER BY id LIMIT 256", (after,)
+                ).fetchall()
+                if not rows:
+                    break
+                for ev_id, size in rows:
+                    after = ev_id
+                    if (ev_id in self._leased) != leased_ok or ev_id in victims:
+                        continue
+                    victims.append(ev_id)
+                    freed += size
+                    if freed >= need:
+                        break
+            if freed >= need:
+                break
+        self._remove(conn, victims)
+        if victims:
+            self.metrics.events_dropped.labels(reason="spool_full").inc(len(victims))
+            log.warning(
+                "spool full (spool.when_full = drop_oldest): dropped %d oldest event(s), "
+                "%d byte(s)", len(victims), freed,
+            )  # fmt: skip
+
+    def _lease(
+        self, conn: sqlite3.Connection, max_events: int, max_bytes: int, lease_s: float
+    ) -> list[SpooledEvent]:
+        now = self.clock.time()
+        for ev_id, (expiry, _) in list(self._leased.items()):
+            if expiry <= now:
+                del self._leased[ev_id]
+        chosen: list[tuple[int, float, int, int, int]] = []
+        total, after, page = 0, 0, max_events + len(self._leased) + 16
+        full = False
+        while not full:
+            rows = conn.execute(
+                "SELECT id, received_at, attempts, size, crc FROM events "
+                "WHERE id > ? AND retry_at <= ? ORDER BY id LIMIT ?",
+                (after, now, page),
+            ).fetchall()
+            if not rows:
+                break
+            for row in rows:
+                after = row[0]
+                if after in self._leased:
+                    continue
+                if chosen and total + row[3] > max_bytes:
+                    full = True
+                    break
+                chosen.append(row)
+                total += row[3]
+                if len(chosen) >= max_events:
+                    full = True
+                    break
+        if not chosen:
+            return []
+        bodies: dict[int, tuple[bytes, bytes]] = {}
+        for chunk in _chunks([row[0] for row in chosen]):
+            for ev_id, key, body in conn.execute(
+                _sql_in("SELECT id, key, body FROM bodies WHERE id IN ({ids})", chunk),
+                chunk,
+            ):
+                bodies[ev_id] = (key, body)
+        out: list[SpooledEvent] = []
+        expiry = now + lease_s
+        for ev_id, received_at, attempts, size, crc in chosen:
+            stored = bodies.get(ev_id)
+            reason = ""
+            key = _NO_KEY
+            if stored is None:
+                reason, stored = "corrupt: body missing", (b"", b"")
+            elif schema.checksum(*stored) != crc:
+                reason = "corrupt: checksum mismatch"
+            else:
+                try:
+                    key = schema.decode_key(stored[0])
+                except (ValueError, TypeError):
+                    reason = "corrupt: unreadable key"
+            if reason:
+                # Damaged since open (bit rot): never hand it out; keep it for inspection.
+                self._dead_letter(conn, [ev_id], reason)
+                self.metrics.spool_corrupt_records.inc()
+                log.error("spool: event %d is damaged on disk (%s); moved to dead letters",
+                          ev_id, reason)  # fmt: skip
+                continue
+            self._leased[ev_id] = (expiry, size)
+            out.append(SpooledEvent(
+                id=ev_id, body=stored[1], key=key, received_at=received_at, attempts=attempts
+            ))  # fmt: skip
+        return out
+
+    def _remove(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+        t = self.totals
+        for chunk in _chunks(ids):
+            gone = conn.execute(
+                _sql_in("DELETE FROM events WHERE id IN ({ids}) RETURNING size", chunk),
+                chunk,
+            ).fetchall()
+            conn.execute(_sql_in("DELETE FROM bodies WHERE id IN ({ids})", chunk), chunk)
+            t.events -= len(gone)
+            t.bytes -= sum(row[0] for row in gone)
+            for ev_id in chunk:
+                self._leased.pop(ev_id, None)
+        self._refresh_oldest(conn)
+
+    def _dead_letter(self, conn: sqlite3.Connection, ids: Sequence[int], reason: str) -> None:
+        now = self.clock.time()
+        for chunk in _chunks(ids):
+            moved = conn.execute(
+                _sql_in(
+                    "INSERT OR REPLACE INTO dead_letters SELECT e.id, e.received_at, e.attempts, "
+                    "e.size, e.crc, coalesce(b.key, x''), coalesce(b.body, x''), ?, ? "
+                    "FROM events e LEFT JOIN bodies b ON b.id = e.id WHERE e.id IN ({ids})",
+                    chunk,
+                ),
+                (reason[:2000], now, *chunk),
+            ).rowcount
+            self.totals.dead += max(moved, 0)
+        self._remove(conn, ids)
+
+    def _list_dead(self, conn: sqlite3.Connection, limit: int) -> list[tuple[SpooledEvent, str]]:
+        out: list[tuple[SpooledEvent, str]] = []
+        for ev_id, received_at, attempts, key, body, reason in conn.execute(
+            "SELECT id, received_at, attempts, key, body, reason FROM dead_letters "
+            "ORDER BY id LIMIT ?", (limit,),
+        ):  # fmt: skip
+            try:
+                event_key = schema.decode_key(key)
+            except (ValueError, TypeError):
+                event_key = _NO_KEY
+            event = SpooledEvent(
+                id=ev_id, body=body, key=event_key, received_at=received_at, attempts=attempts
+            )
+            out.append((event, reason))
+        return out
+
+    def _expire(self, conn: sqlite3.Connection) -> int:
+        if not self.config.max_age_s or self.totals.oldest is None:
+            return 0
+        cutoff = self.clock.time() - self.config.max_age_s
+        if self.totals.oldest > cutoff:
+            return 0
+        ids = [row[0] for row in conn.execute(
+            "SELECT id FROM events WHERE received_at < ? ORDER BY id", (cutoff,)
+        )]  # fmt: skip
+        self._remove(conn, ids)
+        if ids:
+            self.metrics.events_dropped.labels(reason="expired").inc(len(ids))
+            log.warning("spool: dropped %d event(s) older than spool.max_age_s = %s",
+                        len(ids), self.config.max_age_s)  # fmt: skip
+        return len(ids)
+
+    def _refresh_oldest(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT received_at FROM events ORDER BY id LIMIT 1").fetchone()
+        self.totals.oldest = None if row is None else float(row[0])
+
+    def _recount(self) -> None:
+        conn = self._db()
+        events, size = conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM events"
+        ).fetchone()
+        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        self.totals = _Totals(events=int(events), bytes=int(size), dead=int(dead))
+        self._refresh_oldest(conn)
+
+
+_NO_FUTURE: Final[Any] = object()
+_NO_KEY: Final = EventKey(kind="run", event_time="", producer="")
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
+
+
+def _sql_in(template: str, chunk: Sequence[int]) -> str:
+    """`template` with `{ids}` replaced by one "?" placeholder per id (never the ids)."""
+    return template.replace("{ids}", ",".join("?" * len(chunk)))

@@ -1,0 +1,48 @@
+"""Fixtures for the spool's tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spool_helpers import ManualClock
+
+from relay._config import SpoolConfig
+from relay._observe.metrics import Metrics
+from relay._spool import Spool
+
+Opener = Callable[..., Any]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+async def open_spool(tmp_path: Path, metrics: Metrics, clock: ManualClock) -> AsyncIterator[Opener]:
+    """Open spools in tmp_path/spool (closed at teardown); keyword arguments go to SpoolConfig
+    except `metrics`, `clock` and `before_commit`."""
+    opened: list[Spool] = []
+
+    async def opener(**kwargs: Any) -> Spool:
+        spool_kwargs = {
+            k: kwargs.pop(k) for k in ("metrics", "clock", "before_commit") if k in kwargs
+        }
+        spool_kwargs.setdefault("metrics", metrics)
+        spool_kwargs.setdefault("clock", clock)
+        config = SpoolConfig(dir=kwargs.pop("dir", tmp_path / "spool"), **kwargs)
+        spool = await Spool.open(config, **spool_kwargs)
+        opened.append(spool)
+        return spool
+
+    yield opener
+    for spool in opened:
+        await spool.aclose()

@@ -1,0 +1,48 @@
+"""Helpers for the spool's tests (imported by name: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from relay._events import EventKey
+from relay._observe.metrics import Metrics
+
+
+class ManualClock:
+    """Wall time that only moves when a test moves it."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def key(n: int = 0, run_id: str = "run-1") -> EventKey:
+    return EventKey(
+        kind="run",
+        event_time=f"2026-11-26T10:00:{n % 60:02d}.000Z",
+        producer="https://github.com/OpenLineage/OpenLineage/tree/1.20.0/integration/spark",
+        event_type="START" if n % 2 == 0 else "COMPLETE",
+        run_id=run_id,
+        job_namespace="spark-prod",
+        job_name=f"etl.job_{n}",
+        body_hash=f"{n:064x}",
+    )
+
+
+def body(n: int, size: int = 300) -> bytes:
+    head = b'{"eventType":"START","run":{"runId":"%d"},"pad":"' % n
+    return head + b"x" * max(0, size - len(head) - 2) + b'"}'
+
+
+def counter(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
+    value = metrics.registry.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value
