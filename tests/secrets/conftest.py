@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -65,9 +66,14 @@ class VaultStandIn:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     status_override: int | None = None
     address: str = ""
+    gate: asyncio.Event | None = None  # when set, answers wait for it (a hanging Vault)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.headers)))
+        self.arrived.set()
+        if self.gate is not None:
+            await self.gate.wait()
         if self.status_override is not None:
             return web.json_response({"errors": ["Vault is sealed"]}, status=self.status_override)
         if request.headers.get("X-Vault-Token") != self.vault_token:
@@ -102,6 +108,8 @@ async def vault() -> Any:
     try:
         yield stand_in
     finally:
+        if stand_in.gate is not None:
+            stand_in.gate.set()
         await server.close()
 
 

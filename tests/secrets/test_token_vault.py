@@ -172,3 +172,40 @@ async def test_nothing_logged_carries_a_token(vault, clock, caplog) -> None:
     for secret in ("secret-value", "rotated-value", vault.vault_token):
         assert secret not in caplog.text
         assert secret not in text
+
+
+async def test_concurrent_first_calls_share_one_fetch(vault, clock) -> None:
+    vault.secrets[API_PATH] = {"token": "shared.jwt.value"}
+    async with _provider(vault, clock) as provider:
+        tokens = await asyncio.gather(*(provider.token() for _ in range(10)))
+    assert {t.reveal() for t in tokens} == {"shared.jwt.value"}
+    assert len(vault.requests) == 1
+
+
+async def test_a_cancelled_fetch_leaves_the_provider_usable(vault, clock) -> None:
+    vault.secrets[API_PATH] = {"token": "after.cancel.value"}
+    vault.gate = asyncio.Event()
+    async with _provider(vault, clock) as provider:
+        pending = asyncio.create_task(provider.token())
+        await vault.arrived.wait()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        vault.gate.set()
+        assert (await provider.token()).reveal() == "after.cancel.value"
+
+
+async def test_a_hanging_vault_is_cut_by_the_timeout(vault, clock) -> None:
+    vault.secrets[API_PATH] = {"token": "never.arrives"}
+    vault.gate = asyncio.Event()
+    config = OpenMetadataConfig(
+        host_port=URL,
+        read_timeout_ms=200,
+        vault=VaultConfig(address=vault.address, path="lineage/openmetadata"),
+    )
+    env = {"VAULT_TOKEN": vault.vault_token}
+    async with make_token_provider(config, clock=clock, environ=env) as provider:
+        with pytest.raises(
+            AuthError, match=r"Vault at http://127.0.0.1:\d+ did not answer in time"
+        ):
+            await provider.token()
