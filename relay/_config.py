@@ -159,6 +159,7 @@ class VaultConfig:
     token_env: str = "VAULT_TOKEN"  # noqa: S105 -- the variable's name, not a token
     token_file: str = ""
     namespace: str = ""
+    ca_bundle: str = ""  # PEM CA(s) for an https:// Vault signed by a private CA
 
     @property
     def enabled(self) -> bool:
@@ -171,6 +172,8 @@ class VaultConfig:
             raise ConfigError(
                 f"openmetadata.vault.address = {self.address!r}: must start with http(s)://"
             )
+        if self.ca_bundle and not Path(self.ca_bundle).is_file():
+            raise ConfigError(f"openmetadata.vault.ca_bundle = {self.ca_bundle!r}: no such file")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
