@@ -1,0 +1,548 @@
+"""The forwarder: spool -> batches -> sink, until every event is delivered or refused.
+
+    lease -> plan (per-run order, duplicates) -> breaker permit -> send -> ack
+                                                                     | retry_at (backoff)
+                                                                     | dead_letter (reason)
+
+One dispatcher task leases and plans; up to `connection_pool_size` send tasks run at once.
+Nothing is ever discarded for age or attempt count unless `retry_attempts` is set.
+
+- Retriable failures (connection, timeout, 408, 429, 5xx, 401 after a token re-fetch)
+  schedule the events again with exponential backoff and full jitter, or the server's
+  `Retry-After` (capped), which also pauses every new call that long.
+- Setup failures (403, the native endpoint missing, redirects) keep the events too, and
+  turn `/health` degraded with a log line that says what to fix.
+- A whole-batch permanent refusal (4xx) is split in halves until the refused events are
+  isolated: only those are dead-lettered, the rest of the batch is delivered.
+- A batch answer with per-event results is split: acked, retried, dead-lettered.
+- The breaker sees each call's outcome; while it is open nothing is leased or sent, except
+  the single half-open probe. The retry budget keeps retried calls near 20% of calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .._clock import Clock, SystemClock
+from .._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
+from .._events import SpooledEvent
+from .._exceptions import (
+    AuthError,
+    PermanentSinkError,
+    RetriableSinkError,
+    SinkSetupError,
+)
+from .._observe.metrics import Metrics
+from .._sinks.base import EventResult, Outcome, Sink
+from .batching import BatchPlanner
+from .breaker import BreakerState, CircuitBreaker, Permit
+from .retry import Backoff, RetryBudget
+
+__all__ = ["Forwarder", "SpoolLike"]
+
+log = logging.getLogger(__name__)
+
+_IDLE_POLL_S = 1.0  # how often an idle forwarder looks for retries that came due
+_MIN_WAIT_S = 0.005
+
+
+class SpoolLike(Protocol):
+    """What the forwarder uses of `relay._spool.Spool`."""
+
+    async def lease(
+        self, *, max_events: int, max_bytes: int, lease_s: float
+    ) -> list[SpooledEvent]: ...
+
+    async def ack(self, ids: Sequence[int]) -> None: ...
+
+    async def retry_at(self, ids: Sequence[int], when: float, error: str) -> None: ...
+
+    async def dead_letter(self, ids: Sequence[int], reason: str) -> None: ...
+
+    async def release(self, ids: Sequence[int]) -> None: ...
+
+    async def wait_for_events(self, timeout_s: float) -> None: ...
+
+
+@dataclass(slots=True)
+class _CallFailure:
+    error: Exception
+    retry_after_s: float | None
+
+
+class Forwarder:
+    """Delivers spooled events through a `Sink`; `start()`, then `aclose()` to stop.
+
+    The lifecycle contract shared with the plugin's sender: `close()` stops taking new
+    work, `join(timeout)` waits for the calls in flight, `terminate()` cancels what is
+    left and hands every leased event back to the spool.
+    """
+
+    def __init__(
+        self,
+        spool: SpoolLike,
+        sink: Sink,
+        *,
+        forwarder: ForwarderConfig,
+        openmetadata: OpenMetadataConfig,
+        breaker: BreakerConfig,
+        metrics: Metrics,
+        clock: Clock | None = None,
+        rand: Callable[[], float] = random.random,
+        retry_budget_ratio: float = 0.2,
+    ) -> None:
+        self._spool = spool
+        self._sink = sink
+        self._config = forwarder
+        self._om = openmetadata
+        self._metrics = metrics
+        self._clock = clock if clock is not None else SystemClock()
+        self._rand = rand
+        self._pool = openmetadata.connection_pool_size
+        self._backoff = Backoff(
+            base_s=openmetadata.retry_delay_ms / 1000, cap_s=openmetadata.retry_max_delay_ms / 1000
+        )
+        self._budget = RetryBudget(ratio=retry_budget_ratio, clock=self._clock)
+        self._planner = BatchPlanner(
+            max_events=forwarder.max_batch_events, max_bytes=forwarder.max_batch_bytes
+        )
+        self._wakeup = asyncio.Event()
+        self.breaker = CircuitBreaker(
+            breaker,
+            clock=self._clock,
+            gauge=metrics.circuit_state,
+            on_change=lambda _state: self._wakeup.set(),
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
+        self._throttle_until = 0.0  # monotonic: Retry-After pauses every call
+        self._next_retry_due: float | None = None  # epoch: earliest retry we scheduled
+        # What /health reports.
+        self.calls = 0
+        self.retry_calls = 0
+        self.last_success_at: float | None = None
+        self.last_error: str = ""
+        self.last_error_at: float | None = None
+        self.setup_problem: str = ""
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def sink(self) -> Sink:
+        return self._sink
+
+    async def start(self) -> None:
+        if self._closed or self._closing:
+            raise RuntimeError("a closed Forwarder cannot be restarted; make a new one")
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._run(), name="forwarder-dispatch")
+
+    def close(self) -> None:
+        """Stop leasing and sending new batches; calls in flight finish on their own."""
+        self._closing = True
+        self._wakeup.set()
+
+    async def join(self, wait_s: float | None = None) -> bool:
+        """Wait up to `wait_s` for the dispatcher and the calls in flight; False on time-out."""
+        pending: set[asyncio.Task[None]] = set(self._tasks)
+        if self._dispatcher is not None:
+            pending.add(self._dispatcher)
+        if not pending:
+            return True
+        _, not_done = await asyncio.wait(pending, timeout=wait_s)
+        return not not_done and not self._tasks
+
+    async def terminate(self) -> None:
+        """Cancel whatever is still running and give every held event back to the spool."""
+        self._closing = True
+        tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        parked = self._planner.take_parked()
+        if parked:
+            await self._safe(self._spool.release([e.id for e in parked]), "release parked events")
+
+    async def aclose(self, wait_s: float = 10.0) -> None:
+        """Graceful stop: close, wait up to `wait_s` for calls in flight, then terminate."""
+        if self._closed:
+            return
+        self.close()
+        try:
+            await self.join(wait_s)
+        finally:
+            await asyncio.shield(self.terminate())
+            self._closed = True
+
+    # -- the dispatcher --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while not self._closing:
+                delay = self._must_wait()
+                if delay is not None:
+                    await self._sleep(delay)
+                    continue
+                plan_events = await self._next_batch()
+                if plan_events is None or self._stopping():
+                    if plan_events:
+                        self._planner.unplan(plan_events)
+                    continue
+                permit = self.breaker.acquire()
+                if permit is None:  # opened while we leased: hold the batch for later
+                    self._planner.unplan(plan_events)
+                    continue
+                self._launch(plan_events, permit)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not end delivery silently: log and let health show it
+            log.exception("forwarder dispatcher stopped by an unexpected error")
+            self.last_error = "forwarder dispatcher crashed (see the log)"
+            self.last_error_at = self._clock.time()
+            raise
+
+    def _stopping(self) -> bool:
+        return self._closing
+
+    def _must_wait(self) -> float | None:
+        """None when a call may be prepared now; else seconds to wait (inf: until woken)."""
+        if len(self._tasks) >= self._pool:
+            return float("inf")
+        now = self._clock.monotonic()
+        if self._throttle_until > now:
+            return self._throttle_until - now
+        ready = self.breaker.ready_in_s()
+        if ready is None:
+            return float("inf")
+        if ready > 0:
+            return ready
+        return None
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait `seconds` or until something changes (a call ended, the breaker moved)."""
+        self._wakeup.clear()
+        if self._closing:
+            return
+        timeout = None if seconds == float("inf") else max(seconds, _MIN_WAIT_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    async def _next_batch(self) -> list[SpooledEvent] | None:
+        """The events of the next call (None: nothing to send now; we waited a little).
+
+        A batch goes out when full, or `linger_ms` after its oldest event was received: a
+        backlog leaves at once in full batches, a trickle is grouped for a moment.
+        """
+        config = self._config
+        linger_until: float | None = None
+        while True:
+            room = config.max_batch_events - len(self._planner.parked)
+            leased: list[SpooledEvent] = []
+            if room > 0:
+                leased = await self._spool.lease(
+                    max_events=room, max_bytes=config.max_batch_bytes, lease_s=config.lease_s
+                )
+            now = self._clock.time()
+            if not leased and not self._planner.has_sendable_parked(now):
+                await self._wait_for_events(self._idle_wait_s(linger_until))
+                return None
+            plan = self._planner.plan(
+                leased, now=now, allow_retry=self._allow_retry, defer_retry=self._defer_retry
+            )
+            await self._apply_plan_side_effects(plan.duplicates, plan.deferred)
+            send = plan.send
+            if not send:
+                return None
+            full = (
+                len(send) >= config.max_batch_events
+                or plan.send_bytes >= config.max_batch_bytes
+                or len(self._planner.parked) > 0  # more is waiting: no point lingering
+            )
+            if full or config.linger_ms <= 0 or self._closing:
+                return send
+            if linger_until is None:
+                linger_until = min(e.received_at for e in send) + config.linger_ms / 1000
+            remaining = linger_until - self._clock.time()
+            if remaining <= 0:
+                return send
+            # Hold the planned events while more may join them.
+            self._planner.unplan(send)
+            await self._wait_for_events(remaining)
+            if self._stopping():
+                return None
+
+    async def _wait_for_events(self, timeout_s: float) -> None:
+        """Until an append, a wakeup (a run freed, the breaker moved) or the timeout."""
+        self._wakeup.clear()
+        if self._closing:
+            return
+        appended = asyncio.ensure_future(self._spool.wait_for_events(timeout_s))
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait(
+                (appended, woken), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for fut in (appended, woken):
+                if not fut.done():
+                    fut.cancel()
+            await asyncio.gather(appended, woken, return_exceptions=True)
+
+    def _idle_wait_s(self, linger_until: float | None = None) -> float:
+        if linger_until is not None:
+            return max(_MIN_WAIT_S, linger_until - self._clock.time())
+        if self._next_retry_due is None:
+            return _IDLE_POLL_S
+        due_in = self._next_retry_due - self._clock.time()
+        if due_in <= 0:
+            self._next_retry_due = None
+            return _MIN_WAIT_S
+        return min(_IDLE_POLL_S, max(due_in, _MIN_WAIT_S))
+
+    def _allow_retry(self) -> bool:
+        return self.breaker.state is not BreakerState.CLOSED or self._budget.try_retry()
+
+    def _defer_retry(self, event: SpooledEvent) -> float:
+        return self._clock.time() + self._backoff.delay_s(event.attempts, self._rand)
+
+    async def _apply_plan_side_effects(
+        self,
+        duplicates: Sequence[SpooledEvent],
+        deferred: Sequence[tuple[SpooledEvent, float, str]],
+    ) -> None:
+        if duplicates:
+            await self._spool.ack([e.id for e in duplicates])
+            self._metrics.events_dropped.labels("duplicate").inc(len(duplicates))
+            log.debug("dropped %d duplicate events", len(duplicates))
+        groups: dict[tuple[float, str], list[int]] = defaultdict(list)
+        for event, when, why in deferred:
+            groups[(when, why)].append(event.id)
+        for (when, why), ids in groups.items():
+            await self._spool.retry_at(ids, when, why)
+            self._note_retry_due(when)
+
+    def _note_retry_due(self, when: float) -> None:
+        if self._next_retry_due is None or when < self._next_retry_due:
+            self._next_retry_due = when
+
+    # -- one call --------------------------------------------------------------------
+
+    def _launch(self, events: list[SpooledEvent], permit: Permit) -> None:
+        is_retry = self._planner.is_retry(events)
+        self._planner.dispatched(events)
+        self.calls += 1
+        if is_retry:
+            self.retry_calls += 1
+            self._metrics.retries.inc()
+        else:
+            self._budget.record_first_attempt()
+        task = asyncio.create_task(self._deliver(events, permit), name="forwarder-send")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wakeup.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a forwarder send task failed", exc_info=task.exception())
+
+    async def _deliver(self, events: list[SpooledEvent], permit: Permit) -> None:
+        retry_at: dict[int, float] = {}
+        try:
+            results, failure = await self._send_isolating(events)
+            retry_at = await self._settle(events, results, failure)
+        except asyncio.CancelledError:
+            # Shutdown mid-call: the call may or may not have landed; resend after restart.
+            self.breaker.abandon(permit)
+            await asyncio.shield(
+                self._safe(self._spool.release([e.id for e in events]), "release a batch")
+            )
+            raise
+        except Exception as exc:  # a bug or a spool failure: keep the events leased
+            log.exception("delivering a batch of %d events failed unexpectedly", len(events))
+            self.breaker.abandon(permit)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error_at = self._clock.time()
+            return
+        finally:
+            self._planner.finished(events, retry_at=retry_at)
+        if failure is None:
+            self.breaker.record_success(permit)
+        else:
+            self.breaker.record_failure(permit)
+
+    async def _send_isolating(
+        self, events: Sequence[SpooledEvent]
+    ) -> tuple[list[EventResult], _CallFailure | None]:
+        """Send; on a whole-batch permanent refusal split in halves to find the culprits."""
+        try:
+            results = list(await self._sink.send(events))
+        except PermanentSinkError as exc:
+            if len(events) == 1:
+                return [EventResult.permanent(exc.reason)], None
+            half = len(events) // 2
+            left, failure = await self._send_isolating(events[:half])
+            if failure is not None:
+                rest = [EventResult.retriable(str(failure.error))] * (len(events) - half)
+                return left + rest, failure
+            right, failure = await self._send_isolating(events[half:])
+            return left + right, failure
+        except (RetriableSinkError, AuthError) as exc:
+            retry_after = exc.retry_after_s if isinstance(exc, RetriableSinkError) else None
+            return [EventResult.retriable(str(exc))] * len(events), _CallFailure(exc, retry_after)
+        if len(results) != len(events):
+            error = RetriableSinkError(
+                f"sink {self._sink.name!r} answered {len(results)} results for "
+                f"{len(events)} events"
+            )
+            return [EventResult.retriable(str(error))] * len(events), _CallFailure(error, None)
+        return results, None
+
+    async def _settle(
+        self,
+        events: Sequence[SpooledEvent],
+        results: Sequence[EventResult],
+        failure: _CallFailure | None,
+    ) -> dict[int, float]:
+        """Ack, retry or dead-letter each event by its result; returns the retry times."""
+        delivered: list[int] = []
+        retriable: list[tuple[SpooledEvent, str]] = []
+        permanent: dict[str, list[int]] = defaultdict(list)
+        for event, result in zip(events, results, strict=True):
+            if result.outcome is Outcome.DELIVERED:
+                delivered.append(event.id)
+            elif result.outcome is Outcome.RETRIABLE:
+                retriable.append((event, result.reason))
+            else:
+                permanent[result.reason or "refused by OpenMetadata"].append(event.id)
+
+        now = self._clock.time()
+        if delivered:
+            await self._spool.ack(delivered)
+            self._metrics.events_sent.inc(len(delivered))
+        retry_at: dict[int, float] = {}
+        if retriable:
+            limit = self._om.retry_attempts
+            exhausted = [(e, r) for e, r in retriable if limit and e.attempts + 1 > limit]
+            for event, reason in exhausted:
+                permanent[f"gave up after {event.attempts + 1} attempts: {reason}"].append(event.id)
+            keep = [e for e, _ in retriable if not (limit and e.attempts + 1 > limit)]
+            if keep:
+                retry_after = failure.retry_after_s if failure is not None else None
+                if retry_after is not None:
+                    when = now + retry_after
+                    self._throttle_until = max(
+                        self._throttle_until, self._clock.monotonic() + retry_after
+                    )
+                else:
+                    attempts = max(e.attempts for e in keep)
+                    when = now + self._backoff.delay_s(attempts, self._rand)
+                error = retriable[0][1]
+                await self._spool.retry_at([e.id for e in keep], when, error)
+                self._note_retry_due(when)
+                retry_at = {e.id: when for e in keep}
+        for reason, ids in permanent.items():
+            await self._spool.dead_letter(ids, reason)
+            self._metrics.dead_letters.labels(_reason_label(reason)).inc(len(ids))
+
+        self._record_call(events, delivered, retry_at, permanent, failure)
+        return retry_at
+
+    def _record_call(
+        self,
+        events: Sequence[SpooledEvent],
+        delivered: list[int],
+        retry_at: dict[int, float],
+        permanent: dict[str, list[int]],
+        failure: _CallFailure | None,
+    ) -> None:
+        dead = sum(len(ids) for ids in permanent.values())
+        if len(delivered) == len(events):
+            result = "delivered"
+        elif len(retry_at) == len(events):
+            result = "retry"
+        elif dead == len(events):
+            result = "dead_letter"
+        else:
+            result = "partial"
+        self._metrics.forward_batches.labels(result).inc()
+        now = self._clock.time()
+        if failure is None:
+            self.last_success_at = now
+            if self.setup_problem:
+                log.info("OpenMetadata accepts calls again; the setup problem is solved")
+            self.setup_problem = ""
+        else:
+            self.last_error = str(failure.error)
+            self.last_error_at = now
+            if isinstance(failure.error, SinkSetupError):
+                if failure.error.args[0] != self.setup_problem:
+                    log.error("%s", failure.error)
+                self.setup_problem = str(failure.error)
+        level = logging.DEBUG if result == "delivered" else logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "batch: %d events, %d delivered, %d to retry, %d dead-lettered%s",
+                len(events), len(delivered), len(retry_at), dead,
+                f" ({failure.error})" if failure is not None else "",
+            )  # fmt: skip
+        for reason, ids in permanent.items():
+            log.warning("dead-lettered %d events: %s", len(ids), reason)
+
+    async def _safe(self, coro: Any, what: str) -> None:
+        try:
+            await coro
+        except Exception:  # shutdown paths: log, never mask the original exit
+            log.exception("could not %s", what)
+
+    # -- health ----------------------------------------------------------------------
+
+    def health_openmetadata(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, details) of the link to OpenMetadata."""
+        details: dict[str, Any] = {
+            "sink": self._sink.name,
+            "last_success": _iso(self.last_success_at),
+            "last_error": self.last_error or None,
+            "last_error_at": _iso(self.last_error_at),
+            "calls": self.calls,
+            "retry_calls": self.retry_calls,
+        }
+        if self.setup_problem:
+            details["problem"] = self.setup_problem
+        return not self.setup_problem, details
+
+    def health_breaker(self) -> tuple[bool, dict[str, Any]]:
+        state = self.breaker.state
+        return state is BreakerState.CLOSED, {
+            "state": state.name.lower().replace("_", "-"),
+            "times_opened": self.breaker.opened_count,
+            "last_opened": _iso(self.breaker.last_opened_at),
+            "recovery_timeout_s": self.breaker.recovery_timeout_s,
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _reason_label(reason: str) -> str:
+    """A bounded metrics label from a dead-letter reason (the full text goes to the spool)."""
+    if reason.startswith("gave up after"):
+        return "retries_exhausted"
+    if reason.startswith("HTTP ") and reason[5:8].isdigit():
+        return f"http_{reason[5:8]}"
+    return "refused"

@@ -1,0 +1,154 @@
+"""When to try again: backoff, `Retry-After`, status classification, retry budget.
+
+Pure logic (the budget reads an injected clock and nothing else), so every rule
+here is tested without sleeping or sockets.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from .._clock import Clock
+
+__all__ = [
+    "Backoff",
+    "Disposition",
+    "RetryBudget",
+    "cap_retry_after",
+    "classify_status",
+    "parse_retry_after",
+]
+
+
+class Disposition(enum.Enum):
+    """What an HTTP status means for the events of the call."""
+
+    DELIVERED = "delivered"  # 2xx
+    RETRY = "retry"  # 408, 429, 5xx: the server may take them later
+    AUTH = "auth"  # 401: re-fetch the token once, then a retriable failure
+    SETUP = "setup"  # 403, 3xx: a configuration problem; keep the events, degrade health
+    PERMANENT = "permanent"  # any other 4xx: dead-letter with the server's message
+
+
+def classify_status(status: int) -> Disposition:
+    """Classify an HTTP status the way Vector and OTel do, with 401/403 kept apart."""
+    if 200 <= status < 300:
+        return Disposition.DELIVERED
+    if status == 401:
+        return Disposition.AUTH
+    if status == 403 or 300 <= status < 400:
+        return Disposition.SETUP
+    if status in (408, 429) or status >= 500:
+        return Disposition.RETRY
+    return Disposition.PERMANENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempts)).
+
+    Full jitter spreads the retries of many failed batches over the whole window,
+    so a recovering server sees no synchronised wave.
+    """
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+
+    def ceiling_s(self, attempts: int) -> float:
+        """The upper bound of the delay after `attempts` failed attempts (>= 0)."""
+        exponent = min(max(attempts, 0), 60)  # 2**60 * base is past any cap
+        return min(self.cap_s, self.base_s * math.ldexp(1.0, exponent))
+
+    def delay_s(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
+        return rand() * self.ceiling_s(attempts)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP-date).
+
+    `now` is epoch seconds (for the HTTP-date form). Returns None when the header is
+    absent or unreadable, never a negative number.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def cap_retry_after(seconds: float | None, max_s: float) -> float | None:
+    """Bound a server's hint: a wrong `Retry-After: 86400` must not stall delivery for a day."""
+    if seconds is None:
+        return None
+    return min(seconds, max_s)
+
+
+class RetryBudget:
+    """Keeps retried calls to about `ratio` of all calls (Finagle/Envoy style token bucket).
+
+    Every first-attempt call deposits `ratio` tokens; a retry withdraws one. A small
+    time-based allowance (`min_per_s`, up to `reserve` tokens) lets isolated failures be
+    retried promptly even when little new traffic flows. A refused retry is deferred, not
+    dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        ratio: float = 0.2,
+        reserve: float = 3.0,
+        min_per_s: float = 0.5,
+        max_tokens: float = 20.0,
+        clock: Clock,
+    ) -> None:
+        if not 0 <= ratio <= 1:
+            raise ValueError(f"retry budget ratio {ratio!r} must be within [0, 1]")
+        self._ratio = ratio
+        self._reserve = reserve
+        self._min_per_s = min_per_s
+        self._max_tokens = max(max_tokens, reserve)
+        self._clock = clock
+        self._tokens = reserve
+        self._last = clock.monotonic()
+
+    @property
+    def tokens(self) -> float:
+        self._refill()
+        return self._tokens
+
+    def _refill(self) -> None:
+        now = self._clock.monotonic()
+        elapsed = max(0.0, now - self._last)
+        self._last = now
+        if self._tokens < self._reserve:
+            self._tokens = min(self._reserve, self._tokens + elapsed * self._min_per_s)
+
+    def record_first_attempt(self) -> None:
+        self._refill()
+        self._tokens = min(self._max_tokens, self._tokens + self._ratio)
+
+    def try_retry(self) -> bool:
+        """Withdraw a token for one retried call; False means: defer this retry."""
+        self._refill()
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False

@@ -1,0 +1,286 @@
+"""The one HTTP client to OpenMetadata, and the boundary where aiohttp errors stop.
+
+One `aiohttp.ClientSession` per relay, its connection pool sized by
+`openmetadata.connection_pool_size`. Every call:
+
+- carries `Authorization: Bearer <token>` from the token provider (when one is set);
+  on a 401 the token is re-fetched once and the call repeated once;
+- is bounded by `connection_timeout_ms` (socket connect) and `read_timeout_ms` (each
+  read: a server that stops sending mid-answer is cut too);
+- is recorded in `openmetadata_lineage_send_duration_seconds`,
+  `lineage_relay_openmetadata_requests_total{endpoint,status}` and
+  `openmetadata_connection_status`.
+
+aiohttp and OS errors are translated here, most specific first, into `SinkTimeout` and
+`RetriableSinkError`; nothing above this module sees an aiohttp exception. Statuses are
+returned as `HttpAnswer` so a sink can read per-event results from a 400 body; a sink
+then calls `raise_for_status` for the generic rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+import aiohttp
+import orjson
+
+from .._clock import Clock, SystemClock
+from .._config import OpenMetadataConfig, Secret
+from .._exceptions import (
+    AuthError,
+    PermanentSinkError,
+    RetriableSinkError,
+    SinkSetupError,
+    SinkTimeout,
+)
+from .._forward.retry import Disposition, cap_retry_after, classify_status, parse_retry_after
+from .._observe.metrics import Metrics
+
+__all__ = ["HttpAnswer", "OpenMetadataClient", "TokenSource", "raise_for_status", "server_message"]
+
+log = logging.getLogger(__name__)
+
+_MAX_MESSAGE_CHARS = 500
+_USER_AGENT = "lineage-relay"
+
+
+class TokenSource(Protocol):
+    """What the client needs of `relay._secrets.TokenProvider`."""
+
+    async def token(self) -> Secret | None: ...
+
+    async def refresh(self, rejected: Secret | None = None) -> Secret | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """A response OpenMetadata gave, fully read."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    url: str
+
+    def json(self) -> object:
+        """The body as JSON, or None when it is empty or not JSON."""
+        if not self.body:
+            return None
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return None
+
+
+def server_message(answer: HttpAnswer) -> str:
+    """The server's own words: `message` of an OpenMetadata error body, else the text."""
+    doc = answer.json()
+    if isinstance(doc, dict):
+        message = doc.get("message")
+        if isinstance(message, str) and message:
+            return message[:_MAX_MESSAGE_CHARS]
+    text = answer.body.decode("utf-8", "replace").strip()
+    return text[:_MAX_MESSAGE_CHARS] or "(empty body)"
+
+
+def raise_for_status(answer: HttpAnswer, *, clock: Clock, retry_after_max_s: float) -> None:
+    """The generic meaning of a status (sinks handle their special cases first)."""
+    disposition = classify_status(answer.status)
+    if disposition is Disposition.DELIVERED:
+        return
+    message = server_message(answer)
+    where = f"POST {answer.url} answered {answer.status}"
+    if disposition is Disposition.RETRY:
+        retry_after = cap_retry_after(
+            parse_retry_after(answer.headers.get("Retry-After"), now=clock.time()),
+            retry_after_max_s,
+        )
+        raise RetriableSinkError(
+            f"{where}: {message}", status=answer.status, retry_after_s=retry_after
+        )
+    if disposition is Disposition.AUTH:
+        raise SinkSetupError(
+            f"{where} even after re-fetching the token: {message}. The events are kept; "
+            "give the relay a valid OpenMetadata bot token (openmetadata.jwt_token_* / vault / "
+            "aws_secret)",
+            status=answer.status,
+        )
+    if disposition is Disposition.SETUP:
+        if answer.status == 403:
+            raise SinkSetupError(
+                f"{where} (forbidden): {message}. The events are kept; grant the relay's bot "
+                "the EditLineage permission (and Create for auto-created entities)",
+                status=403,
+            )
+        location = answer.headers.get("Location", "?")
+        raise SinkSetupError(
+            f"{where} (redirect to {location}): the relay does not follow redirects; set "
+            "openmetadata.host_port to the final API base URL",
+            status=answer.status,
+        )
+    raise PermanentSinkError(
+        f"{where}: {message}", status=answer.status, reason=f"HTTP {answer.status}: {message}"
+    )
+
+
+class OpenMetadataClient:
+    """One pooled aiohttp session to OpenMetadata; an async context manager."""
+
+    def __init__(
+        self,
+        config: OpenMetadataConfig,
+        *,
+        metrics: Metrics,
+        tokens: TokenSource | None = None,
+        ssl_context: ssl.SSLContext | bool | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._tokens = tokens
+        self._ssl: ssl.SSLContext | bool = True if ssl_context is None else ssl_context
+        self._clock = clock if clock is not None else SystemClock()
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self.last_success_at: float | None = None  # epoch, for /health
+        self.last_error: str = ""
+        self.last_error_at: float | None = None
+
+    @property
+    def api_base(self) -> str:
+        return self._config.api_base
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("OpenMetadataClient is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._config.connection_pool_size,
+                limit_per_host=self._config.connection_pool_size,
+                ssl=self._ssl,
+            )
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=self._config.connection_timeout_ms / 1000,
+                sock_read=self._config.read_timeout_ms / 1000,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                headers={"User-Agent": _USER_AGENT},
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def post(self, path: str, body: bytes, *, endpoint: str) -> HttpAnswer:
+        """POST a JSON body to api_base + path; 401 -> re-fetch the token and retry once.
+
+        Returns every HTTP answer (the caller interprets statuses); raises
+        `RetriableSinkError`/`SinkTimeout` for transport failures and `AuthError`
+        (a `RelayError`) when no token can be obtained.
+        """
+        token = await self._token()
+        answer = await self._post_once(path, body, endpoint=endpoint, token=token)
+        if answer.status == 401 and self._tokens is not None:
+            fresh = await self._tokens.refresh(token)
+            answer = await self._post_once(path, body, endpoint=endpoint, token=fresh)
+        return answer
+
+    async def _token(self) -> Secret | None:
+        if self._tokens is None:
+            return None
+        try:
+            return await self._tokens.token()
+        except AuthError as exc:
+            self._record_error(str(exc))
+            raise
+
+    async def _post_once(
+        self, path: str, body: bytes, *, endpoint: str, token: Secret | None
+    ) -> HttpAnswer:
+        session = self._get_session()
+        url = f"{self.api_base}{path}"
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token.reveal()}"
+        started = time.perf_counter()
+        status_label = "error"
+        try:
+            async with session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                payload = await response.read()
+                status_label = str(response.status)
+                answer = HttpAnswer(
+                    status=response.status,
+                    body=payload,
+                    headers=dict(response.headers),
+                    url=url,
+                )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            status_label = "timeout"
+            message = (
+                f"POST {url} timed out (connect {self._config.connection_timeout_ms} ms / read "
+                f"{self._config.read_timeout_ms} ms): OpenMetadata is slow or unreachable"
+            )
+            self._record_error(message)
+            raise SinkTimeout(message) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            message = (
+                f"POST {url}: TLS certificate not trusted ({exc.certificate_error}): set "
+                "openmetadata.ca_bundle to the CA that signed OpenMetadata's certificate"
+            )
+            self._record_error(message)
+            raise SinkSetupError(message) from exc
+        except aiohttp.ClientConnectorError as exc:
+            message = f"POST {url}: cannot connect ({exc.strerror or exc}): is OpenMetadata up?"
+            self._record_error(message)
+            raise RetriableSinkError(message) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            message = f"POST {url} failed: {type(exc).__name__}: {exc}"
+            self._record_error(message)
+            raise RetriableSinkError(message) from exc
+        finally:
+            self._metrics.send_duration.observe(time.perf_counter() - started)
+            self._metrics.openmetadata_requests.labels(endpoint, status_label).inc()
+        self._record_answer(answer)
+        return answer
+
+    def _record_answer(self, answer: HttpAnswer) -> None:
+        disposition = classify_status(answer.status)
+        if disposition in (Disposition.DELIVERED, Disposition.PERMANENT):
+            # The server is up and reading our calls (a 400 is about the events, not it).
+            self._metrics.connection_status.set(1)
+            self.last_success_at = self._clock.time()
+        else:
+            self._record_error(f"POST {answer.url} answered {answer.status}")
+
+    def _record_error(self, message: str) -> None:
+        self._metrics.connection_status.set(0)
+        self.last_error = message
+        self.last_error_at = self._clock.time()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await asyncio.shield(session.close())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
