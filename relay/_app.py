@@ -1,0 +1,280 @@
+"""The `Relay`: builds its parts from a `Config`, starts them in order, stops them in reverse.
+
+Parts are aiohttp `cleanup_ctx` generators (set up before `yield`, torn down
+after), registered in start order:
+
+    1. spool        open + recover the on-disk queue          (close last)
+    2. delivery     forwarder and sink (relay/_forward, _sinks) (stopped before the spool)
+
+and the HTTP site starts listening only after every part started. Shutdown
+(`aclose`, style rule 12), each step bounded by `relay.shutdown_timeout_s`:
+
+    stop admitting (new requests get 503) -> finish in-flight appends ->
+    stop listening, close connections -> stop the forwarder (leases return) ->
+    close the sink -> close the spool
+
+A `Relay` works in-process (tests: listen on port 0, read `url`, `aclose()`) and
+under `lineage-relay serve`, which adds signal handling around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from ._clock import Clock, SystemClock
+from ._config import Config, parse_host_port
+from ._ingest.routes import Ingest, json_error
+from ._observe.health import ComponentHealth, Health
+from ._observe.logging import register_secret
+from ._observe.metrics import CONTENT_TYPE_LATEST, Metrics
+from ._spool import Spool
+
+__all__ = [
+    "CLOCK",
+    "CONFIG",
+    "HEALTH",
+    "METRICS",
+    "RELAY",
+    "SPOOL",
+    "Part",
+    "Relay",
+]
+
+log = logging.getLogger(__name__)
+
+# A part of the relay: an aiohttp cleanup context (set up, yield, tear down).
+Part = Callable[[web.Application], AsyncIterator[None]]
+
+SPOOL = web.AppKey("spool", Spool)
+METRICS = web.AppKey("metrics", Metrics)
+CONFIG = web.AppKey("config", Config)
+HEALTH = web.AppKey("health", Health)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+RELAY: web.AppKey[Relay] = web.AppKey("relay")
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    STARTED = "started"
+    CLOSED = "closed"
+
+
+class Relay:
+    """One relay: ingest, spool, health, metrics (and, plugged in below, delivery).
+
+    `parts` adds cleanup contexts after the built-in ones (tests, embedding); each
+    receives the `web.Application` whose keys (`SPOOL`, `METRICS`, `CONFIG`,
+    `HEALTH`, `CLOCK`, `RELAY`) give it what it needs.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        parts: Sequence[Part] = (),
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.health = Health()
+        self.ingest = Ingest(config.ingest, metrics=self.metrics, on_spool_failure=self._fail)
+        if self.ingest.token.enabled:
+            register_secret(self.ingest.token.value)
+        self.spool: Spool | None = None
+        self._extra_parts = tuple(parts)
+        self._state = _State.NEW
+        self._runner: web.AppRunner | None = None
+        self._url = ""
+        self._failed = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Relay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` the relay listens on (the real port when configured as 0)."""
+        if not self._url:
+            raise RuntimeError("the relay is not started")
+        return self._url
+
+    async def start(self) -> None:
+        """Start every part in order, then listen. Raises if a part cannot start."""
+        if self._state is not _State.NEW:
+            raise RuntimeError("a Relay starts once; build a new one to start again")
+        self._state = _State.STARTED
+        app = self.build_app()
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,  # ingest writes one canonical line per request instead
+            auto_decompress=False,  # body.py decompresses, with a size cap
+            shutdown_timeout=self.config.relay.shutdown_timeout_s,
+        )
+        self._runner = runner
+        try:
+            await runner.setup()  # runs the parts' set-up, in order
+            host, port = parse_host_port(self.config.relay.listen, key="relay.listen")
+            site = web.TCPSite(runner, host, port, backlog=1024)
+            await site.start()
+        except BaseException:
+            await self._cleanup_runner()
+            self._state = _State.CLOSED
+            raise
+        bound = runner.addresses[0]
+        bound_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self._url = f"http://{bound_host}:{bound[1]}"
+        log.info(
+            "relay listening",
+            extra={"url": self._url, "spool_dir": str(self.config.spool.dir)},
+        )
+
+    async def aclose(self) -> None:
+        """Stop gracefully (see the module docstring). Idempotent."""
+        if self._state is not _State.STARTED:
+            self._state = _State.CLOSED
+            return
+        self._state = _State.CLOSED
+        timeout_s = self.config.relay.shutdown_timeout_s
+        in_flight = self.ingest.in_flight
+        if not await self.ingest.drain(timeout_s):
+            log.warning(
+                "in-flight requests still running after relay.shutdown_timeout_s; closing anyway",
+                extra={"in_flight": self.ingest.in_flight},
+            )
+        await self._cleanup_runner()
+        log.info("relay stopped", extra={"in_flight_at_stop": in_flight})
+
+    async def _cleanup_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            # Shielded: an interrupted cleanup would leave the spool open mid-write.
+            await asyncio.shield(runner.cleanup())
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self._failed.set()
+
+    async def wait_failed(self) -> BaseException:
+        """Return once a part failed for good (e.g. `SpoolFailure`); the caller stops."""
+        await self._failed.wait()
+        assert self.failure is not None  # noqa: S101 -- set before the event
+        return self.failure
+
+    # -- assembly -----------------------------------------------------------------------
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[_json_errors])
+        app[CONFIG] = self.config
+        app[METRICS] = self.metrics
+        app[HEALTH] = self.health
+        app[CLOCK] = self.clock
+        app[RELAY] = self
+        self.ingest.add_routes(app)
+        app.router.add_get("/health", self.health.handle)
+        app.router.add_get("/metrics", self._metrics)
+
+        # Parts start in this order and stop in reverse.
+        app.cleanup_ctx.append(self._spool_part)
+        # ---- delivery: the forwarder (relay/_forward) and its sink (relay/_sinks) go here,
+        # ---- after the spool, so they stop before it closes. Read app[SPOOL], app[METRICS],
+        # ---- app[CONFIG], app[CLOCK]; register health checks with app[HEALTH].add(...).
+        for part in self._extra_parts:
+            app.cleanup_ctx.append(part)
+        return app
+
+    async def _spool_part(self, app: web.Application) -> AsyncIterator[None]:
+        spool = await Spool.open(self.config.spool, metrics=self.metrics, clock=self.clock)
+        app[SPOOL] = spool
+        self.spool = spool
+        self.ingest.spool = spool
+        self.health.add("spool", self._spool_health)
+        try:
+            yield
+        finally:
+            self.ingest.spool = None
+            self.health.remove("spool")
+            try:
+                async with asyncio.timeout(self.config.relay.shutdown_timeout_s):
+                    await asyncio.shield(spool.aclose())
+            except TimeoutError:
+                log.error("the spool did not close within relay.shutdown_timeout_s")
+
+    def _spool_health(self) -> ComponentHealth:
+        spool = self.spool
+        if spool is None:
+            return ComponentHealth(False, {"error": "the spool is not open"})
+        stats = spool.stats()
+        max_bytes = self.config.spool.max_bytes
+        details: dict[str, Any] = {
+            "events": stats.events,
+            "bytes": stats.bytes,
+            "max_bytes": max_bytes,
+            "used_ratio": round(stats.bytes / max_bytes, 6),
+            "oldest_event_age_s": (
+                None
+                if stats.oldest_received_at is None
+                else round(max(0.0, self.clock.time() - stats.oldest_received_at), 3)
+            ),
+            "dead_letters": stats.dead_letters,
+            "when_full": self.config.spool.when_full,
+        }
+        failure = self.ingest.failure
+        if failure is not None:
+            return ComponentHealth(False, {**details, "error": f"spool failure: {failure}"})
+        if self.config.spool.when_full == "reject" and stats.bytes >= max_bytes:
+            return ComponentHealth(
+                False, {**details, "error": "the spool is full: new events are refused (503)"}
+            )
+        return ComponentHealth(True, details)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        spool = self.spool
+        if spool is not None:  # gauges are fresh at scrape time, whatever the spool last did
+            stats = spool.stats()
+            self.metrics.spool_events.set(stats.events)
+            self.metrics.spool_bytes.set(stats.bytes)
+            self.metrics.dead_letter_events.set(stats.dead_letters)
+            self.metrics.spool_oldest_age.set(
+                0.0
+                if stats.oldest_received_at is None
+                else max(0.0, self.clock.time() - stats.oldest_received_at)
+            )
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own 404/405 answers, as `{"error": ...}` like every other error."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = f"{request.method} {request.path}: {exc.reason}"
+        if exc.status == 405:
+            message += "; ingest endpoints take POST, /health and /metrics take GET"
+        elif exc.status == 404:
+            message += "; post events to /api/v1/lineage"
+        allow = exc.headers.get("Allow")
+        return json_error(exc.status, message, headers={"Allow": allow} if allow else None)
+

@@ -1,0 +1,358 @@
+"""The four ingest endpoints: request -> bounded body -> envelope -> durable append -> 201.
+
+    POST /api/v1/lineage                   one event (what every OpenLineage client sends)
+    POST /api/v1/lineage/batch             a JSON array of events
+    POST /api/v1/openlineage/lineage       one event (OpenMetadata-style URL)
+    POST /api/v1/openlineage/lineage/batch {"events": [...]}
+
+Trailing slashes and `/lineage` are tolerated; query strings are ignored. Every
+answer other than 201 is `{"error": "..."}` naming the problem. 201 is sent only
+after `Spool.append` returned, i.e. after the fsync that covers the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hmac
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+from aiohttp import web
+
+from .._config import IngestConfig
+from .._events import EventKey
+from .._exceptions import ConfigError, IngestError, SpoolFailure, SpoolFull
+from .._observe.metrics import Metrics
+from .body import BodyLimits, read_body
+from .envelope import MalformedJson, parse_event, split_batch
+
+__all__ = ["Appender", "Ingest", "IngestToken", "Shape", "json_error"]
+
+log = logging.getLogger(__name__)
+
+
+class Shape(enum.Enum):
+    SINGLE = "single"  # one event object
+    ARRAY = "array"  # [event, ...]
+    WRAPPED = "wrapped"  # {"events": [event, ...]}
+
+
+# (path, shape); the first path of each shape family is the metric's `endpoint` label.
+ROUTES: tuple[tuple[str, Shape, str], ...] = (
+    ("/api/v1/lineage", Shape.SINGLE, "/api/v1/lineage"),
+    ("/api/v1/lineage/", Shape.SINGLE, "/api/v1/lineage"),
+    ("/lineage", Shape.SINGLE, "/api/v1/lineage"),
+    ("/api/v1/lineage/batch", Shape.ARRAY, "/api/v1/lineage/batch"),
+    ("/api/v1/lineage/batch/", Shape.ARRAY, "/api/v1/lineage/batch"),
+    ("/lineage/batch", Shape.ARRAY, "/api/v1/lineage/batch"),
+    ("/api/v1/openlineage/lineage", Shape.SINGLE, "/api/v1/openlineage/lineage"),
+    ("/api/v1/openlineage/lineage/", Shape.SINGLE, "/api/v1/openlineage/lineage"),
+    ("/api/v1/openlineage/lineage/batch", Shape.WRAPPED, "/api/v1/openlineage/lineage/batch"),
+    ("/api/v1/openlineage/lineage/batch/", Shape.WRAPPED, "/api/v1/openlineage/lineage/batch"),
+)
+
+_STATUS_REASON = {401: "unauthorized", 408: "read_timeout", 413: "too_large", 415: "encoding"}
+
+
+class Appender(Protocol):
+    """What ingest needs of the spool."""
+
+    async def append(self, items: Sequence[tuple[bytes, EventKey]]) -> list[int]: ...
+
+
+def json_error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"error": message}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class IngestToken:
+    """The bearer token clients must send, from `ingest.token` or `ingest.token_file`.
+
+    The file is re-read when its modification time changes (checked at most once a
+    second), so a rotated Kubernetes secret takes effect without a restart.
+    """
+
+    _RECHECK_S = 1.0
+
+    def __init__(self, config: IngestConfig) -> None:
+        self._inline = config.token.reveal()
+        self._path = Path(config.token_file) if config.token_file else None
+        self._mtime = 0.0
+        self._checked = 0.0
+        self._value = self._inline.encode()
+        if self._path is not None:
+            self._value = self._read(self._path)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._inline) or self._path is not None
+
+    @property
+    def value(self) -> str:
+        return self._value.decode()
+
+    def _read(self, path: Path) -> bytes:
+        try:
+            self._mtime = path.stat().st_mtime
+            value = path.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"ingest.token_file = {str(path)!r}: cannot read it ({exc})") from exc
+        if not value:
+            raise ConfigError(f"ingest.token_file = {str(path)!r}: the file is empty")
+        return value
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if self._path is None or now - self._checked < self._RECHECK_S:
+            return
+        self._checked = now
+        try:
+            if os.stat(self._path).st_mtime != self._mtime:
+                self._value = self._read(self._path)
+                log.info("ingest token file changed; reloaded", extra={"path": str(self._path)})
+        except (OSError, ConfigError) as exc:
+            # Keep the last good token rather than locking every client out.
+            log.warning("ingest token file unreadable; keeping the previous token: %s", exc)
+
+    def check(self, headers: list[str]) -> bool:
+        """True when one of the `Authorization` headers carries the token (constant time)."""
+        self._refresh()
+        ok = False
+        for header in headers:  # the Java client may send two Authorization headers
+            scheme, _, presented = header.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                ok |= hmac.compare_digest(presented.strip().encode(), self._value)
+        return ok
+
+
+class _Gate:
+    """Admission: a concurrency cap, the draining switch, and in-flight tracking."""
+
+    def __init__(self, max_concurrent: int) -> None:
+        self.max_concurrent = max_concurrent
+        self.in_flight = 0
+        self.draining = False
+        self.failure: str | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+class Ingest:
+    """The ingest endpoints of one relay."""
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        *,
+        metrics: Metrics,
+        on_spool_failure: Callable[[SpoolFailure], None] = lambda exc: None,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._limits = BodyLimits(
+            max_body_bytes=config.max_body_bytes,
+            max_compressed_bytes=config.max_compressed_bytes,
+            read_timeout_s=config.read_timeout_s,
+        )
+        self._token = IngestToken(config)
+        self._gate = _Gate(config.max_concurrent_requests)
+        self._on_spool_failure = on_spool_failure
+        self.spool: Appender | None = None  # attached once the spool is open
+
+    @property
+    def token(self) -> IngestToken:
+        return self._token
+
+    @property
+    def in_flight(self) -> int:
+        return self._gate.in_flight
+
+    @property
+    def failure(self) -> str | None:
+        """Why ingest stopped acknowledging for good (a spool failure), if it did."""
+        return self._gate.failure
+
+    def add_routes(self, app: web.Application) -> None:
+        for path, shape, endpoint in ROUTES:
+            app.router.add_post(path, self._handler(shape, endpoint))
+
+    def start_draining(self) -> None:
+        """From now on, new requests get 503; in-flight ones finish."""
+        self._gate.draining = True
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop admitting and wait for in-flight requests; False if they outlived `timeout_s`."""
+        self.start_draining()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._gate.wait_idle()
+        except TimeoutError:
+            return False
+        return True
+
+    def _handler(
+        self, shape: Shape, endpoint: str
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._handle(request, shape, endpoint)
+
+        return handle
+
+    async def _handle(
+        self, request: web.Request, shape: Shape, endpoint: str
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        gate = self._gate
+        events = 0
+        wire = 0
+        reason: str | None
+        refusal = self._refusal()
+        if refusal is not None:
+            reason, response = refusal
+        else:
+            gate.enter()
+            try:
+                reason, response, events, wire = await self._admitted(request, shape, endpoint)
+            finally:
+                gate.leave()
+        elapsed = time.perf_counter() - started
+        if reason is None:
+            self._metrics.ingest_duration.observe(elapsed)
+            self._metrics.events_received.labels(endpoint=endpoint).inc(events)
+        else:
+            self._metrics.events_rejected.labels(reason=reason).inc()
+        self._log(request, response, endpoint, events, wire, elapsed, reason)
+        return response
+
+    def _refusal(self) -> tuple[str, web.Response] | None:
+        gate = self._gate
+        retry = {"Retry-After": "1"}
+        if gate.failure is not None:
+            return "spool_failure", json_error(
+                503, f"the spool failed and the relay is stopping: {gate.failure}", headers=retry
+            )
+        if gate.draining:
+            return "shutting_down", json_error(
+                503, "the relay is shutting down; retry shortly", headers=retry
+            )
+        if self.spool is None:
+            return "starting", json_error(
+                503, "the relay is starting; retry shortly", headers=retry
+            )
+        if gate.in_flight >= gate.max_concurrent:
+            return "overloaded", json_error(
+                503,
+                f"too many concurrent requests (ingest.max_concurrent_requests = "
+                f"{gate.max_concurrent}); retry shortly",
+                headers=retry,
+            )
+        return None
+
+    async def _admitted(
+        self, request: web.Request, shape: Shape, endpoint: str
+    ) -> tuple[str | None, web.Response, int, int]:
+        if self._token.enabled and not self._token.check(
+            request.headers.getall("Authorization", [])
+        ):
+            return "unauthorized", json_error(
+                401,
+                "missing or wrong bearer token: send 'Authorization: Bearer <ingest token>'",
+                headers={"WWW-Authenticate": 'Bearer realm="lineage-relay"'},
+            ), 0, 0
+        wire = 0
+        try:
+            body = await read_body(request, self._limits)
+            wire = body.wire_bytes
+            if shape is Shape.SINGLE:
+                items = [(body.data, parse_event(body.data))]
+            else:
+                items = split_batch(body.data, wrapped=shape is Shape.WRAPPED)
+        except MalformedJson as exc:
+            return "malformed_json", json_error(exc.status, exc.message), 0, wire
+        except IngestError as exc:
+            reason = _STATUS_REASON.get(exc.status, "invalid_event")
+            if exc.status == 400 and "gzip" in exc.message:
+                reason = "bad_gzip"
+            response = json_error(exc.status, exc.message)
+            if exc.status == 408:
+                response.force_close()  # a slow client does not get to keep the connection
+            return reason, response, 0, wire
+        if not items:
+            return None, _created(0), 0, wire
+        spool = self.spool
+        assert spool is not None  # noqa: S101 -- checked by _refusal before admission
+        try:
+            await spool.append(items)
+        except SpoolFull as exc:
+            return "spool_full", json_error(
+                503, f"the spool is full: {exc}", headers={"Retry-After": str(exc.retry_after_s)}
+            ), 0, wire
+        except SpoolFailure as exc:
+            self._gate.failure = str(exc)
+            log.critical(
+                "spool failure: the relay stops acknowledging events and exits",
+                extra={"error": str(exc)},
+            )
+            self._on_spool_failure(exc)
+            return "spool_failure", json_error(
+                503, f"the spool failed: {exc}", headers={"Retry-After": "1"}
+            ), 0, wire
+        return None, _created(len(items)), len(items), wire
+
+    def _log(
+        self,
+        request: web.Request,
+        response: web.Response,
+        endpoint: str,
+        events: int,
+        wire: int,
+        elapsed_s: float,
+        reason: str | None,
+    ) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, object] = {
+            "method": request.method,
+            "path": request.path,
+            "endpoint": endpoint,
+            "status": response.status,
+            "events": events,
+            "bytes": wire,
+            "duration_ms": round(elapsed_s * 1000, 3),
+            "remote": request.remote,
+            "user_agent": request.headers.get("User-Agent", ""),
+        }
+        if reason is not None:
+            fields["reason"] = reason
+            body = response.body
+            if isinstance(body, bytes):
+                fields["error"] = orjson.loads(body).get("error", "")
+        log.info("ingest", extra=fields)
+
+
+def _created(events: int) -> web.Response:
+    return web.Response(
+        status=201, body=orjson.dumps({"received": events}), content_type="application/json"
+    )

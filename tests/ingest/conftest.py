@@ -1,0 +1,46 @@
+"""A real relay (real spool on a tmp dir) on an ephemeral loopback port, and a client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from ingest_support import StartRelay
+
+from relay._app import Relay
+from relay._config import load_config
+
+
+@pytest.fixture
+async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
+    """`await start_relay(**{"section.key": value})` -> a started Relay, closed at teardown."""
+    relays: list[Relay] = []
+
+    async def start(**overrides: Any) -> Relay:
+        settings: dict[str, Any] = {
+            "relay.listen": "127.0.0.1:0",
+            "spool.dir": str(tmp_path / f"spool{len(relays)}"),
+        }
+        settings.update(overrides)
+        relay = Relay(load_config(None, environ={}, overrides=settings))
+        relays.append(relay)
+        await relay.start()
+        return relay
+
+    yield start
+    for relay in relays:
+        await relay.aclose()
+
+
+@pytest.fixture
+async def relay(start_relay: StartRelay) -> Relay:
+    return await start_relay()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session
