@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ import aiohttp
 
 from ._clock import Clock
 from ._config import AwsSecretConfig, OpenMetadataConfig, Secret, VaultConfig
-from ._exceptions import AuthError
+from ._exceptions import AuthError, ConfigError
 
 if TYPE_CHECKING:
     from types_aiobotocore_secretsmanager import SecretsManagerClient
@@ -197,7 +198,13 @@ class _VaultSource(_Source):
 
     kind = "vault"
 
-    def __init__(self, config: VaultConfig, vault_token: Secret, timeout: aiohttp.ClientTimeout):
+    def __init__(
+        self,
+        config: VaultConfig,
+        vault_token: Secret,
+        timeout: aiohttp.ClientTimeout,
+        ssl_context: ssl.SSLContext | bool,
+    ) -> None:
         mount = config.mount.strip("/")
         path = config.path.strip("/")
         # `path` may be given relative to the mount or as the full API path.
@@ -207,6 +214,7 @@ class _VaultSource(_Source):
         self._config = config
         self._vault_token = vault_token  # from token_env, read at the edge
         self._timeout = timeout
+        self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
     def _token_where(self) -> str:
@@ -234,7 +242,9 @@ class _VaultSource(_Source):
     async def fetch(self) -> Secret:
         headers = self._headers()
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl, limit=2)
+            )
         try:
             async with self._session.get(self._url, headers=headers) as resp:
                 status = resp.status
@@ -242,6 +252,12 @@ class _VaultSource(_Source):
         except TimeoutError:
             raise AuthError(
                 f"Vault at {self._config.address} did not answer in time: check that it is up"
+            ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise AuthError(
+                f"Vault's TLS certificate at {self._config.address} is not trusted "
+                f"({exc.certificate_error}): set openmetadata.vault.ca_bundle to the CA that "
+                "signed it"
             ) from None
         except aiohttp.ClientError as exc:
             raise AuthError(f"cannot reach Vault at {self._config.address}: {exc}") from None
@@ -633,6 +649,18 @@ class TokenProvider:
         await self.aclose()
 
 
+def _vault_ssl(vault: VaultConfig) -> ssl.SSLContext | bool:
+    if not vault.ca_bundle:
+        return True  # aiohttp's default: the system trust store, verification on
+    try:
+        return ssl.create_default_context(cafile=vault.ca_bundle)
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise ConfigError(
+            f"openmetadata.vault.ca_bundle = {vault.ca_bundle!r} holds no usable PEM "
+            f"certificate ({exc}): point it at the CA certificate(s) in PEM format"
+        ) from exc
+
+
 def make_token_provider(
     config: OpenMetadataConfig,
     *,
@@ -644,7 +672,8 @@ def make_token_provider(
 
     Environment variables (`jwt_token_env`, `vault.token_env`) are read here, once: this is
     the edge. Nothing is fetched yet; problems surface as `AuthError` from `token()`, so the
-    relay still starts and spools events while the token is being fixed.
+    relay still starts and spools events while the token is being fixed. Only an unusable
+    `vault.ca_bundle` raises `ConfigError` here.
     """
     env = os.environ if environ is None else environ
     source: _Source | None
@@ -673,7 +702,7 @@ def make_token_provider(
         timeout = aiohttp.ClientTimeout(
             total=config.read_timeout_ms / 1000, connect=config.connection_timeout_ms / 1000
         )
-        source = _VaultSource(vault, Secret(vault_token), timeout)
+        source = _VaultSource(vault, Secret(vault_token), timeout, _vault_ssl(vault))
     elif config.aws_secret.enabled:
         source = _AwsSource(
             config.aws_secret,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -66,6 +68,7 @@ class VaultStandIn:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     status_override: int | None = None
     address: str = ""
+    ca_bundle: str = ""
     gate: asyncio.Event | None = None  # when set, answers wait for it (a hanging Vault)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -98,13 +101,22 @@ class VaultStandIn:
 
 
 @pytest.fixture
-async def vault() -> Any:
+async def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The stand-in on 127.0.0.1; parametrize indirectly with "https" for TLS (trustme CA)."""
     stand_in = VaultStandIn()
     app = web.Application()
     app.router.add_get("/v1/{tail:.*}", stand_in.handle)
     server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    stand_in.address = f"http://127.0.0.1:{server.port}"
+    server_ssl = None
+    if getattr(request, "param", "http") == "https":
+        ca = trustme.CA(organization_name="vault test CA")
+        server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_ssl)
+        stand_in.ca_bundle = str(tmp_path / "vault-ca.pem")
+        ca.cert_pem.write_to_path(stand_in.ca_bundle)
+    await server.start_server(ssl=server_ssl)
+    scheme = "https" if server_ssl else "http"
+    stand_in.address = f"{scheme}://127.0.0.1:{server.port}"
     try:
         yield stand_in
     finally:

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from relay._config import OpenMetadataConfig, VaultConfig
-from relay._exceptions import AuthError
+from relay._exceptions import AuthError, ConfigError
 from relay._secrets import TokenProvider, make_token_provider
 
 URL = "https://om.example.com/api"
@@ -209,3 +209,22 @@ async def test_a_hanging_vault_is_cut_by_the_timeout(vault, clock) -> None:
             AuthError, match=r"Vault at http://127.0.0.1:\d+ did not answer in time"
         ):
             await provider.token()
+
+
+@pytest.mark.parametrize("vault", ["https"], indirect=True)
+async def test_https_vault_with_a_private_ca(vault, clock) -> None:
+    vault.secrets[API_PATH] = {"token": "over.tls.value"}
+    async with _provider(vault, clock, ca_bundle=vault.ca_bundle) as provider:
+        assert (await provider.token()).reveal() == "over.tls.value"
+    async with _provider(vault, clock) as untrusting:
+        with pytest.raises(AuthError, match=r"not trusted .*openmetadata.vault.ca_bundle"):
+            await untrusting.token()
+
+
+def test_unusable_vault_ca_bundle_is_a_config_error(clock, tmp_path) -> None:
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("not a certificate")
+    vault = VaultConfig(address="https://vault:8200", path="x", ca_bundle=str(bogus))
+    config = OpenMetadataConfig(host_port=URL, vault=vault)
+    with pytest.raises(ConfigError, match=r"openmetadata.vault.ca_bundle = .*bogus.pem"):
+        make_token_provider(config, clock=clock, environ={})
