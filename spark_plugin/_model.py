@@ -23,7 +23,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class SchemaField:
     name: str
-    type: str  # Spark's simpleString, e.g. "int", "decimal(13,1)", "struct<a:int>"
+    type: str  # Spark typeName, as the integration emits it: "integer", "long", "decimal(13,1)"
+    fields: tuple[SchemaField, ...] = ()  # a struct's nested fields, as the schema facet nests them
 
 
 @dataclass(frozen=True, slots=True)
