@@ -39,6 +39,7 @@ import aiohttp
 from ._clock import Clock
 from ._config import AwsSecretConfig, OpenMetadataConfig, Secret, VaultConfig
 from ._exceptions import AuthError, ConfigError
+from ._observe.logging import register_secret
 
 if TYPE_CHECKING:
     from types_aiobotocore_secretsmanager import SecretsManagerClient
@@ -234,6 +235,7 @@ class _VaultSource(_Source):
                 f"no Vault token for {self.where}: {self._token_where()} is not set; "
                 "export it or set openmetadata.vault.token_file"
             )
+        register_secret(vault_token)
         headers = {"X-Vault-Token": vault_token.reveal(), "Accept": "application/json"}
         if self._config.namespace:
             headers["X-Vault-Namespace"] = self._config.namespace
@@ -608,6 +610,7 @@ class TokenProvider:
             raise
         self._failed_mono = None
         self._count(source.kind, "ok")
+        register_secret(fresh)  # scrubbed from every log line, should anything echo it
         self._cached = fresh
         self._expires_at = _jwt_expiry(fresh)
         if self._expires_at is not None and self._expires_at <= self._clock.time():

@@ -101,3 +101,13 @@ async def test_reprs_of_config_provider_and_token_never_show_the_value(clock, ma
     assert jwt not in shown
     assert jwt.split(".")[1] not in shown  # not even the claims
     assert "openmetadata.jwt_token (inline)" in repr(provider)
+
+
+async def test_fetched_tokens_are_scrubbed_from_any_log_line(clock) -> None:
+    from relay._observe.logging import redact
+
+    config = OpenMetadataConfig(host_port=URL, jwt_token_env="OM_TOKEN")
+    value = "registered.at.fetch-time"
+    async with make_token_provider(config, clock=clock, environ={"OM_TOKEN": value}) as p:
+        await p.token()
+    assert value not in redact(f"a library echoed {value} by mistake")
