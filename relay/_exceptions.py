@@ -8,6 +8,7 @@
     │   └── SpoolFailure       the disk failed (fsync): stop, never acknowledge again
     ├── AuthError              no usable OpenMetadata token could be obtained
     ├── BreakerOpen            the circuit breaker refuses calls for now
+    ├── UnsupportedSessionError spark_plugin.enable() got a session it cannot hook (Connect)
     └── SinkError              a call to OpenMetadata failed
         ├── RetriableSinkError keep the events, try again later
         │   ├── SinkTimeout    (also a TimeoutError)
@@ -32,6 +33,7 @@ __all__ = [
     "SpoolError",
     "SpoolFailure",
     "SpoolFull",
+    "UnsupportedSessionError",
 ]
 
 
@@ -118,3 +120,10 @@ class PermanentSinkError(SinkError):
         super().__init__(message)
         self.status = status
         self.reason = reason or message
+
+
+class UnsupportedSessionError(RelayError, TypeError):
+    """`spark_plugin.enable()` needs a classic PySpark session with a driver JVM in this process.
+
+    Raised for Spark Connect sessions; the message says what to use instead.
+    """
