@@ -282,8 +282,13 @@ class ForwarderConfig:
     linger_ms: int = 200
     max_lag_s: float = 300.0
     lease_s: float = 120.0
+    retry_budget_ratio: float = 0.2  # retried calls kept to about this share of all calls
 
     def __post_init__(self) -> None:
+        if not 0 <= self.retry_budget_ratio <= 1:
+            raise ConfigError(
+                f"forwarder.retry_budget_ratio = {self.retry_budget_ratio!r}: must be in [0, 1]"
+            )
         _positive("forwarder.max_batch_events", self.max_batch_events)
         _positive("forwarder.max_batch_bytes", self.max_batch_bytes)
         _positive("forwarder.linger_ms", self.linger_ms, allow_zero=True)
