@@ -142,7 +142,7 @@ class _StaticSource(_Source):
         return _clean(self._raw.reveal(), self.where)
 
 
-_Signature = tuple[int, int, int, int]
+_Signature = tuple[int, int, int, int, int]
 
 
 def _read_secret_file(path: Path, where: str) -> str:
@@ -166,7 +166,7 @@ class _FileSource(_Source):
     """A token file, re-read whenever its identity or content metadata changes.
 
     `os.stat` follows symlinks, so the atomic `..data` swap of a Kubernetes secret volume
-    shows up as a new inode; an in-place rewrite shows up as a new mtime or size.
+    shows up as a new inode; an in-place rewrite shows up as a new ctime, mtime or size.
     """
 
     kind = "jwt_token_file"
@@ -182,7 +182,8 @@ class _FileSource(_Source):
             st = os.stat(self._path)
         except OSError:
             return None
-        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        # ctime too: a same-size rewrite that restores the mtime still moves the ctime.
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
     def changed(self) -> bool:
         return not self._fetched or self._signature() != self._seen

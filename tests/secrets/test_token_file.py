@@ -128,3 +128,15 @@ async def test_refresh_rereads_the_file(tmp_path, clock) -> None:
         sent = await provider.token()
         assert await provider.refresh(rejected=sent) == sent
         assert _fetches(metrics) == 2
+
+
+async def test_same_size_rewrite_with_restored_mtime_is_picked_up(tmp_path, clock) -> None:
+    path = tmp_path / "token"
+    path.write_text("aaaa.bbbb.cccc")
+    async with _provider(path, clock) as provider:
+        assert (await provider.token()).reveal() == "aaaa.bbbb.cccc"
+        st = path.stat()
+        with open(path, "r+") as f:  # same inode, same size
+            f.write("zzzz.yyyy.xxxx")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime
+        assert (await provider.token()).reveal() == "zzzz.yyyy.xxxx"
