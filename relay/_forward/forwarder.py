@@ -39,6 +39,8 @@ from .._exceptions import (
     PermanentSinkError,
     RetriableSinkError,
     SinkSetupError,
+    SpoolError,
+    SpoolFailure,
 )
 from .._observe.metrics import Metrics
 from .._sinks.base import EventResult, Outcome, Sink
@@ -97,7 +99,7 @@ class Forwarder:
         metrics: Metrics,
         clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
-        retry_budget_ratio: float = 0.2,
+        on_spool_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._spool = spool
         self._sink = sink
@@ -106,11 +108,12 @@ class Forwarder:
         self._metrics = metrics
         self._clock = clock if clock is not None else SystemClock()
         self._rand = rand
+        self._on_spool_failure = on_spool_failure
         self._pool = openmetadata.connection_pool_size
         self._backoff = Backoff(
             base_s=openmetadata.retry_delay_ms / 1000, cap_s=openmetadata.retry_max_delay_ms / 1000
         )
-        self._budget = RetryBudget(ratio=retry_budget_ratio, clock=self._clock)
+        self._budget = RetryBudget(ratio=forwarder.retry_budget_ratio, clock=self._clock)
         self._planner = BatchPlanner(
             max_events=forwarder.max_batch_events, max_bytes=forwarder.max_batch_bytes
         )
@@ -206,6 +209,8 @@ class Forwarder:
                 self._launch(plan_events, permit)
         except asyncio.CancelledError:
             raise
+        except SpoolError as exc:
+            self._spool_failed(exc)
         except Exception:  # a bug here must not end delivery silently: log and let health show it
             log.exception("forwarder dispatcher stopped by an unexpected error")
             self.last_error = "forwarder dispatcher crashed (see the log)"
@@ -369,7 +374,11 @@ class Forwarder:
                 self._safe(self._spool.release([e.id for e in events]), "release a batch")
             )
             raise
-        except Exception as exc:  # a bug or a spool failure: keep the events leased
+        except SpoolError as exc:
+            self.breaker.abandon(permit)
+            self._spool_failed(exc)
+            return
+        except Exception as exc:  # a bug: keep the events leased (they come back after lease_s)
             log.exception("delivering a batch of %d events failed unexpectedly", len(events))
             self.breaker.abandon(permit)
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -500,6 +509,16 @@ class Forwarder:
             )  # fmt: skip
         for reason, ids in permanent.items():
             log.warning("dead-lettered %d events: %s", len(ids), reason)
+
+    def _spool_failed(self, exc: SpoolError) -> None:
+        """The spool cannot record outcomes any more: stop forwarding, tell the relay."""
+        if not self._closing:
+            log.error("forwarding stops: the spool failed: %s", exc)
+        self.last_error = f"spool: {exc}"
+        self.last_error_at = self._clock.time()
+        self.close()
+        if self._on_spool_failure is not None and isinstance(exc, SpoolFailure):
+            self._on_spool_failure(exc)
 
     async def _safe(self, coro: Any, what: str) -> None:
         try:

@@ -1,0 +1,123 @@
+"""Delivery as a part of the relay: token provider, HTTP client, sink and forwarder.
+
+`delivery_part` is an aiohttp cleanup context registered after the spool, so it starts
+once the spool is open and stops before the spool closes: the forwarder hands its leases
+back, then the sink's connections and the token provider are closed.
+
+It adds three `/health` components:
+
+    openmetadata  last success, last error; degraded on a setup problem (403, 401 after a
+                  token re-fetch, the native endpoint missing, an untrusted certificate)
+    breaker       closed / half-open / open; degraded unless closed
+    forwarding    age of the oldest spooled event; degraded beyond `forwarder.max_lag_s`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from .._clock import Clock, SystemClock
+from .._config import Config
+from .._observe.health import ComponentHealth, Health
+from .._observe.metrics import Metrics
+from .._secrets import make_token_provider
+from .._sinks.client import OpenMetadataClient
+from .._sinks.openlineage import OpenLineageSink
+from .._sinks.tls import make_ssl_context
+from .._spool import Spool
+from .forwarder import Forwarder
+
+__all__ = ["FORWARDER", "delivery_part"]
+
+log = logging.getLogger(__name__)
+
+FORWARDER = web.AppKey("forwarder", Forwarder)
+
+
+async def delivery_part(app: web.Application) -> AsyncIterator[None]:
+    """Start the forwarder and its sink; on the way out stop them, leases returned."""
+    from .._app import CLOCK, CONFIG, HEALTH, METRICS, RELAY, SPOOL  # _app imports this module
+
+    config: Config = app[CONFIG]
+    metrics: Metrics = app[METRICS]
+    health: Health = app[HEALTH]
+    spool: Spool = app[SPOOL]
+    clock: Clock = app.get(CLOCK) or SystemClock()
+    om = config.openmetadata
+
+    if om.sink != "openlineage":
+        # The `rest` sink lands with its own issue; until then events wait in the spool.
+        problem = (
+            f'openmetadata.sink = "{om.sink}" is not available in this build: events are kept '
+            'in the spool; set openmetadata.sink = "openlineage" to deliver them'
+        )
+        log.error("%s", problem)
+        health.add("openmetadata", lambda: ComponentHealth(False, {"error": problem}))
+        try:
+            yield
+        finally:
+            health.remove("openmetadata")
+        return
+
+    tokens = make_token_provider(om, clock=clock, metrics=metrics)
+    client = OpenMetadataClient(
+        om, metrics=metrics, tokens=tokens, ssl_context=make_ssl_context(om), clock=clock
+    )
+    sink = OpenLineageSink(client, om, clock=clock)
+    forwarder = Forwarder(
+        spool, sink,
+        forwarder=config.forwarder, openmetadata=om, breaker=config.breaker,
+        metrics=metrics, clock=clock,
+        # A failed spool stops the relay (it exits non-zero; recovery runs on restart).
+        on_spool_failure=getattr(app.get(RELAY), "fail", None),
+    )  # fmt: skip
+    app[FORWARDER] = forwarder
+    max_lag_s = config.forwarder.max_lag_s
+
+    def openmetadata_health() -> ComponentHealth:
+        healthy, details = forwarder.health_openmetadata()
+        return ComponentHealth(healthy, {"url": om.api_base, **details})
+
+    def breaker_health() -> ComponentHealth:
+        healthy, details = forwarder.health_breaker()
+        return ComponentHealth(healthy, details)
+
+    def lag_health() -> ComponentHealth:
+        oldest = spool.stats().oldest_received_at
+        age = 0.0 if oldest is None else max(0.0, clock.time() - oldest)
+        details: dict[str, Any] = {"oldest_event_age_s": round(age, 3), "max_lag_s": max_lag_s}
+        if age > max_lag_s:
+            details["error"] = (
+                f"the oldest spooled event waits for {age:.0f} s (> forwarder.max_lag_s): "
+                "OpenMetadata is not taking events fast enough or at all"
+            )
+        return ComponentHealth(age <= max_lag_s, details)
+
+    health.add("openmetadata", openmetadata_health)
+    health.add("breaker", breaker_health)
+    health.add("forwarding", lag_health)
+    await forwarder.start()
+    log.info("forwarding to %s with sink %s", om.api_base, sink.name)
+    try:
+        yield
+    finally:
+        for name in ("openmetadata", "breaker", "forwarding"):
+            health.remove(name)
+        timeout_s = config.relay.shutdown_timeout_s
+        try:
+            await asyncio.shield(forwarder.aclose(wait_s=timeout_s / 2))
+        finally:
+            await asyncio.shield(_close_quietly(sink.aclose(), tokens.aclose()))
+
+
+async def _close_quietly(*closes: Any) -> None:
+    for close in closes:
+        try:
+            await close
+        except Exception:  # closing must go on: the spool closes after us
+            log.exception("closing a delivery part failed")

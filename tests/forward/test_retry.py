@@ -1,0 +1,109 @@
+"""Backoff, Retry-After, classification and the retry budget: pure, on a fake clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from relay._forward.retry import (
+    Backoff,
+    Disposition,
+    RetryBudget,
+    cap_retry_after,
+    classify_status,
+    parse_retry_after,
+)
+from relay.testing.fakes import FakeClock
+
+
+@pytest.mark.parametrize(
+    ("status", "disposition"),
+    [
+        (200, Disposition.DELIVERED),
+        (201, Disposition.DELIVERED),
+        (204, Disposition.DELIVERED),
+        (301, Disposition.SETUP),
+        (307, Disposition.SETUP),
+        (400, Disposition.PERMANENT),
+        (401, Disposition.AUTH),
+        (403, Disposition.SETUP),
+        (404, Disposition.PERMANENT),
+        (408, Disposition.RETRY),
+        (409, Disposition.PERMANENT),
+        (413, Disposition.PERMANENT),
+        (422, Disposition.PERMANENT),
+        (429, Disposition.RETRY),
+        (500, Disposition.RETRY),
+        (502, Disposition.RETRY),
+        (503, Disposition.RETRY),
+        (504, Disposition.RETRY),
+    ],
+)
+def test_classify_status(status: int, disposition: Disposition) -> None:
+    assert classify_status(status) is disposition
+
+
+def test_backoff_is_full_jitter_under_an_exponential_ceiling() -> None:
+    backoff = Backoff(base_s=1.0, cap_s=60.0)
+    assert [backoff.ceiling_s(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff.ceiling_s(10_000) == 60.0  # no overflow on absurd attempt counts
+    assert backoff.delay_s(3, rand=lambda: 0.0) == 0.0
+    assert backoff.delay_s(3, rand=lambda: 0.5) == 4.0
+    rng = random.Random(7)
+    delays = [backoff.delay_s(4, rand=rng.random) for _ in range(2000)]
+    assert all(0 <= d <= 16 for d in delays)
+    # Spread over the whole window, not clustered at the ceiling.
+    assert min(delays) < 1 and max(delays) > 15
+    assert 6 < sum(delays) / len(delays) < 10
+
+
+def test_parse_retry_after_seconds_and_dates() -> None:
+    now = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+    assert parse_retry_after("5", now=now) == 5.0
+    assert parse_retry_after(" 0 ", now=now) == 0.0
+    assert parse_retry_after("1.5", now=now) == 1.5
+    assert parse_retry_after("-3", now=now) == 0.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now=now) == pytest.approx(30.0)
+    assert parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now=now) == 0.0  # past
+    for bad in (None, "", "soon", "nan", "inf", "Tue, 14 Nov 2023"):
+        assert parse_retry_after(bad, now=now) is None
+
+
+def test_retry_after_is_capped() -> None:
+    assert cap_retry_after(86_400.0, 300.0) == 300.0
+    assert cap_retry_after(2.0, 300.0) == 2.0
+    assert cap_retry_after(None, 300.0) is None
+
+
+def test_retry_budget_keeps_retries_near_the_ratio() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.2, reserve=3.0, min_per_s=0.0, clock=clock)
+    # The reserve lets a few isolated retries through at once.
+    assert [budget.try_retry() for _ in range(4)] == [True, True, True, False]
+    # Then each first-attempt call earns a fifth of a retry.
+    allowed = 0
+    for _ in range(1000):
+        budget.record_first_attempt()
+        if budget.try_retry():
+            allowed += 1
+    assert allowed == 200
+
+
+def test_retry_budget_refills_its_reserve_over_time() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.2, reserve=3.0, min_per_s=0.5, clock=clock)
+    while budget.try_retry():
+        pass
+    assert not budget.try_retry()
+    clock.advance(1.0)
+    assert not budget.try_retry()  # half a token
+    clock.advance(1.0)
+    assert budget.try_retry()
+    clock.advance(3600.0)
+    assert budget.tokens == 3.0  # the time allowance stops at the reserve
+
+
+def test_retry_budget_rejects_a_wrong_ratio() -> None:
+    with pytest.raises(ValueError, match="ratio"):
+        RetryBudget(ratio=1.5, clock=FakeClock())
