@@ -85,7 +85,7 @@ class Relay:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.metrics = metrics if metrics is not None else Metrics()
         self.health = Health()
-        self.ingest = Ingest(config.ingest, metrics=self.metrics, on_spool_failure=self._fail)
+        self.ingest = Ingest(config.ingest, metrics=self.metrics, on_spool_failure=self.fail)
         if self.ingest.token.enabled:
             register_secret(self.ingest.token.value)
         self.spool: Spool | None = None
@@ -165,7 +165,12 @@ class Relay:
             # Shielded: an interrupted cleanup would leave the spool open mid-write.
             await asyncio.shield(runner.cleanup())
 
-    def _fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException) -> None:
+        """A part failed for good (e.g. the spool raised `SpoolFailure`): the relay must stop.
+
+        Ingest calls this itself; the forwarder calls it when the spool fails under it.
+        `lineage-relay serve` then shuts down and exits non-zero.
+        """
         if self.failure is None:
             self.failure = exc
         self._failed.set()
@@ -188,6 +193,7 @@ class Relay:
         self.ingest.add_routes(app)
         app.router.add_get("/health", self.health.handle)
         app.router.add_get("/metrics", self._metrics)
+        self.health.add("ingest", self._ingest_health)
 
         # Parts start in this order and stop in reverse.
         app.cleanup_ctx.append(self._spool_part)
@@ -241,6 +247,16 @@ class Relay:
             return ComponentHealth(
                 False, {**details, "error": "the spool is full: new events are refused (503)"}
             )
+        return ComponentHealth(True, details)
+
+    def _ingest_health(self) -> ComponentHealth:
+        details: dict[str, Any] = {
+            "in_flight": self.ingest.in_flight,
+            "max_concurrent_requests": self.config.ingest.max_concurrent_requests,
+            "draining": self.ingest.draining,
+        }
+        if self.ingest.draining:
+            return ComponentHealth(False, {**details, "error": "shutting down"})
         return ComponentHealth(True, details)
 
     async def _metrics(self, request: web.Request) -> web.Response:

@@ -19,8 +19,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._app import Relay
 from ._config import DEFAULT_LISTEN, Config, load_config
 from ._exceptions import ConfigError, SpoolError
+from ._observe.logging import configure_logging
 
 __all__ = ["main"]
 
@@ -89,15 +91,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"lineage-relay: configuration refused: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    from ._observe.logging import configure_logging
-
     configure_logging(config.relay.log_level)
     return asyncio.run(_run(config))
 
 
 async def _run(config: Config) -> int:
-    from ._app import Relay
-
     try:
         relay = Relay(config)
     except ConfigError as exc:
@@ -115,6 +113,14 @@ async def _run(config: Config) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await _serve_until_stopped(relay, stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until_stopped(relay: Relay, stop: asyncio.Event) -> int:
     try:
         await relay.start()
     except ConfigError as exc:

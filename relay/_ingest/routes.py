@@ -190,6 +190,10 @@ class Ingest:
         return self._gate.in_flight
 
     @property
+    def draining(self) -> bool:
+        return self._gate.draining
+
+    @property
     def failure(self) -> str | None:
         """Why ingest stopped acknowledging for good (a spool failure), if it did."""
         return self._gate.failure

@@ -38,7 +38,7 @@ _SECRET_KEY = re.compile(
     r"(token|secret|passw(or)?d|authori[sz]ation|api[_-]?key|apikey|jwt|credential|cookie)",
     re.IGNORECASE,
 )
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None).__dict__
 ) | {"message", "asctime", "taskName"}
