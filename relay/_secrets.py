@@ -501,6 +501,7 @@ class TokenProvider:
         self._failed_mono: float | None = None
         self._last_error: str = ""
         self._warned_static = False
+        self._warned_expired: Secret | None = None
         self._closed = False
 
     @property
@@ -605,23 +606,33 @@ class TokenProvider:
         try:
             fresh = await source.fetch()
         except AuthError as exc:
-            self._failed_mono = self._fetched_mono
-            self._last_error = str(exc)
-            self._count(source.kind, "error")
+            self._fetch_failed(source, str(exc))
             raise
+        except Exception as exc:
+            # An unforeseen failure of a source library must not reach the forwarder raw.
+            message = f"reading the token from {source.where} failed: {type(exc).__name__}"
+            log.warning("%s", message, exc_info=True)
+            self._fetch_failed(source, message)
+            raise AuthError(message) from None
         self._failed_mono = None
         self._count(source.kind, "ok")
         register_secret(fresh)  # scrubbed from every log line, should anything echo it
         self._cached = fresh
-        self._expires_at = _jwt_expiry(fresh)
-        if self._expires_at is not None and self._expires_at <= self._clock.time():
+        exp = self._expires_at = _jwt_expiry(fresh)
+        if exp is not None and exp <= self._clock.time() and fresh != self._warned_expired:
+            self._warned_expired = fresh  # once per token, not once per retry
             log.warning(
                 "the OpenMetadata token from %s expired at %s: OpenMetadata will refuse it; "
                 "rotate it at the source",
                 source.where,
-                _iso(self._expires_at),
+                _iso(exp),
             )
         return fresh
+
+    def _fetch_failed(self, source: _Source, message: str) -> None:
+        self._failed_mono = self._fetched_mono
+        self._last_error = message
+        self._count(source.kind, "error")
 
     def _count(self, kind: str, result: str) -> None:
         if self._metrics is not None:

@@ -9,7 +9,7 @@ import pytest
 from relay._config import OpenMetadataConfig, Secret
 from relay._exceptions import AuthError
 from relay._observe.metrics import Metrics
-from relay._secrets import make_token_provider
+from relay._secrets import TokenProvider, _Source, make_token_provider
 
 URL = "https://om.example.com/api"
 
@@ -55,7 +55,7 @@ async def test_env_refresh_after_401_says_the_token_cannot_change(clock, caplog,
         async with make_token_provider(config, clock=clock, environ={"OM_TOKEN": jwt}) as p:
             sent = await p.token()
             assert (await p.refresh(rejected=sent)) == sent
-    assert "expired at" in caplog.text
+    assert caplog.text.count("expired at") == 1  # once per token, not per re-fetch
     assert "$OM_TOKEN" in caplog.text and "restart" in caplog.text
     assert jwt not in caplog.text
 
@@ -111,3 +111,19 @@ async def test_fetched_tokens_are_scrubbed_from_any_log_line(clock) -> None:
     async with make_token_provider(config, clock=clock, environ={"OM_TOKEN": value}) as p:
         await p.token()
     assert value not in redact(f"a library echoed {value} by mistake")
+
+
+class _BrokenSource(_Source):
+    kind = "broken"
+
+    def __init__(self) -> None:
+        super().__init__("a source whose library fails")
+
+    async def fetch(self) -> Secret:
+        raise RuntimeError("unforeseen failure inside a client library")
+
+
+async def test_an_unforeseen_source_failure_becomes_an_auth_error(clock, caplog) -> None:
+    async with TokenProvider(_BrokenSource(), clock=clock) as provider:
+        with pytest.raises(AuthError, match="a source whose library fails failed: RuntimeError"):
+            await provider.token()
