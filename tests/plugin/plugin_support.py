@@ -48,6 +48,7 @@ class Receiver:
                 raw = self.rfile.read(length)
                 if receiver.hang:
                     receiver.released.wait(30)
+                    self.close_connection = True
                     return
                 body = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
                 with receiver._lock:
@@ -63,13 +64,14 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def events(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -114,7 +116,7 @@ class SpecValidator:
     """Validates RunEvents against OpenLineage.json and every facet schema found for a facet key."""
 
     def __init__(self, spec_dir: Path) -> None:
-        from jsonschema import Draft202012Validator
+        from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
         from referencing import Registry, Resource
 
         core = json.loads((spec_dir / "OpenLineage.json").read_text())
