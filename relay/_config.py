@@ -277,6 +277,7 @@ class OpenMetadataConfig:
 class ForwarderConfig:
     """[forwarder]: batching from the spool to the sink."""
 
+    enabled: bool = True  # false: only spool (tests that inspect the spool; replay later)
     max_batch_events: int = 500
     max_batch_bytes: int = 5 * 1024 * 1024
     linger_ms: int = 200
