@@ -1,4 +1,4 @@
-"""Sender: bounded queue, one thread, real HTTP to a local receiver; drops are counted, never blocking."""
+"""Sender: bounded queue, one thread, real HTTP to a local receiver; drops counted, no blocking."""
 
 from __future__ import annotations
 
