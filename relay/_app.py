@@ -3,8 +3,9 @@
 Parts are aiohttp `cleanup_ctx` generators (set up before `yield`, torn down
 after), registered in start order:
 
-    1. spool        open + recover the on-disk queue          (close last)
-    2. delivery     forwarder and sink (relay/_forward, _sinks) (stopped before the spool)
+    1. spool        open + recover the on-disk queue             (closed last)
+    2. delivery     forwarder and sink (relay/_forward, _sinks)  (stopped before the spool)
+    3. `parts`      anything added by the embedder or a test
 
 and the HTTP site starts listening only after every part started. Shutdown
 (`aclose`, style rule 12), each step bounded by `relay.shutdown_timeout_s`:
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from ._clock import Clock, SystemClock
 from ._config import Config, parse_host_port
+from ._forward.part import delivery_part
 from ._ingest.routes import Ingest, json_error
 from ._observe.health import ComponentHealth, Health
 from ._observe.logging import register_secret
@@ -70,7 +72,8 @@ class Relay:
 
     `parts` adds cleanup contexts after the built-in ones (tests, embedding); each
     receives the `web.Application` whose keys (`SPOOL`, `METRICS`, `CONFIG`,
-    `HEALTH`, `CLOCK`, `RELAY`) give it what it needs.
+    `HEALTH`, `CLOCK`, `RELAY`) give it what it needs. `delivery=False` leaves the
+    forwarder out: events stay in the spool (ingest-only tests and benchmarks).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class Relay:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         parts: Sequence[Part] = (),
+        delivery: bool = True,
     ) -> None:
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -90,6 +94,7 @@ class Relay:
             register_secret(self.ingest.token.value)
         self.spool: Spool | None = None
         self._extra_parts = tuple(parts)
+        self._delivery = delivery
         self._state = _State.NEW
         self._runner: web.AppRunner | None = None
         self._url = ""
@@ -197,9 +202,11 @@ class Relay:
 
         # Parts start in this order and stop in reverse.
         app.cleanup_ctx.append(self._spool_part)
-        # ---- delivery: the forwarder (relay/_forward) and its sink (relay/_sinks) go here,
-        # ---- after the spool, so they stop before it closes. Read app[SPOOL], app[METRICS],
-        # ---- app[CONFIG], app[CLOCK]; register health checks with app[HEALTH].add(...).
+        # Delivery (relay/_forward/part.py: forwarder + sink) comes after the spool, so it
+        # stops before the spool closes and its leases go back. It reads app[SPOOL],
+        # app[METRICS], app[CONFIG], app[CLOCK] and adds its checks to app[HEALTH].
+        if self._delivery:
+            app.cleanup_ctx.append(delivery_part)
         for part in self._extra_parts:
             app.cleanup_ctx.append(part)
         return app

@@ -32,6 +32,9 @@ class RelayProcess:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 -- closed in wait()
         env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_RELAY_")}
+        # Delivery runs as in production, towards a port where nothing listens: events
+        # stay in the spool (leases are in memory and void after a kill).
+        env["LINEAGE_RELAY_OPENMETADATA_HOST_PORT"] = "http://127.0.0.1:9/api"
         self.proc = subprocess.Popen(
             [*command, "serve", "--listen", "127.0.0.1:0", "--spool-dir", str(spool_dir), *args],
             stdout=self._log,

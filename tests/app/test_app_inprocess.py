@@ -28,7 +28,11 @@ COMPLETE = (EVENTS / "spark" / "04_COMPLETE_insert_revenue_by_country.json").rea
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
-    settings: dict[str, Any] = {"relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / "spool")}
+    settings: dict[str, Any] = {
+        "relay.listen": "127.0.0.1:0",
+        "spool.dir": str(tmp_path / "spool"),
+        "openmetadata.host_port": "http://127.0.0.1:9/api",  # nothing listens: events stay
+    }
     settings.update(overrides)
     return load_config(None, environ={}, overrides=settings)
 
@@ -56,7 +60,7 @@ async def test_parts_start_in_order_and_stop_in_reverse_with_the_spool_still_ope
         await spool.release([e.id for e in leased])
         seen.append(f"stop:{len(leased)}")
 
-    r = Relay(make_config(tmp_path), parts=[delivery])
+    r = Relay(make_config(tmp_path), parts=[delivery], delivery=False)
     with pytest.raises(RuntimeError, match="not started"):
         _ = r.url
     async with r:
@@ -72,7 +76,7 @@ async def test_parts_start_in_order_and_stop_in_reverse_with_the_spool_still_ope
     assert seen == ["start:0", "stop:1"]
     await r.aclose()  # idempotent
     # The events are still there for the next start.
-    async with Relay(make_config(tmp_path)) as again:
+    async with Relay(make_config(tmp_path), delivery=False) as again:
         assert again.spool is not None and again.spool.stats().events == 1
 
 

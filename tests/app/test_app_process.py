@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from app_support import CONSOLE_SCRIPT, EVENTS, REPO, RelayProcess, spool_config
 
+from relay._clock import SystemClock
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
 
@@ -29,8 +30,16 @@ def unique_event() -> bytes:
     return COMPLETE.replace(RUN_ID, str(uuid.uuid4()).encode())
 
 
+class _Later(SystemClock):
+    """A day ahead: events the forwarder scheduled for a retry are due again."""
+
+    def time(self) -> float:
+        return super().time() + 86_400
+
+
 async def spool_bodies(spool_dir: Path) -> list[bytes]:
-    spool = await Spool.open(spool_config(spool_dir), metrics=Metrics())
+    """Every pending event in the spool, whatever its retry time."""
+    spool = await Spool.open(spool_config(spool_dir), metrics=Metrics(), clock=_Later())
     async with spool:
         events = await spool.lease(max_events=1_000_000, max_bytes=1 << 40, lease_s=60)
     return [e.body for e in events]

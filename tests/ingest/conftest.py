@@ -25,7 +25,7 @@ async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
             "spool.dir": str(tmp_path / f"spool{len(relays)}"),
         }
         settings.update(overrides)
-        relay = Relay(load_config(None, environ={}, overrides=settings))
+        relay = Relay(load_config(None, environ={}, overrides=settings), delivery=False)
         relays.append(relay)
         await relay.start()
         return relay
