@@ -50,6 +50,10 @@ async def delivery_part(app: web.Application) -> AsyncIterator[None]:
     clock: Clock = app.get(CLOCK) or SystemClock()
     om = config.openmetadata
 
+    if not config.forwarder.enabled:
+        log.warning("forwarder.enabled = false: events are spooled, not delivered")
+        yield
+        return
     if om.sink != "openlineage":
         # The `rest` sink lands with its own issue; until then events wait in the spool.
         problem = (

@@ -189,7 +189,8 @@ class OpenMetadataClient:
         answer = await self._post_once(path, body, endpoint=endpoint, token=token)
         if answer.status == 401 and self._tokens is not None:
             fresh = await self._tokens.refresh(token)
-            answer = await self._post_once(path, body, endpoint=endpoint, token=fresh)
+            if fresh != token:  # the same token again would only be refused again
+                answer = await self._post_once(path, body, endpoint=endpoint, token=fresh)
         return answer
 
     async def _token(self) -> Secret | None:

@@ -1,0 +1,316 @@
+"""Events posted to a real relay reach the mock OpenMetadata's native endpoint (real HTTP).
+
+Each test runs an in-process `Relay` (ingest, spool on disk, forwarder) and an in-process
+`MockOpenMetadata` on loopback ports, and waits for conditions (never for durations).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from conftest import fresh_copies, spark_samples, wait_until, wait_until_async
+
+from relay._app import Relay
+from relay._config import load_config
+from relay._events import EventKey
+from relay._sinks.openlineage import BATCH_PATH
+from relay.testing.mock_openmetadata import MockOpenMetadata
+
+TOKEN = "relay-bot-token"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+CATALOG = FIXTURES / "openmetadata" / "catalog_spark.json"
+NATIVE = "/api/v1/openlineage/lineage/batch"
+
+StartRelay = Callable[..., Awaitable[Relay]]
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockOpenMetadata]:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
+        yield server
+
+
+@pytest.fixture
+async def start_relay(tmp_path: Path, mock: MockOpenMetadata) -> AsyncIterator[StartRelay]:
+    """`await start_relay(**{"section.key": value})`: a relay forwarding to the mock."""
+    token_file = tmp_path / "om-token"
+    token_file.write_text(TOKEN)
+    relays: list[Relay] = []
+
+    async def start(**overrides: Any) -> Relay:
+        settings: dict[str, Any] = {
+            "relay.listen": "127.0.0.1:0",
+            "spool.dir": str(tmp_path / "spool"),
+            "openmetadata.host_port": mock.url,
+            "openmetadata.sink": "openlineage",
+            "openmetadata.jwt_token_file": str(token_file),
+            "openmetadata.retry_delay_ms": 20,
+            "openmetadata.retry_max_delay_ms": 200,
+            "forwarder.linger_ms": 50,
+        }
+        settings.update(overrides)
+        relay = Relay(load_config(None, environ={}, overrides=settings))
+        relays.append(relay)
+        await relay.start()
+        return relay
+
+    yield start
+    for relay in relays:
+        await relay.aclose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def post_batch(http: aiohttp.ClientSession, relay: Relay, bodies: list[bytes]) -> int:
+    payload = b"[" + b",".join(bodies) + b"]"
+    async with http.post(
+        f"{relay.url}/api/v1/lineage/batch",
+        data=payload,
+        headers={"Content-Type": "application/json"},
+    ) as response:
+        return response.status
+
+
+async def post_one(http: aiohttp.ClientSession, relay: Relay, body: bytes) -> int:
+    async with http.post(
+        f"{relay.url}/api/v1/lineage", data=body, headers={"Content-Type": "application/json"}
+    ) as response:
+        return response.status
+
+
+def pending(relay: Relay) -> int:
+    assert relay.spool is not None
+    return relay.spool.stats().events
+
+
+def native_calls(mock: MockOpenMetadata) -> list[dict[str, Any]]:
+    return [r for r in mock.requests if r["path"] == NATIVE]
+
+
+def received_bodies(mock: MockOpenMetadata) -> collections.Counter[bytes]:
+    return collections.Counter(orjson.dumps(e, option=orjson.OPT_SORT_KEYS)
+                               for e in mock.openlineage_events)  # fmt: skip
+
+
+def canonical(bodies: list[bytes]) -> collections.Counter[bytes]:
+    return collections.Counter(
+        orjson.dumps(orjson.loads(b), option=orjson.OPT_SORT_KEYS) for b in bodies
+    )
+
+
+async def health(http: aiohttp.ClientSession, relay: Relay) -> dict[str, Any]:
+    async with http.get(f"{relay.url}/health") as response:
+        document: dict[str, Any] = await response.json()
+        return document
+
+
+def counter(relay: Relay, name: str, **labels: str) -> float:
+    value = relay.metrics.registry.get_sample_value(name, labels or None)
+    return 0.0 if value is None else value
+
+
+async def test_posted_events_arrive_in_batches_exactly_once(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    relay = await start_relay()
+    items = fresh_copies(30)  # 150 events, 60 runs
+    bodies = [body for body, _ in items]
+    for start in range(0, len(bodies), 25):
+        assert await post_batch(http, relay, bodies[start : start + 25]) in (200, 201)
+    # A client retried: the same events again, as single posts and as a batch.
+    for body in bodies[:5]:
+        assert await post_one(http, relay, body) in (200, 201)
+    assert await post_batch(http, relay, bodies[5:10]) in (200, 201)
+
+    await wait_until(lambda: pending(relay) == 0)
+    assert received_bodies(mock) == canonical(bodies)  # each exactly once
+    calls = native_calls(mock)
+    assert all(c["status"] == 200 for c in calls)
+    assert len(calls) < len(bodies) / 5  # batched, not one call per event
+    assert counter(relay, "openmetadata_lineage_events_sent_total") == len(bodies)
+    assert counter(relay, "lineage_relay_events_dropped_total", reason="duplicate") == 10
+    assert mock.lineage_edges  # the mock really processed them into lineage
+
+
+async def test_outage_breaker_opens_then_backlog_drains_without_loss(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    await mock.set_faults({"mode": "down"})
+    relay = await start_relay(**{
+        "openmetadata.connection_pool_size": 2,
+        "breaker.failure_threshold": 3,
+        "breaker.recovery_timeout_s": 0.2,
+        "breaker.max_recovery_timeout_s": 0.4,
+        "forwarder.max_batch_events": 5,
+        "forwarder.max_lag_s": 0.3,
+    })  # fmt: skip
+    items = fresh_copies(12)
+    bodies = [body for body, _ in items]
+    for start in range(0, 30, 5):
+        assert await post_batch(http, relay, bodies[start : start + 5]) in (200, 201)
+
+    await wait_until(lambda: counter(relay, "lineage_relay_circuit_state") == 2)
+    # Ingest keeps answering while OpenMetadata is away.
+    for start in range(30, len(bodies), 5):
+        assert await post_batch(http, relay, bodies[start : start + 5]) in (200, 201)
+
+    async def breaker_reopened() -> bool:
+        doc = await health(http, relay)
+        return bool(doc["components"]["breaker"]["times_opened"] >= 3)
+
+    await wait_until_async(breaker_reopened)
+    doc = await health(http, relay)
+    assert doc["status"] == "degraded"
+    assert doc["components"]["breaker"]["state"] in ("open", "half-open")
+    assert doc["components"]["forwarding"]["status"] == "degraded"  # older than max_lag_s
+    assert doc["components"]["openmetadata"]["last_error"]
+    # While open, only probes: every call after the first opening re-opened the breaker.
+    failed_calls = counter(
+        relay, "lineage_relay_openmetadata_requests_total", endpoint=BATCH_PATH, status="error"
+    )
+    times_opened = doc["components"]["breaker"]["times_opened"]
+    assert failed_calls <= 3 + 1 + times_opened  # threshold + one concurrent + one probe each
+    assert pending(relay) == len(bodies)
+
+    await mock.clear_faults()
+    await wait_until(lambda: pending(relay) == 0)
+    assert received_bodies(mock) == canonical(bodies)
+    assert relay.spool is not None and relay.spool.stats().dead_letters == 0
+    doc = await health(http, relay)
+    assert doc["components"]["breaker"]["state"] == "closed"
+    assert doc["status"] == "healthy"
+    assert counter(relay, "lineage_relay_circuit_state") == 0
+    assert counter(relay, "openmetadata_connection_status") == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_is_honoured(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession, status: int
+) -> None:
+    await mock.set_faults(
+        {"mode": "error", "status": status, "retry_after_s": 1, "path": NATIVE, "times": 1}
+    )
+    relay = await start_relay()
+    bodies = spark_samples()
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: pending(relay) == 0)
+
+    first, second = native_calls(mock)
+    assert (first["status"], second["status"]) == (status, 200)
+    assert second["time"] - first["time"] >= 1.0  # not before the server said
+    assert counter(relay, "lineage_relay_retries_total") == 1
+    assert received_bodies(mock) == canonical(bodies)
+
+
+async def test_a_hanging_server_is_cut_by_the_read_timeout(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    await mock.set_faults({"mode": "hang", "path": NATIVE, "times": 1})
+    relay = await start_relay(**{"openmetadata.read_timeout_ms": 300})
+    bodies = spark_samples()
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: pending(relay) == 0)
+    assert counter(
+        relay, "lineage_relay_openmetadata_requests_total", endpoint=BATCH_PATH, status="timeout"
+    ) == 1
+    assert [c["status"] for c in native_calls(mock)][-1] == 200
+
+
+async def test_a_refused_event_is_dead_lettered_and_the_rest_delivered(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    items = fresh_copies(3)
+    bad_run = items[6][1].run_id  # the child run of the second copy
+    assert bad_run is not None
+    mock.set_openlineage_failures(
+        {"run_id": bad_run, "event_type": "COMPLETE", "reason": "invalid columnLineage facet",
+         "retriable": False}
+    )  # fmt: skip
+    relay = await start_relay()
+    bodies = [body for body, _ in items]
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: pending(relay) == 0)
+
+    assert relay.spool is not None
+    [(dead, reason)] = await relay.spool.dead_letters()
+    assert dead.key.run_id == bad_run and dead.key.event_type == "COMPLETE"
+    assert "invalid columnLineage facet" in reason
+    assert len(native_calls(mock)) == 1  # the rest of the batch went in the same call
+    assert counter(relay, "openmetadata_lineage_events_sent_total") == len(bodies) - 1
+    assert counter(relay, "lineage_relay_forward_batches_total", result="partial") == 1
+
+
+async def test_partial_success_retries_only_the_retriable_events(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    items = fresh_copies(2)
+    flaky: EventKey = items[3][1]  # COMPLETE of the first child run
+    mock.set_openlineage_failures(
+        {"run_id": flaky.run_id, "event_type": "COMPLETE", "reason": "search index busy",
+         "retriable": True, "times": 1}
+    )  # fmt: skip
+    relay = await start_relay()
+    bodies = [body for body, _ in items]
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: pending(relay) == 0)
+
+    calls = native_calls(mock)
+    assert len(calls) == 2
+    assert len(calls[0]["body"]["events"]) == len(bodies)
+    assert [e["run"]["runId"] for e in calls[1]["body"]["events"]] == [flaky.run_id]
+    assert relay.spool is not None and relay.spool.stats().dead_letters == 0
+    assert counter(relay, "openmetadata_lineage_events_sent_total") == len(bodies)
+
+
+async def test_forbidden_keeps_events_and_degrades_health(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    await mock.set_faults({"mode": "error", "status": 403, "path": NATIVE})
+    relay = await start_relay(**{"breaker.failure_threshold": 100})
+    bodies = spark_samples()
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: len(native_calls(mock)) >= 2)
+    doc = await health(http, relay)
+    assert doc["status"] == "degraded"
+    assert "EditLineage" in doc["components"]["openmetadata"]["problem"]
+    assert pending(relay) == len(bodies)
+    assert relay.spool is not None and relay.spool.stats().dead_letters == 0
+
+    await mock.clear_faults()
+    await wait_until(lambda: pending(relay) == 0)
+    doc = await health(http, relay)
+    assert "problem" not in doc["components"]["openmetadata"]
+
+
+async def test_a_restart_in_the_middle_of_a_drain_delivers_the_rest(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    await mock.set_faults({"mode": "slow", "latency_ms": 100, "path": NATIVE})
+    settings = {
+        "forwarder.max_batch_events": 5,
+        "forwarder.linger_ms": 0,
+        "openmetadata.connection_pool_size": 1,
+    }
+    first = await start_relay(**settings)
+    bodies = [body for body, _ in fresh_copies(16)]  # 80 events, 16 calls at 100 ms each
+    assert await post_batch(http, first, bodies) in (200, 201)
+    await wait_until(lambda: len(mock.openlineage_events) >= 15)
+    await first.aclose()
+    left = pending(first)
+    assert 0 < left < len(bodies)
+
+    second = await start_relay(**settings)  # same spool directory
+    assert pending(second) == left
+    await wait_until(lambda: pending(second) == 0)
+    # A graceful stop lets the call in flight finish and be acked: nothing twice, nothing lost.
+    assert received_bodies(mock) == canonical(bodies)
