@@ -1,0 +1,391 @@
+"""The OpenMetadata API the mock serves under ``/api``, with faults, auth and the request log.
+
+Every request passes one middleware: record it, apply the fault rule that matches (or the
+global latency / error rate), check the bearer token (all of ``/api/v1`` except
+``/api/v1/system/version``), run the handler, and turn ``ApiError`` / ``Invalid`` into
+OpenMetadata's ``{"code", "message"}`` bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from . import _status
+from ._auth import jwt_claims
+from ._errors import ApiError, error_response, json_response
+from ._faults import FaultRule
+from ._lineage import parse_depth
+from ._models import OPENLINEAGE_BATCH, OPENLINEAGE_RUN_EVENT
+from ._openlineage import batch_response, single_response
+from ._state import MockState, RecordedRequest
+from ._store import DEFAULT_USER, KINDS
+from ._validation import Invalid, validate
+
+STATE_KEY = web.AppKey("mock_state", MockState)
+_OPEN_PATHS = frozenset({"/api/v1/system/version"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Dropped(Exception):
+    """The connection was dropped on purpose (reset, hang, down): nothing to send."""
+
+
+def _drop_connection(transport: asyncio.BaseTransport | None) -> None:
+    """Close the client's TCP connection with a RST (SO_LINGER 0), sending no response."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Already closed by the peer: dropping it is all we wanted.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        transport.close()
+
+
+async def _pause(state: MockState, seconds: float) -> None:
+    """Sleep, but wake when the mock closes so shutting down never waits for a fault."""
+    if seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.closing.wait(), timeout=seconds)
+
+
+async def _hang(state: MockState, request: web.Request) -> None:
+    """Answer nothing until the client gives up or the mock closes."""
+    transport = request.transport
+    while transport is not None and not transport.is_closing() and request.transport is not None:
+        try:
+            await asyncio.wait_for(state.closing.wait(), timeout=0.05)
+        except TimeoutError:
+            continue
+        return
+
+
+def _user(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    claims = jwt_claims(header[len("Bearer ") :]) if header.startswith("Bearer ") else None
+    subject = claims.get("sub") if claims else None
+    return subject if isinstance(subject, str) and subject else DEFAULT_USER
+
+
+@web.middleware
+async def _serve(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    started_s = time.time()
+    started = time.perf_counter()
+    body = await request.read()
+    rule = state.faults.pick(request.method, request.path)
+    status = 0
+    try:
+        response = await _respond(state, request, handler, rule)
+        status = response.status
+        return response
+    except _Dropped:
+        # The transport is closed: aiohttp finds nothing to write this response to.
+        return web.Response(status=499)
+    finally:
+        state.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=request.query_string,
+                status=status,
+                time_s=started_s,
+                duration_ms=(time.perf_counter() - started) * 1000.0,
+                body=body,
+                fault=rule.mode if rule is not None else None,
+            )
+        )
+
+
+async def _respond(
+    state: MockState, request: web.Request, handler: Handler, rule: FaultRule | None
+) -> web.StreamResponse:
+    if state.faults.down:
+        # A keep-alive connection opened before the port went down: drop it too.
+        _drop_connection(request.transport)
+        raise _Dropped
+    if state.latency_ms:
+        await _pause(state, state.latency_ms / 1000.0)
+    if rule is not None:
+        if rule.mode in ("slow", "error"):
+            await _pause(state, state.faults.delay_s(rule))
+        if rule.mode == "error":
+            return error_response(
+                rule.status, f"mock fault: injected HTTP {rule.status}", rule.retry_after_s
+            )
+        if rule.mode == "hang":
+            # Keep hold of the transport: aiohttp forgets it when the client leaves, and a
+            # socket nobody closes would leak.
+            transport = request.transport
+            await _hang(state, request)
+            _drop_connection(transport)
+            raise _Dropped
+        if rule.mode == "reset":
+            _drop_connection(request.transport)
+            raise _Dropped
+    elif state.faults.roll(state.error_rate):
+        return error_response(503, "mock fault: random error (error_rate)")
+    try:
+        if request.path not in _OPEN_PATHS:
+            state.tokens.check(request.headers.get("Authorization"))
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message, exc.retry_after_s)
+    except Invalid as exc:
+        return error_response(400, str(exc))
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise ApiError(400, "Request body must not be null")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"Unable to process JSON: {exc}") from None
+
+
+# -- system -----------------------------------------------------------------------------------
+
+
+async def _version(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return json_response(
+        {"version": state.version, "revision": "mock", "timestamp": 1_767_225_600_000}
+    )
+
+
+# -- entities ---------------------------------------------------------------------------------
+
+
+def _entity_routes(entity_type: str) -> list[web.RouteDef]:
+    collection = f"/api/v1/{KINDS[entity_type].collection}"
+
+    async def put(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        entity, change = state.store.put(entity_type, await _json_body(request), _user(request))
+        status = 201 if change == "entityCreated" else 200
+        return json_response(entity, status, {"X-OpenMetadata-Change": change})
+
+    async def post(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        entity = state.store.create(entity_type, await _json_body(request), _user(request))
+        return json_response(entity, 201, {"X-OpenMetadata-Change": "entityCreated"})
+
+    async def by_name(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        entity = state.store.get_by_fqn(entity_type, request.match_info["fqn"])
+        return json_response(state.store.view(entity_type, entity, request.query.get("fields")))
+
+    async def by_id(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        entity = state.store.get_by_id(entity_type, request.match_info["id"])
+        return json_response(state.store.view(entity_type, entity, request.query.get("fields")))
+
+    async def listing(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        fields = request.query.get("fields")
+        entities = [
+            state.store.view(entity_type, e, fields) for e in state.store.entities(entity_type)
+        ]
+        try:
+            limit = int(request.query.get("limit", "10"))
+        except ValueError:
+            raise ApiError(400, "query param limit must be an integer") from None
+        return json_response({"data": entities[:limit], "paging": {"total": len(entities)}})
+
+    return [
+        web.put(collection, put),
+        web.post(collection, post),
+        web.get(collection, listing),
+        web.get(collection + "/name/{fqn:.+}", by_name),
+        web.get(collection + "/{id}", by_id),
+    ]
+
+
+# -- pipeline status --------------------------------------------------------------------------
+
+
+async def _put_status(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    pipeline = _status.put_status(state.store, request.match_info["fqn"], await _json_body(request))
+    view = state.store.view("pipeline", pipeline, "tasks,pipelineStatus")
+    return json_response(view, 200, {"X-OpenMetadata-Change": "entityUpdated"})
+
+
+async def _list_status(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    query = request.query
+    return json_response(
+        _status.list_statuses(
+            state.store,
+            request.match_info["fqn"],
+            query.get("startTs"),
+            query.get("endTs"),
+            query.get("limit"),
+            query.get("status"),
+        )
+    )
+
+
+async def _delete_status(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    pipeline = _status.delete_status(
+        state.store, request.match_info["fqn"], request.match_info["timestamp"]
+    )
+    return json_response(state.store.view("pipeline", pipeline, "tasks,pipelineStatus"))
+
+
+# -- lineage ----------------------------------------------------------------------------------
+
+
+async def _put_lineage(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    state.lineage.add(await _json_body(request), _user(request))
+    return web.Response(status=200)
+
+
+def _lineage_of(request: web.Request, entity: dict[str, Any]) -> web.Response:
+    state = request.app[STATE_KEY]
+    up = parse_depth(request.query.get("upstreamDepth"), "upstreamDepth")
+    down = parse_depth(request.query.get("downstreamDepth"), "downstreamDepth")
+    return json_response(state.lineage.view(request.match_info["type"], entity, up, down))
+
+
+def _known_type(entity_type: str) -> str:
+    if entity_type not in KINDS:
+        raise ApiError(400, f"Invalid entity type {entity_type}")
+    return entity_type
+
+
+async def _lineage_by_name(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    entity_type = _known_type(request.match_info["type"])
+    return _lineage_of(request, state.store.get_by_fqn(entity_type, request.match_info["fqn"]))
+
+
+async def _lineage_by_id(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    entity_type = _known_type(request.match_info["type"])
+    return _lineage_of(request, state.store.get_by_id(entity_type, request.match_info["id"]))
+
+
+async def _delete_lineage(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    info = request.match_info
+    state.store.get_by_id(_known_type(info["from_type"]), info["from_id"])
+    state.store.get_by_id(_known_type(info["to_type"]), info["to_id"])
+    state.lineage.delete(info["from_id"], info["to_id"])
+    return web.Response(status=200)
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    try:
+        return int(request.query.get(name, default))
+    except ValueError:
+        raise ApiError(400, f"query param {name} must be an integer") from None
+
+
+async def _search_query(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    query = request.query
+    result = state.search.query(
+        query.get("index", "table_search_index"),
+        query.get("q", "*"),
+        _int_param(request, "from", 0),
+        _int_param(request, "size", 10),
+        query.get("deleted", "false").lower() == "true",
+    )
+    return json_response(result)
+
+
+async def _search_field(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    query = request.query
+    field, value = query.get("fieldName"), query.get("fieldValue")
+    if not field or value is None:
+        raise ApiError(400, "[query param fieldName must not be null, fieldValue must not be null]")
+    return json_response(
+        state.search.field_query(query.get("index", "table_search_index"), field, value)
+    )
+
+
+# -- native OpenLineage -----------------------------------------------------------------------
+
+
+def _openlineage_available(state: MockState) -> None:
+    if not state.openlineage_endpoints:
+        raise ApiError(404, "HTTP 404 Not Found")
+
+
+def _disabled() -> web.Response:
+    body = {"status": "failure", "message": "OpenLineage API is disabled", "lineageEdgesCreated": 0}
+    return json_response(body, 503)
+
+
+async def _openlineage_single(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    _openlineage_available(state)
+    body = await _json_body(request)
+    validate(OPENLINEAGE_RUN_EVENT, body)
+    if not state.openlineage.settings.enabled:
+        return _disabled()
+    state.events.append(body)
+    status, answer = single_response(state.openlineage.process(body))
+    return json_response(answer, status)
+
+
+async def _openlineage_batch(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    _openlineage_available(state)
+    body = await _json_body(request)
+    validate(OPENLINEAGE_BATCH, body)
+    if not state.openlineage.settings.enabled:
+        return _disabled()
+    state.events.extend(body["events"])
+    status, answer = batch_response([state.openlineage.process(e) for e in body["events"]])
+    return json_response(answer, status)
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    raise ApiError(404, "HTTP 404 Not Found")
+
+
+def build_api_app(state: MockState) -> web.Application:
+    """The aiohttp application of the API port."""
+    app = web.Application(middlewares=[_serve], client_max_size=64 * 1024 * 1024)
+    app[STATE_KEY] = state
+    routes = [
+        web.get("/api/v1/system/version", _version),
+        web.put("/api/v1/lineage", _put_lineage),
+        web.get("/api/v1/lineage/{type}/name/{fqn:.+}", _lineage_by_name),
+        web.delete("/api/v1/lineage/{from_type}/{from_id}/{to_type}/{to_id}", _delete_lineage),
+        web.get("/api/v1/lineage/{type}/{id}", _lineage_by_id),
+        web.put("/api/v1/pipelines/{fqn:.+}/status", _put_status),
+        web.get("/api/v1/pipelines/{fqn:.+}/status", _list_status),
+        web.delete("/api/v1/pipelines/{fqn:.+}/status/{timestamp:[0-9]+}", _delete_status),
+        web.get("/api/v1/search/query", _search_query),
+        web.get("/api/v1/search/fieldQuery", _search_field),
+        web.post("/api/v1/openlineage/lineage", _openlineage_single),
+        web.post("/api/v1/openlineage/lineage/batch", _openlineage_batch),
+    ]
+    for entity_type in KINDS:
+        routes.extend(_entity_routes(entity_type))
+    routes.append(web.route("*", "/{tail:.*}", _not_found))
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,495 @@
+"""OpenMetadata's native OpenLineage endpoints: ``POST /v1/openlineage/lineage[/batch]``.
+
+Semantics follow OpenMetadata's ``OpenLineageResource`` and mapper:
+- only event types in ``event_type_filter`` (default COMPLETE) with at least one input and
+  one output are processed; others are skipped (success, no edges);
+- each dataset resolves to a table: name from the first ``symlinks`` identifier, else the
+  dataset name; its last two dot-parts are schema and table; looked up first under the service
+  mapped from the namespace (exact, then prefix), then under the ``datasource`` facet's name,
+  then by FQN suffix ``schema.table``; with ``auto_create_entities`` a missing table is created
+  in the first schema of that name (columns from the ``schema`` facet);
+- the pipeline is the parent job (``run.facets.parent.job``) if any, else the event's job,
+  named ``<namespace with non [A-Za-z0-9_-] as _>-<name>`` under ``default_pipeline_service``
+  (created when allowed and that service exists); edges are written without it otherwise;
+- one edge per (input, output) with ``source: "OpenLineage"`` and column lineage from the
+  output's ``columnLineage`` facet;
+- an event whose datasets did not resolve and that wrote no edge is a failure (400 for a
+  single event); a batch answers 200 with ``failedEvents`` unless every event failed (400).
+
+The mock adds *event failures*: rules that make chosen events fail (by job name glob, run id
+or event type) with a chosen ``retriable`` flag, to test a client's partial-success handling.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ._errors import ApiError
+from ._lineage import LineageGraph
+from ._models import OPENLINEAGE_EVENT_TYPES
+from ._store import Store, reference
+
+OPENLINEAGE_USER = "openlineage"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenLineageSettings:
+    """The server's OpenLineage settings (``configuration/openLineageSettings.json``)."""
+
+    enabled: bool = True
+    auto_create_entities: bool = True
+    event_type_filter: tuple[str, ...] = ("COMPLETE",)
+    default_pipeline_service: str = "openlineage"
+    namespace_to_service: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [kind for kind in self.event_type_filter if kind not in OPENLINEAGE_EVENT_TYPES]
+        if bad:
+            raise ValueError(
+                f"eventTypeFilter has unknown event type(s) {bad}; "
+                f"use {list(OPENLINEAGE_EVENT_TYPES)}"
+            )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OpenLineageSettings:
+        """From OpenMetadata's camelCase settings JSON."""
+        known = {
+            "enabled",
+            "autoCreateEntities",
+            "eventTypeFilter",
+            "defaultPipelineService",
+            "namespaceToServiceMapping",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown OpenLineage setting(s) {unknown}; known: {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        if "enabled" in data:
+            kwargs["enabled"] = bool(data["enabled"])
+        if "autoCreateEntities" in data:
+            kwargs["auto_create_entities"] = bool(data["autoCreateEntities"])
+        if data.get("eventTypeFilter"):
+            kwargs["event_type_filter"] = tuple(data["eventTypeFilter"])
+        if data.get("defaultPipelineService"):
+            kwargs["default_pipeline_service"] = str(data["defaultPipelineService"])
+        if "namespaceToServiceMapping" in data:
+            kwargs["namespace_to_service"] = dict(data["namespaceToServiceMapping"] or {})
+        return cls(**kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "autoCreateEntities": self.auto_create_entities,
+            "eventTypeFilter": list(self.event_type_filter),
+            "defaultPipelineService": self.default_pipeline_service,
+            "namespaceToServiceMapping": dict(self.namespace_to_service),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFailure:
+    """Make matching events fail: ``{"job_name": glob, "run_id", "event_type", "reason",
+    "retriable", "times"}``; every given selector must match."""
+
+    job_name: str | None = None
+    run_id: str | None = None
+    event_type: str | None = None
+    reason: str = "injected failure"
+    retriable: bool = True
+    times: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EventFailure:
+        known = {"job_name", "run_id", "event_type", "reason", "retriable", "times"}
+        if not isinstance(data, Mapping):
+            raise ValueError("an event failure rule must be a JSON object")
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown event failure key(s) {unknown}; known: {sorted(known)}")
+        return cls(**{key: value for key, value in data.items() if value is not None})
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"reason": self.reason, "retriable": self.retriable}
+        for key in ("job_name", "run_id", "event_type", "times"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        job = event.get("job") or {}
+        run = event.get("run") or {}
+        if self.job_name is not None and not fnmatch.fnmatchcase(
+            str(job.get("name", "")), self.job_name
+        ):
+            return False
+        if self.run_id is not None and run.get("runId") != self.run_id:
+            return False
+        return self.event_type is None or event.get("eventType", "COMPLETE") == self.event_type
+
+
+def parse_failures(data: Any) -> list[EventFailure]:
+    if isinstance(data, Mapping):
+        return [EventFailure.from_json(data)]
+    if isinstance(data, Sequence) and not isinstance(data, str | bytes):
+        return [
+            item if isinstance(item, EventFailure) else EventFailure.from_json(item)
+            for item in data
+        ]
+    raise ValueError("event failures must be a rule object or a list of rule objects")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What processing one event did."""
+
+    status: str  # success | partial | failure | skipped | injected
+    edges: int = 0
+    unresolved: int = 0
+    reason: str = ""
+    retriable: bool = False
+
+    @property
+    def message(self) -> str:
+        if self.status == "injected":
+            return f"Error processing event: {self.reason}"
+        if self.status == "failure":
+            return f"No lineage edges created: {self.unresolved} dataset(s) could not be resolved"
+        if self.status == "partial":
+            return (
+                f"Created {self.edges} lineage edge(s); "
+                f"{self.unresolved} dataset(s) could not be resolved"
+            )
+        if self.edges:
+            return f"Created {self.edges} lineage edge(s)"
+        return "Event processed, no lineage edges created"
+
+
+_DATA_TYPES = (
+    ("STRING", "VARCHAR"),
+    ("VARCHAR", "VARCHAR"),
+    ("CHAR", "VARCHAR"),
+    ("INT", "INT"),
+    ("LONG", "BIGINT"),
+    ("DOUBLE", "DOUBLE"),
+    ("FLOAT", "DOUBLE"),
+    ("DECIMAL", "DECIMAL"),
+    ("NUMERIC", "DECIMAL"),
+    ("BOOL", "BOOLEAN"),
+    ("DATE", "DATE"),
+    ("TIMESTAMP", "TIMESTAMP"),
+    ("TIME", "TIME"),
+    ("ARRAY", "ARRAY"),
+    ("MAP", "MAP"),
+    ("STRUCT", "STRUCT"),
+    ("BINARY", "BINARY"),
+    ("BYTES", "BINARY"),
+    ("JSON", "JSON"),
+)
+
+
+def _data_type(ol_type: str | None) -> str:
+    upper = (ol_type or "").upper()
+    for needle, data_type in _DATA_TYPES:
+        if needle in upper:
+            return data_type
+    return "UNKNOWN"
+
+
+class OpenLineageProcessor:
+    """Turns OpenLineage RunEvents into lineage edges in the mock's catalog."""
+
+    def __init__(self, store: Store, lineage: LineageGraph, settings: OpenLineageSettings) -> None:
+        self._store = store
+        self._lineage = lineage
+        self.settings = settings
+        self.failures: list[EventFailure] = []
+        self._failure_used: list[int] = []
+
+    def set_failures(self, failures: Sequence[EventFailure]) -> None:
+        self.failures = list(failures)
+        self._failure_used = [0] * len(self.failures)
+
+    def _injected(self, event: Mapping[str, Any]) -> EventFailure | None:
+        for index, failure in enumerate(self.failures):
+            if failure.times is not None and self._failure_used[index] >= failure.times:
+                continue
+            if failure.matches(event):
+                self._failure_used[index] += 1
+                return failure
+        return None
+
+    def process(self, event: dict[str, Any]) -> Outcome:
+        injected = self._injected(event)
+        if injected is not None:
+            return Outcome("injected", reason=injected.reason, retriable=injected.retriable)
+        event_type = event.get("eventType") or "COMPLETE"
+        inputs, outputs = event.get("inputs") or [], event.get("outputs") or []
+        if event_type not in self.settings.event_type_filter or not inputs or not outputs:
+            return Outcome("skipped")
+        unresolved: set[str] = set()
+        resolved_inputs = self._resolve_all(inputs, unresolved)
+        resolved_outputs = self._resolve_all(outputs, unresolved)
+        pipeline = self._resolve_pipeline(event)
+        edges = 0
+        for output, output_ref in resolved_outputs:
+            column_lineage = self._column_lineage(output, resolved_inputs, output_ref)
+            for _, input_ref in resolved_inputs:
+                prefix = input_ref["fullyQualifiedName"] + "."
+                relevant = [
+                    {
+                        **item,
+                        "fromColumns": [c for c in item["fromColumns"] if c.startswith(prefix)],
+                    }
+                    for item in column_lineage
+                    if any(c.startswith(prefix) for c in item["fromColumns"])
+                ]
+                details: dict[str, Any] = {
+                    "source": "OpenLineage",
+                    "description": _description(event),
+                }
+                if pipeline is not None:
+                    details["pipeline"] = {"id": pipeline["id"], "type": "pipeline"}
+                sql = ((event.get("job") or {}).get("facets") or {}).get("sql") or {}
+                if sql.get("query"):
+                    details["sqlQuery"] = sql["query"]
+                if relevant:
+                    details["columnsLineage"] = relevant
+                body = {
+                    "edge": {
+                        "fromEntity": {"id": input_ref["id"], "type": input_ref["type"]},
+                        "toEntity": {"id": output_ref["id"], "type": output_ref["type"]},
+                        "lineageDetails": details,
+                    }
+                }
+                try:
+                    key = self._lineage.add(body, OPENLINEAGE_USER)
+                except ApiError:
+                    continue  # OpenMetadata logs and skips an edge it cannot write
+                stamp = _event_time_ms(event)
+                if stamp is not None:
+                    self._lineage.edges[key]["lineageDetails"].update(
+                        createdAt=stamp, updatedAt=stamp
+                    )
+                edges += 1
+        if unresolved:
+            return Outcome("partial" if edges else "failure", edges, len(unresolved))
+        return Outcome("success", edges)
+
+    def _resolve_all(
+        self, datasets: list[dict[str, Any]], unresolved: set[str]
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        resolved = []
+        for dataset in datasets:
+            ref = self._resolve_table(dataset)
+            if ref is None:
+                unresolved.add(f"{dataset.get('namespace')}/{dataset.get('name')}")
+            else:
+                resolved.append((dataset, ref))
+        return resolved
+
+    def _resolve_table(self, dataset: dict[str, Any]) -> dict[str, Any] | None:
+        facets = dataset.get("facets") or {}
+        identifiers = (facets.get("symlinks") or {}).get("identifiers") or []
+        table_name = identifiers[0]["name"] if identifiers else dataset["name"]
+        parts = table_name.split(".")
+        if len(parts) < 2:
+            return None
+        schema, table = parts[-2], parts[-1]
+        tables = self._store.entities("table")
+        candidates: list[str] = []
+        service = self._mapped_service(dataset.get("namespace"))
+        if service is not None:
+            candidates.append(f"{service}.*{schema}.{table}")
+        datasource = (facets.get("datasource") or {}).get("name")
+        if datasource:
+            candidates.append(f"{datasource}.*.{schema}.{table}")
+        candidates.append(f"*{schema}.{table}")
+        for pattern in candidates:
+            for entity in tables:
+                if fnmatch.fnmatchcase(entity["fullyQualifiedName"], pattern):
+                    return reference(entity, "table")
+        if not self.settings.auto_create_entities:
+            return None
+        return self._create_table(schema, table, facets)
+
+    def _mapped_service(self, namespace: str | None) -> str | None:
+        mapping = self.settings.namespace_to_service
+        if namespace is None or not mapping:
+            return None
+        if namespace in mapping:
+            return mapping[namespace]
+        for key, service in mapping.items():
+            if namespace.startswith(key) or key.startswith(namespace):
+                return service
+        return None
+
+    def _create_table(
+        self, schema: str, table: str, facets: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        schemas = [
+            entity
+            for entity in self._store.entities("databaseSchema")
+            if entity["fullyQualifiedName"].endswith(schema)
+        ]
+        if not schemas:
+            return None
+        fields = (facets.get("schema") or {}).get("fields") or []
+        request: dict[str, Any] = {
+            "name": table,
+            "databaseSchema": schemas[0]["fullyQualifiedName"],
+            "columns": [
+                {
+                    "name": item["name"],
+                    "dataType": _data_type(item.get("type")),
+                    "dataTypeDisplay": item.get("type"),
+                    **({"description": item["description"]} if item.get("description") else {}),
+                }
+                for item in fields
+                if item.get("name")
+            ],
+        }
+        description = (facets.get("documentation") or {}).get("description")
+        if description:
+            request["description"] = description
+        try:
+            entity, _ = self._store.put("table", request, OPENLINEAGE_USER)
+        except (ApiError, ValueError):
+            return None
+        return reference(entity, "table")
+
+    def _resolve_pipeline(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        parent_job = (((event.get("run") or {}).get("facets") or {}).get("parent") or {}).get("job")
+        job = parent_job if parent_job and parent_job.get("name") else event.get("job") or {}
+        if not job.get("name"):
+            return None
+        namespace = job.get("namespace") or ""
+        name = (
+            f"{re.sub(r'[^a-zA-Z0-9_-]', '_', namespace)}-{job['name']}"
+            if namespace
+            else job["name"]
+        )
+        service = self.settings.default_pipeline_service
+        found = self._store.find_by_fqn("pipeline", f"{service}.{name}")
+        if found is not None:
+            return found
+        if not self.settings.auto_create_entities:
+            return None
+        if self._store.find_by_fqn("pipelineService", service) is None:
+            return None
+        entity, _ = self._store.put(
+            "pipeline",
+            {
+                "name": name,
+                "service": service,
+                "description": "Pipeline created from OpenLineage event",
+            },
+            OPENLINEAGE_USER,
+        )
+        return entity
+
+    @staticmethod
+    def _column_lineage(
+        output: dict[str, Any],
+        inputs: list[tuple[dict[str, Any], dict[str, Any]]],
+        output_ref: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        facet = (output.get("outputFacets") or {}).get("columnLineage") or (
+            output.get("facets") or {}
+        ).get("columnLineage")
+        if not facet or not facet.get("fields"):
+            return []
+        input_fqns = {
+            f"{dataset['namespace']}/{dataset['name']}": ref["fullyQualifiedName"]
+            for dataset, ref in inputs
+        }
+        result = []
+        for column, info in facet["fields"].items():
+            from_columns = []
+            for source in info.get("inputFields") or []:
+                fqn = input_fqns.get(f"{source.get('namespace')}/{source.get('name')}")
+                if fqn is not None:
+                    from_columns.append(f"{fqn}.{source.get('field')}")
+            if from_columns:
+                item: dict[str, Any] = {
+                    "fromColumns": from_columns,
+                    "toColumn": f"{output_ref['fullyQualifiedName']}.{column}",
+                }
+                if info.get("transformationDescription"):
+                    item["function"] = info["transformationDescription"]
+                result.append(item)
+        return result
+
+
+def _description(event: dict[str, Any]) -> str:
+    job = event.get("job") or {}
+    text = f"Lineage from OpenLineage event for job: {job.get('namespace')}/{job.get('name')}"
+    run_id = (event.get("run") or {}).get("runId")
+    return f"{text} (run: {run_id})" if run_id else text
+
+
+def _event_time_ms(event: dict[str, Any]) -> int | None:
+    try:
+        return int(datetime.fromisoformat(event["eventTime"]).timestamp() * 1000)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def single_response(outcome: Outcome) -> tuple[int, dict[str, Any]]:
+    """HTTP status and body for ``POST /v1/openlineage/lineage``."""
+    if outcome.status == "injected":
+        # A retriable failure looks like the server's exception path (500); a permanent one
+        # like an event it could not use (400).
+        status = 500 if outcome.retriable else 400
+        return status, {"status": "failure", "message": outcome.message, "lineageEdgesCreated": 0}
+    body_status = {"partial": "partial_success", "failure": "failure"}.get(
+        outcome.status, "success"
+    )
+    body = {"status": body_status, "message": outcome.message, "lineageEdgesCreated": outcome.edges}
+    return (400 if body_status == "failure" else 200), body
+
+
+def batch_response(outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
+    """HTTP status and body for ``POST /v1/openlineage/lineage/batch``."""
+    successful = partial = skipped = edges = 0
+    failed_events: list[dict[str, Any]] = []
+    for index, outcome in enumerate(outcomes):
+        edges += outcome.edges
+        if outcome.status in ("failure", "injected"):
+            failed_events.append(
+                {"index": index, "reason": outcome.message, "retriable": outcome.retriable}
+            )
+        elif outcome.status == "partial":
+            partial += 1
+        elif outcome.status == "skipped" or not outcome.edges:
+            skipped += 1
+        else:
+            successful += 1
+    failed = len(failed_events)
+    received = len(outcomes)
+    status = "success"
+    if failed or partial:
+        status = "partial_success" if successful + partial else "failure"
+    body: dict[str, Any] = {
+        "status": status,
+        "message": (
+            f"Processed {received} events: {successful} successful, {partial} partial, "
+            f"{failed} failed, {skipped} skipped. Created {edges} lineage edges."
+        ),
+        # 1.13's summary has no "partial": a partial event counts as successful there.
+        "summary": {
+            "received": received,
+            "successful": successful + partial,
+            "failed": failed,
+            "skipped": skipped,
+        },
+        "lineageEdgesCreated": edges,
+    }
+    if failed_events:
+        body["failedEvents"] = failed_events
+    all_failed = received > 0 and failed == received
+    return (400 if all_failed else 200), body

@@ -1,0 +1,305 @@
+"""The in-memory catalog: entities created with PUT/POST, found by FQN or id.
+
+Create-or-update follows OpenMetadata: the first PUT creates (201, ``entityCreated``), a later
+PUT with the same FQN updates in place (200, ``entityUpdated`` and a version bump, or
+``entityNoChange``), and the ``id`` never changes. Each entity keeps the create request it was
+built from, so an update is "the old request overlaid with the new one".
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import _fqn, _models
+from ._errors import ApiError, not_found
+from ._validation import Obj, strip_nulls, validate
+
+DEFAULT_USER = "ingestion-bot"
+
+
+@dataclass(frozen=True, slots=True)
+class EntityKind:
+    """One entity type: its REST collection, create model and parent."""
+
+    type: str
+    collection: str
+    model: Obj
+    parent_field: str | None = None
+    parent_type: str | None = None
+    # Fields OpenMetadata only returns when asked for with ``?fields=``.
+    optional_fields: frozenset[str] = frozenset({"owners", "tags", "followers"})
+
+
+KINDS: dict[str, EntityKind] = {
+    kind.type: kind
+    for kind in (
+        EntityKind("databaseService", "services/databaseServices", _models.CREATE_DATABASE_SERVICE),
+        EntityKind("pipelineService", "services/pipelineServices", _models.CREATE_PIPELINE_SERVICE),
+        EntityKind("storageService", "services/storageServices", _models.CREATE_STORAGE_SERVICE),
+        EntityKind("database", "databases", _models.CREATE_DATABASE, "service", "databaseService"),
+        EntityKind(
+            "databaseSchema",
+            "databaseSchemas",
+            _models.CREATE_DATABASE_SCHEMA,
+            "database",
+            "database",
+        ),
+        EntityKind("table", "tables", _models.CREATE_TABLE, "databaseSchema", "databaseSchema"),
+        EntityKind(
+            "container",
+            "containers",
+            _models.CREATE_CONTAINER,
+            "service",
+            "storageService",
+            frozenset({"owners", "tags", "followers", "dataModel", "children"}),
+        ),
+        EntityKind(
+            "pipeline",
+            "pipelines",
+            _models.CREATE_PIPELINE,
+            "service",
+            "pipelineService",
+            frozenset({"owners", "tags", "followers", "tasks", "pipelineStatus"}),
+        ),
+    )
+}
+KINDS_BY_COLLECTION = {kind.collection: kind for kind in KINDS.values()}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def reference(entity: dict[str, Any], entity_type: str) -> dict[str, Any]:
+    """The ``EntityReference`` of an entity, as OpenMetadata embeds it."""
+    ref = {
+        "id": entity["id"],
+        "type": entity_type,
+        "name": entity["name"],
+        "fullyQualifiedName": entity["fullyQualifiedName"],
+        "deleted": False,
+    }
+    for key in ("displayName", "description", "href"):
+        if key in entity:
+            ref[key] = entity[key]
+    return ref
+
+
+def column_fqns(columns: list[dict[str, Any]]) -> Iterator[str]:
+    """Every column FQN of a column tree (nested ``children`` included)."""
+    for column in columns:
+        yield column["fullyQualifiedName"]
+        yield from column_fqns(column.get("children") or [])
+
+
+def _with_column_fqns(columns: list[dict[str, Any]], parent_fqn: str) -> list[dict[str, Any]]:
+    out = []
+    for column in columns:
+        column = dict(column)
+        column["fullyQualifiedName"] = f"{parent_fqn}.{_fqn.quote_name(column['name'])}"
+        column.setdefault("tags", [])
+        if column.get("children"):
+            column["children"] = _with_column_fqns(column["children"], column["fullyQualifiedName"])
+        out.append(column)
+    return out
+
+
+class Store:
+    """Entities by type and FQN, and by id."""
+
+    def __init__(self) -> None:
+        self.base_url = "http://127.0.0.1:8585/api"
+        self.clear()
+
+    def clear(self) -> None:
+        self._by_fqn: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self._by_id: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._requests: dict[str, dict[str, Any]] = {}
+        # pipeline id -> timestamp -> status
+        self.statuses: dict[str, dict[int, dict[str, Any]]] = {}
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_by_fqn(self, entity_type: str, fqn: str) -> dict[str, Any]:
+        entity = self._by_fqn[entity_type].get(fqn)
+        if entity is None:
+            raise not_found(entity_type, fqn)
+        return entity
+
+    def find_by_fqn(self, entity_type: str, fqn: str) -> dict[str, Any] | None:
+        return self._by_fqn[entity_type].get(fqn)
+
+    def get_by_id(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        found = self._by_id.get(entity_id)
+        if found is None or found[0] != entity_type:
+            raise not_found(entity_type, entity_id)
+        return found[1]
+
+    def type_of(self, entity_id: str) -> str | None:
+        found = self._by_id.get(entity_id)
+        return found[0] if found else None
+
+    def entities(self, entity_type: str) -> list[dict[str, Any]]:
+        return list(self._by_fqn[entity_type].values())
+
+    def counts(self) -> dict[str, int]:
+        return {kind: len(entities) for kind, entities in self._by_fqn.items()}
+
+    def view(self, entity_type: str, entity: dict[str, Any], fields: str | None) -> dict[str, Any]:
+        """The entity as a GET returns it: optional fields only when ``?fields=`` names them."""
+        wanted = {part.strip() for part in (fields or "").split(",") if part.strip()}
+        if "*" in wanted:
+            return entity
+        hidden = KINDS[entity_type].optional_fields - wanted
+        return {key: value for key, value in entity.items() if key not in hidden}
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def put(
+        self,
+        entity_type: str,
+        body: Any,
+        user: str = DEFAULT_USER,
+        *,
+        entity_id: str | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """Create or update from a create request; returns (entity, X-OpenMetadata-Change).
+
+        ``entity_id`` pins the id of a new entity (catalog seeding); it is ignored on update.
+        """
+        kind = KINDS[entity_type]
+        validate(kind.model, body)
+        request = strip_nulls(body)
+        fqn, parents = self._resolve_parents(kind, request)
+        existing = self._by_fqn[entity_type].get(fqn)
+        if existing is None:
+            new_id = entity_id or str(uuid.uuid4())
+            if new_id in self._by_id:
+                raise ApiError(409, f"Entity with id {new_id} already exists")
+            entity = self._build(kind, request, fqn, parents, new_id, 0.1, user)
+            self._insert(entity_type, entity, request)
+            return entity, "entityCreated"
+        old_request = self._requests[existing["id"]]
+        merged = {**old_request, **request}
+        if merged == old_request:
+            return existing, "entityNoChange"
+        version = round(float(existing["version"]) + 0.1, 1)
+        entity = self._build(kind, merged, fqn, parents, existing["id"], version, user)
+        if "pipelineStatus" in existing:
+            entity["pipelineStatus"] = existing["pipelineStatus"]
+        self._insert(entity_type, entity, merged)
+        return entity, "entityUpdated"
+
+    def create(self, entity_type: str, body: Any, user: str = DEFAULT_USER) -> dict[str, Any]:
+        """POST semantics: create, or 409 when the FQN exists."""
+        kind = KINDS[entity_type]
+        validate(kind.model, body)
+        fqn, _ = self._resolve_parents(kind, strip_nulls(body))
+        if fqn in self._by_fqn[entity_type]:
+            raise ApiError(409, "Entity already exists")
+        entity, _ = self.put(entity_type, body, user)
+        return entity
+
+    def set_latest_status(self, pipeline_id: str, status: dict[str, Any] | None) -> None:
+        _, entity = self._by_id[pipeline_id]
+        if status is None:
+            entity.pop("pipelineStatus", None)
+        else:
+            entity["pipelineStatus"] = status
+
+    def _insert(self, entity_type: str, entity: dict[str, Any], request: dict[str, Any]) -> None:
+        self._by_fqn[entity_type][entity["fullyQualifiedName"]] = entity
+        self._by_id[entity["id"]] = (entity_type, entity)
+        self._requests[entity["id"]] = copy.deepcopy(request)
+
+    def _resolve_parents(
+        self, kind: EntityKind, request: dict[str, Any]
+    ) -> tuple[str, dict[str, dict[str, Any]]]:
+        """The new entity's FQN and the parent entities it references."""
+        name = request["name"]
+        if kind.parent_field is None or kind.parent_type is None:
+            return _fqn.quote_name(name), {}
+        parent = self.get_by_fqn(kind.parent_type, request[kind.parent_field])
+        parents = {kind.parent_type: parent}
+        prefix = parent["fullyQualifiedName"]
+        if kind.type == "container" and "parent" in request:
+            container = self.get_by_id("container", request["parent"]["id"])
+            parents["container"] = container
+            prefix = container["fullyQualifiedName"]
+        return f"{prefix}.{_fqn.quote_name(name)}", parents
+
+    def _build(
+        self,
+        kind: EntityKind,
+        request: dict[str, Any],
+        fqn: str,
+        parents: dict[str, dict[str, Any]],
+        entity_id: str,
+        version: float,
+        user: str,
+    ) -> dict[str, Any]:
+        entity: dict[str, Any] = {"id": entity_id, **copy.deepcopy(request)}
+        entity.update(
+            {
+                "fullyQualifiedName": fqn,
+                "version": version,
+                "updatedAt": now_ms(),
+                "updatedBy": user,
+                "href": f"{self.base_url}/v1/{kind.collection}/{entity_id}",
+                "deleted": False,
+            }
+        )
+        entity.setdefault("tags", [])
+        entity.setdefault("owners", [])
+        entity.setdefault("followers", [])
+        if kind.parent_field is not None and kind.parent_type is not None:
+            entity.pop(kind.parent_field, None)
+        self._link_parents(kind, entity, parents)
+        if kind.type == "table":
+            entity.setdefault("tableType", "Regular")
+            entity["columns"] = _with_column_fqns(entity["columns"], fqn)
+        elif kind.type == "container":
+            model = entity.get("dataModel")
+            if model:
+                model["columns"] = _with_column_fqns(model.get("columns") or [], fqn)
+        elif kind.type == "pipeline":
+            entity["tasks"] = [
+                {**task, "fullyQualifiedName": f"{fqn}.{_fqn.quote_name(task['name'])}"}
+                for task in entity.get("tasks") or []
+            ]
+        return entity
+
+    def _link_parents(
+        self, kind: EntityKind, entity: dict[str, Any], parents: dict[str, dict[str, Any]]
+    ) -> None:
+        """Embed parent references as OpenMetadata does (service, database, schema)."""
+        if kind.type == "database":
+            service = parents["databaseService"]
+            entity["service"] = reference(service, "databaseService")
+            entity["serviceType"] = service["serviceType"]
+        elif kind.type == "databaseSchema":
+            database = parents["database"]
+            entity["database"] = reference(database, "database")
+            entity["service"] = database["service"]
+            entity["serviceType"] = database["serviceType"]
+        elif kind.type == "table":
+            schema = parents["databaseSchema"]
+            entity["databaseSchema"] = reference(schema, "databaseSchema")
+            entity["database"] = schema["database"]
+            entity["service"] = schema["service"]
+            entity["serviceType"] = schema["serviceType"]
+        elif kind.type == "container":
+            service = parents["storageService"]
+            entity["service"] = reference(service, "storageService")
+            entity["serviceType"] = service["serviceType"]
+            if "container" in parents:
+                entity["parent"] = reference(parents["container"], "container")
+        elif kind.type == "pipeline":
+            service = parents["pipelineService"]
+            entity["service"] = reference(service, "pipelineService")
+            entity["serviceType"] = service["serviceType"]

@@ -1,0 +1,260 @@
+"""A small declarative type system that checks request bodies the way OpenMetadata does.
+
+OpenMetadata does not run JSON Schema at run time: it deserialises bodies into Java classes
+generated from its schemas (Jackson + bean validation). The observable rules are: an unknown
+field on a closed object is refused, a required field that is missing (or ``null``) is refused,
+a value of the wrong JSON kind or outside an enum is refused, string patterns and lengths are
+enforced, and an explicit ``null`` on an optional field means "absent". The first violation
+wins and is reported as a 400 whose message names the field, in Jackson's wording.
+
+The mock's request models (``_models.py``) are written with these types from the facts in the
+schemas; nothing is loaded from the schema files at run time.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Invalid(ValueError):
+    """A body that OpenMetadata would refuse with 400; the message is the 400's message."""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int | float):
+        return "Number"
+    if isinstance(value, str):
+        return "String"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, dict):
+        return "Object"
+    return "Null"
+
+
+def _mismatch(java_type: str, value: Any, path: str) -> Invalid:
+    return Invalid(
+        f'Cannot deserialize value of type `{java_type}` from {_kind(value)} value (field "{path}")'
+    )
+
+
+class Type:
+    """Base of every field type; ``check`` raises ``Invalid`` for the first violation."""
+
+    java_type = "java.lang.Object"
+
+    def check(self, value: Any, path: str) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Str(Type):
+    min_length: int = 0
+    max_length: int | None = None
+    pattern: str | None = None
+    fmt: str | None = None  # "uuid" or "date-time": the formats Java parses into typed values
+    java_type = "java.lang.String"
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, str):
+            raise _mismatch("java.util.UUID" if self.fmt == "uuid" else self.java_type, value, path)
+        if len(value) < self.min_length or (
+            self.max_length is not None and len(value) > self.max_length
+        ):
+            upper = self.max_length if self.max_length is not None else 2147483647
+            raise Invalid(f"[{path} size must be between {self.min_length} and {upper}]")
+        if self.pattern is not None and re.search(self.pattern, value) is None:
+            raise Invalid(f'[{path} must match "{self.pattern}"]')
+        if self.fmt == "uuid" and not _is_uuid(value):
+            raise Invalid(
+                f'Cannot deserialize value of type `java.util.UUID` from String "{value}": '
+                f'UUID has to be represented by standard 36-char representation (field "{path}")'
+            )
+        if self.fmt == "date-time" and not _is_date_time(value):
+            raise Invalid(
+                f'Cannot deserialize value of type `java.util.Date` from String "{value}": '
+                f'not a valid ISO 8601 date-time (field "{path}")'
+            )
+
+
+def _is_uuid(value: str) -> bool:
+    if len(value) != 36 or any(value[i] != "-" for i in (8, 13, 18, 23)):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date_time(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return "T" in value or "t" in value
+
+
+@dataclass(frozen=True, slots=True)
+class Int(Type):
+    java_type = "java.lang.Long"
+
+    def check(self, value: Any, path: str) -> None:
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
+            raise _mismatch(self.java_type, value, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Num(Type):
+    java_type = "java.lang.Double"
+
+    def check(self, value: Any, path: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _mismatch(self.java_type, value, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Bool(Type):
+    java_type = "java.lang.Boolean"
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, bool):
+            raise _mismatch(self.java_type, value, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Enum(Type):
+    java_name: str
+    values: tuple[str, ...]
+
+    @property
+    def java_type(self) -> str:  # type: ignore[override]
+        return self.java_name
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, str):
+            raise _mismatch(self.java_name, value, path)
+        if value not in self.values:
+            raise Invalid(
+                f'Cannot deserialize value of type `{self.java_name}` from String "{value}": '
+                f"not one of the values accepted for Enum class: [{', '.join(self.values)}] "
+                f'(field "{path}")'
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Arr(Type):
+    items: Type
+    min_items: int = 0
+    java_type = "java.util.ArrayList"
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, list):
+            raise _mismatch(self.java_type, value, path)
+        if len(value) < self.min_items:
+            raise Invalid(f"[{path} size must be between {self.min_items} and 2147483647]")
+        for index, item in enumerate(value):
+            if item is not None:
+                self.items.check(item, f"{path}[{index}]")
+
+
+@dataclass(frozen=True, slots=True)
+class Map(Type):
+    """A JSON object whose keys are free and whose values share one type."""
+
+    values: Type
+    java_type = "java.util.LinkedHashMap"
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise _mismatch(self.java_type, value, path)
+        for key, item in value.items():
+            if item is not None:
+                self.values.check(item, f"{path}.{key}")
+
+
+@dataclass(frozen=True, slots=True)
+class AnyValue(Type):
+    """Free-form JSON (``extension``, ``parameters``): anything goes."""
+
+    def check(self, value: Any, path: str) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AnyObject(Type):
+    """An object whose inside the mock does not model (profiler configs, lifeCycle, ...)."""
+
+    java_type = "java.util.LinkedHashMap"
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise _mismatch(self.java_type, value, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Obj(Type):
+    """A Java class: named fields, some required; closed unless the schema leaves it open."""
+
+    java_name: str
+    fields: Mapping[str, Type]
+    required: frozenset[str] = field(default_factory=frozenset)
+    closed: bool = True
+
+    @property
+    def java_type(self) -> str:  # type: ignore[override]
+        return self.java_name
+
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            raise _mismatch(self.java_name, value, path)
+        prefix = f"{path}." if path else ""
+        if self.closed:
+            for key in value:
+                if key not in self.fields:
+                    raise Invalid(
+                        f'Unrecognized field "{key}" (class {self.java_name}), '
+                        "not marked as ignorable"
+                    )
+        for name in self.fields:
+            if name in self.required and value.get(name) is None:
+                raise Invalid(f"[{prefix}{name} must not be null]")
+        for name, kind in self.fields.items():
+            item = value.get(name)
+            if item is not None:
+                kind.check(item, f"{prefix}{name}")
+
+
+class Lazy(Type):
+    """A forward reference, for recursive types (a column's ``children`` are columns)."""
+
+    def __init__(self, resolve: Callable[[], Type]) -> None:
+        self._resolve = resolve
+
+    def check(self, value: Any, path: str) -> None:
+        self._resolve().check(value, path)
+
+
+def validate(model: Type, body: Any) -> None:
+    """Check a decoded request body; raise ``Invalid`` with OpenMetadata's 400 message."""
+    if body is None:
+        raise Invalid("Request body must not be null")
+    model.check(body, "")
+
+
+def strip_nulls(body: Any) -> Any:
+    """Drop explicit ``null`` members: OpenMetadata treats them as absent."""
+    if isinstance(body, dict):
+        return {key: strip_nulls(value) for key, value in body.items() if value is not None}
+    if isinstance(body, list):
+        return [strip_nulls(item) for item in body]
+    return body
