@@ -1,0 +1,303 @@
+"""Ingest throughput and latency: the relay against a bare aiohttp handler.
+
+Both servers run in their own process on 127.0.0.1 and are loaded in the same run,
+with the same real Spark COMPLETE event (the project's own sample under
+tests/fixtures), at 16 concurrent keep-alive connections:
+
+    bare   aiohttp POST handler: reads the body, answers 201 (no parsing, no storing)
+    relay  `lineage-relay serve` as shipped: envelope check, SQLite spool with fsync'd
+           group commit, canonical JSON log line per request, delivery part running
+           (towards an address where nothing listens, so it backs off)
+
+The load generator is `wrk` with a Lua POST script when installed, else an aiohttp
+client in a separate process. Output: a table, then
+
+    RESULT ingest_ratio=<relay req/s / bare req/s>
+    RESULT ingest_p99_ms=<relay p99 latency in ms>
+
+Usage: python benchmarks/ingest.py [--quick] [--duration S] [--connections N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EVENT = (
+    REPO / "tests" / "fixtures" / "events" / "spark" / "04_COMPLETE_insert_revenue_by_country.json"
+)
+PATH = "/api/v1/lineage"
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    non_2xx: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+# -- servers ------------------------------------------------------------------------------
+
+
+def serve_bare() -> None:
+    """Child process: the baseline handler. Prints its port, serves until killed."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=201)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post(PATH, handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def start_bare() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-bare"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline().strip())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_relay(spool_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_RELAY_")}
+    env["LINEAGE_RELAY_OPENMETADATA_HOST_PORT"] = "http://127.0.0.1:9/api"
+    log = open(log_path, "wb")  # noqa: SIM115 -- the child keeps it; closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "relay", "serve", "--listen", "127.0.0.1:0",
+         "--spool-dir", str(spool_dir)],
+        stdout=log, stderr=log, env=env, cwd=REPO,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log_path.read_text().splitlines():
+            if '"relay listening"' in line:
+                return proc, str(json.loads(line)["url"])
+        if proc.poll() is not None:
+            raise SystemExit(f"the relay exited: {log_path.read_text()}")
+        time.sleep(0.05)
+    raise SystemExit("the relay did not start within 30 s")
+
+
+def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- load generators ----------------------------------------------------------------------
+
+_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("BENCH_EVENT"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+"""
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def load_wrk(name: str, url: str, duration_s: int, connections: int, workdir: Path) -> Result:
+    script = workdir / "post.lua"
+    script.write_text(_LUA)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", str(script),
+         url + PATH],
+        capture_output=True, text=True, env={**os.environ, "BENCH_EVENT": str(EVENT)},
+        timeout=duration_s + 60, check=True,
+    ).stdout  # fmt: skip
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return Result(
+        name=name,
+        requests=requests,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        errors=sum(int(g) for g in errors.groups()) if errors else 0,
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(re.search(r"\n\s+50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        p99_ms=_ms(re.search(r"\n\s+99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+    )
+
+
+def loadgen_child(url: str, duration_s: float, connections: int) -> None:
+    """Child process: aiohttp client load; prints one JSON line of results."""
+    import aiohttp
+
+    body = EVENT.read_bytes()
+    latencies: list[float] = []
+    counts = {"non_2xx": 0, "errors": 0}
+
+    async def worker(http: aiohttp.ClientSession, until: float) -> None:
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            try:
+                async with http.post(
+                    url + PATH, data=body, headers={"Content-Type": "application/json"}
+                ) as resp:
+                    await resp.read()
+                    if not 200 <= resp.status < 300:
+                        counts["non_2xx"] += 1
+            except aiohttp.ClientError:
+                counts["errors"] += 1
+            latencies.append(time.perf_counter() - started)
+
+    async def main() -> float:
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            started = time.monotonic()
+            until = started + duration_s
+            await asyncio.gather(*(worker(http, until) for _ in range(connections)))
+            return time.monotonic() - started
+
+    elapsed = asyncio.run(main())
+    latencies.sort()
+    print(json.dumps({
+        "requests": len(latencies), "elapsed": elapsed, **counts,
+        "p50": latencies[len(latencies) // 2],
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }))  # fmt: skip
+
+
+def load_aiohttp(name: str, url: str, duration_s: int, connections: int) -> Result:
+    out = subprocess.run(
+        [sys.executable, __file__, "--loadgen", url, str(duration_s), str(connections)],
+        capture_output=True, text=True, timeout=duration_s + 60, check=True,
+    ).stdout  # fmt: skip
+    data = json.loads(out.strip().splitlines()[-1])
+    return Result(
+        name=name, requests=data["requests"], non_2xx=data["non_2xx"], errors=data["errors"],
+        rps=data["requests"] / data["elapsed"], p50_ms=data["p50"] * 1000,
+        p99_ms=data["p99"] * 1000,
+    )  # fmt: skip
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def fsync_latency_ms(directory: Path, samples: int = 100) -> tuple[float, float]:
+    """p50/p99 of write+fsync of one event-sized block: the floor under every durable ack."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    times: list[float] = []
+    try:
+        for _ in range(samples):
+            os.write(fd, b"x" * 8192)
+            started = time.perf_counter()
+            os.fsync(fd)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
+
+
+def received_by_relay(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:  # noqa: S310 -- loopback
+        text = resp.read().decode()
+    match = re.search(
+        r'lineage_relay_events_received_total\{endpoint="/api/v1/lineage"\} (\S+)', text
+    )
+    return int(float(match.group(1))) if match else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short run (< 60 s in total)")
+    parser.add_argument("--duration", type=int, help="seconds of load per server")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--tool", choices=("auto", "wrk", "aiohttp"), default="auto")
+    args = parser.parse_args()
+    duration = args.duration or (8 if args.quick else 30)
+    use_wrk = args.tool == "wrk" or (args.tool == "auto" and shutil.which("wrk") is not None)
+    tool = "wrk (1 thread, Lua POST script)" if use_wrk else "aiohttp client (separate process)"
+    body = EVENT.read_bytes()
+    print(f"event: {EVENT.relative_to(REPO)} ({len(body)} bytes, a Spark COMPLETE RunEvent)")
+    print(f"load: {tool}, {args.connections} connections, {duration} s per server, "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
+
+    def load(name: str, url: str, workdir: Path) -> Result:
+        # A short warm-up so both servers are measured with warm connections and caches.
+        if use_wrk:
+            load_wrk(name, url, 1, args.connections, workdir)
+            return load_wrk(name, url, duration, args.connections, workdir)
+        load_aiohttp(name, url, 1, args.connections)
+        return load_aiohttp(name, url, duration, args.connections)
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        fsync_p50, fsync_p99 = fsync_latency_ms(workdir)
+        print(f"disk: fsync of an 8 KiB write p50 {fsync_p50:.2f} ms, p99 {fsync_p99:.2f} ms "
+              f"(with {args.connections} connections, group commit caps the relay near "
+              f"{args.connections * 1000 / fsync_p50:.0f} req/s)")  # fmt: skip
+        bare_proc, bare_url = start_bare()
+        try:
+            bare = load("bare", bare_url, workdir)
+        finally:
+            stop(bare_proc)
+        relay_proc, relay_url = start_relay(workdir / "spool", workdir / "relay.log")
+        try:
+            relay = load("relay", relay_url, workdir)
+            stored = received_by_relay(relay_url)
+        finally:
+            stop(relay_proc)
+
+    print()
+    print(f"{'server':<8} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'non-2xx':>8} {'errors':>7}")  # fmt: skip
+    for r in (bare, relay):
+        print(f"{r.name:<8} {r.requests:>9} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+              f"{r.non_2xx:>8} {r.errors:>7}")  # fmt: skip
+    print(
+        f"relay acknowledged and spooled {stored} events (incl. warm-up), each fsync'd "
+        "before its 201"
+    )
+    if relay.non_2xx or relay.errors:
+        print("WARNING: the relay refused or dropped requests; the figures are not clean")
+    print(f"RESULT ingest_ratio={relay.rps / bare.rps:.3f}")
+    print(f"RESULT ingest_p99_ms={relay.p99_ms:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve-bare"]:
+        serve_bare()
+    elif sys.argv[1:2] == ["--loadgen"]:
+        loadgen_child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    else:
+        raise SystemExit(main())
