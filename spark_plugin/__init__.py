@@ -1,0 +1,31 @@
+"""spark_plugin: OpenLineage events for PySpark jobs from a py4j listener in the driver JVM.
+
+    from spark_plugin import enable
+    lineage = enable(spark)                  # url/namespace/options default from SparkConf
+    ...                                      # run the job
+    spark.stop()                             # flushes (at most flush_timeout_s, default 2 s)
+    print(lineage.emitted, lineage.dropped, lineage.failed)
+
+`enable` registers a Python object as a Spark listener in the driver JVM of a classic PySpark
+session. It reports the application (START at enable, COMPLETE at stop/close) and one run per
+root SQL execution (START, then COMPLETE or FAIL), named and shaped like the OpenLineage Spark
+integration's events, and posts them to the relay (default ``http://127.0.0.1:5055``) from one
+background thread through a bounded queue: a slow or dead receiver never blocks or fails Spark;
+what cannot be delivered is dropped and counted.
+
+Security: py4j's callback channel. For the JVM to call the listener, pyspark's py4j *callback
+server* must run in this Python process (`ensure_callback_server_started`, the same call pyspark's
+own streaming listeners make). It listens on 127.0.0.1 on an ephemeral port and is
+**unauthenticated**: with this py4j/pyspark pair the JVM's callback client carries no auth token,
+and setting one on the Python side makes every callback fail. Any local process that finds the
+port can therefore call methods of Python objects registered with py4j (our listener, pyspark's
+own callbacks). It is never reachable beyond loopback. Run Spark drivers where local users are
+trusted (one user per host or container), as for pyspark's streaming listeners.
+"""
+
+from relay._exceptions import ConfigError, UnsupportedSessionError
+
+from ._config import PluginConfig
+from ._handle import Lineage, enable
+
+__all__ = ["ConfigError", "Lineage", "PluginConfig", "UnsupportedSessionError", "enable"]
