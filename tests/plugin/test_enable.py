@@ -10,7 +10,7 @@ import pytest
 from plugin_support import SpecValidator, receiving
 
 import spark_plugin
-from spark_plugin import Lineage, UnsupportedSessionError, _state, enable
+from spark_plugin import UnsupportedSessionError, _state, enable
 
 pytestmark = pytest.mark.spark
 
