@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,9 +15,18 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from relay._clock import SystemClock
 from relay._config import OpenMetadataConfig, Secret
-from relay._exceptions import ConfigError
+from relay._events import SpooledEvent
+from relay._exceptions import ConfigError, SinkSetupError
+from relay._ingest.envelope import parse_event
+from relay._observe.metrics import Metrics
+from relay._secrets import make_token_provider
+from relay._sinks.base import DELIVERED
+from relay._sinks.client import OpenMetadataClient
+from relay._sinks.openlineage import OpenLineageSink
 from relay._sinks.tls import make_ssl_context
+from relay.testing.mock_openmetadata import MockOpenMetadata
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +136,63 @@ def test_plain_http_needs_no_context_and_warns_off_loopback(caplog) -> None:
         assert make_ssl_context(remote) is True
     assert "unencrypted" in caplog.text and "om.example.com" in caplog.text
     assert "inline.jwt.value" not in caplog.text
+
+
+# -- the relay's own client and sink against the mock OpenMetadata served over HTTPS --------
+
+SPARK_EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "events" / "spark"
+
+
+def _start_event() -> list[SpooledEvent]:
+    # A START without datasets: the mock skips it under its default COMPLETE-only filter.
+    body = (SPARK_EVENTS / "01_START_orders_daily.json").read_bytes()
+    return [SpooledEvent(id=1, body=body, key=parse_event(body), received_at=time.time())]
+
+
+@pytest.fixture
+async def https_mock(ca: trustme.CA) -> AsyncIterator[MockOpenMetadata]:
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
+    mock = MockOpenMetadata(tokens=["tls.test.token"])
+    await mock.start(ssl_context=server_ctx, control_port=None)
+    try:
+        yield mock
+    finally:
+        await mock.aclose()
+
+
+async def _send(config: OpenMetadataConfig, metrics: Metrics) -> Any:
+    provider = make_token_provider(config, clock=SystemClock())
+    async with (
+        provider,
+        OpenMetadataClient(
+            config, metrics=metrics, tokens=provider, ssl_context=make_ssl_context(config)
+        ) as client,
+    ):
+        return await OpenLineageSink(client, config).send(_start_event())
+
+
+async def test_mock_over_https_is_reached_with_ca_bundle(https_mock, ca_bundle) -> None:
+    assert https_mock.url.startswith("https://")
+    config = OpenMetadataConfig(
+        host_port=https_mock.url,
+        sink="openlineage",
+        ca_bundle=ca_bundle,
+        jwt_token=Secret("tls.test.token"),
+    )
+    metrics = Metrics()
+    assert list(await _send(config, metrics)) == [DELIVERED]
+    assert metrics.connection_status._value.get() == 1
+    assert len(https_mock.openlineage_events) == 1
+
+
+async def test_mock_over_https_is_refused_without_ca_bundle(https_mock) -> None:
+    config = OpenMetadataConfig(
+        host_port=https_mock.url, sink="openlineage", jwt_token=Secret("tls.test.token")
+    )
+    metrics = Metrics()
+    # A failure the forwarder keeps the events for (a setup problem), not a crash.
+    with pytest.raises(SinkSetupError, match=r"certificate not trusted.*openmetadata.ca_bundle"):
+        await _send(config, metrics)
+    assert metrics.connection_status._value.get() == 0
+    assert https_mock.requests == []  # the token never left the relay
