@@ -22,7 +22,12 @@ class RelayProcess:
     """A relay process on an ephemeral port; its JSON log lines go to `log_path`."""
 
     def __init__(
-        self, spool_dir: Path, log_path: Path, *args: str, console_script: bool = False
+        self,
+        spool_dir: Path,
+        log_path: Path,
+        *args: str,
+        console_script: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         command = (
             [str(CONSOLE_SCRIPT)]
@@ -31,10 +36,12 @@ class RelayProcess:
         )
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 -- closed in wait()
+        extra_env = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_RELAY_")}
         # Delivery runs as in production, towards a port where nothing listens: events
         # stay in the spool (leases are in memory and void after a kill).
         env["LINEAGE_RELAY_OPENMETADATA_HOST_PORT"] = "http://127.0.0.1:9/api"
+        env.update(extra_env)
         self.proc = subprocess.Popen(
             [*command, "serve", "--listen", "127.0.0.1:0", "--spool-dir", str(spool_dir), *args],
             stdout=self._log,
