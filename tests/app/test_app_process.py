@@ -167,3 +167,9 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for flag in ("--config", "--listen", "--spool-dir"):
         assert flag in result.stdout
+    # The mock's own parser answers for its subcommand.
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "mock-openmetadata", "--help"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0 and "lineage-relay mock-openmetadata" in result.stdout
