@@ -346,6 +346,7 @@ async def _openlineage_single(request: web.Request) -> web.Response:
     if not state.openlineage.settings.enabled:
         return _disabled()
     state.events.append(body)
+    state.events_received += 1
     status, answer = single_response(state.openlineage.process(body))
     return json_response(answer, status)
 
@@ -358,6 +359,7 @@ async def _openlineage_batch(request: web.Request) -> web.Response:
     if not state.openlineage.settings.enabled:
         return _disabled()
     state.events.extend(body["events"])
+    state.events_received += len(body["events"])
     status, answer = batch_response([state.openlineage.process(e) for e in body["events"]])
     return json_response(answer, status)
 

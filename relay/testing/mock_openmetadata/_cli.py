@@ -103,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this cert")
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="private key of --tls-cert")
+    parser.add_argument(
+        "--request-log-limit",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="remember the latest N requests for GET /mock/requests (default 10000)",
+    )
+    parser.add_argument(
+        "--event-log-limit",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="remember the latest N OpenLineage events (default 100000)",
+    )
     parser.add_argument("--seed", type=int, help="seed of the fault dice (reproducible runs)")
     return parser
 
@@ -131,6 +145,8 @@ async def _serve(args: argparse.Namespace) -> None:
         openlineage_endpoints=not args.no_openlineage_endpoints,
         openlineage=settings,
         seed=args.seed,
+        request_log_limit=args.request_log_limit,
+        event_log_limit=args.event_log_limit,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -104,7 +104,9 @@ async def _get_events(request: web.Request) -> web.Response:
 
 
 async def _delete_events(request: web.Request) -> web.Response:
-    request.app[STATE_KEY].events.clear()
+    state = request.app[STATE_KEY]
+    state.events.clear()
+    state.events_received = 0
     return json_response([])
 
 

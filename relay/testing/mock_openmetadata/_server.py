@@ -30,7 +30,9 @@ class MockOpenMetadata:
     added to every API call and the share of calls answered 503. ``openlineage_endpoints``:
     False makes the native OpenLineage endpoints 404, like an older server.
     ``openlineage``: the native endpoints' settings. ``request_log_limit`` /
-    ``event_log_limit``: how many requests / events to remember (None: all).
+    ``event_log_limit``: how many of the latest requests / events to remember (None: all;
+    the defaults bound memory under benchmark load, ``openlineage_events_received`` counts
+    every event regardless).
 
     Use as ``async with MockOpenMetadata(...) as mock:`` (starts on ephemeral loopback ports)
     or call ``await start(...)`` and ``await aclose()``.
@@ -46,8 +48,8 @@ class MockOpenMetadata:
         error_rate: float = 0.0,
         openlineage_endpoints: bool = True,
         openlineage: OpenLineageSettings | None = None,
-        request_log_limit: int | None = 100_000,
-        event_log_limit: int | None = None,
+        request_log_limit: int | None = 10_000,
+        event_log_limit: int | None = 100_000,
         seed: int | None = None,
         version: str = "1.13.0",
     ) -> None:
@@ -220,6 +222,11 @@ class MockOpenMetadata:
     def openlineage_events(self) -> list[dict[str, Any]]:
         """OpenLineage events received on the native endpoints, in arrival order."""
         return list(self._state.events)
+
+    @property
+    def openlineage_events_received(self) -> int:
+        """How many events the native endpoints accepted since the start (or the last reset)."""
+        return self._state.events_received
 
     @property
     def lineage_edges(self) -> list[dict[str, Any]]:

@@ -86,6 +86,7 @@ class MockState:
         self.openlineage = OpenLineageProcessor(self.store, self.lineage, openlineage)
         self.requests: deque[RecordedRequest] = deque(maxlen=request_log_limit)
         self.events: deque[dict[str, Any]] = deque(maxlen=event_log_limit)
+        self.events_received = 0
         # Set when the mock closes, so hanging requests end.
         self.closing = asyncio.Event()
         load_catalog(self.store, self.catalog)
@@ -97,6 +98,7 @@ class MockState:
         load_catalog(self.store, self.catalog)
         self.requests.clear()
         self.events.clear()
+        self.events_received = 0
         self.faults.replace([])
         self.openlineage.set_failures([])
 
@@ -106,5 +108,5 @@ class MockState:
             "lineage_edges": len(self.lineage.edges),
             "pipeline_statuses": sum(len(series) for series in self.store.statuses.values()),
             "requests": len(self.requests),
-            "openlineage_events": len(self.events),
+            "openlineage_events": self.events_received,
         }
