@@ -17,12 +17,14 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._app import Relay
 from ._config import DEFAULT_LISTEN, Config, load_config
 from ._exceptions import ConfigError, SpoolError
 from ._observe.logging import configure_logging
+
+if TYPE_CHECKING:  # imported when serving: a refused configuration answers without aiohttp
+    from ._app import Relay
 
 __all__ = ["main"]
 
@@ -96,6 +98,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config) -> int:
+    from ._app import Relay
+
     try:
         relay = Relay(config)
     except ConfigError as exc:
