@@ -58,17 +58,27 @@ async def read_body(request: web.BaseRequest, limits: BodyLimits) -> Body:
 async def _read(request: web.BaseRequest, limits: BodyLimits, *, declared_gzip: bool) -> Body:
     stream = request.content
     wire = 0
-    gunzip: _Gunzip | None = None
+    gunzip: _Gunzip | None = _Gunzip(limits.max_body_bytes) if declared_gzip else None
+    # Without the header, the first two bytes decide; a chunk may hold just one of them.
+    undecided = not declared_gzip
     plain = bytearray()
     wire_limit = limits.max_compressed_bytes if declared_gzip else limits.max_body_bytes
     while True:
         chunk = await stream.readany()
         if not chunk:
             break
-        if wire == 0 and gunzip is None and (declared_gzip or chunk[:2] == _GZIP_MAGIC):
-            gunzip = _Gunzip(limits.max_body_bytes)
-            wire_limit = limits.max_compressed_bytes
         wire += len(chunk)
+        if undecided:
+            plain += chunk
+            if len(plain) < len(_GZIP_MAGIC):
+                continue
+            undecided = False
+            if plain.startswith(_GZIP_MAGIC):
+                gunzip = _Gunzip(limits.max_body_bytes)
+                wire_limit = limits.max_compressed_bytes
+                chunk, plain = bytes(plain), bytearray()
+            else:
+                chunk = b""
         if wire > wire_limit:
             raise _too_large(wire, wire_limit, compressed=gunzip is not None)
         if gunzip is not None:
@@ -87,8 +97,10 @@ class _Gunzip:
         self._limit = limit_bytes
         self._out = bytearray()
         self._d: zlib._Decompress | None = zlib.decompressobj(_GZIP_WBITS)
+        self._fed = False
 
     def feed(self, data: bytes) -> None:
+        self._fed = self._fed or bool(data)
         try:
             while data:
                 if self._d is None:  # a new member starts after a finished one
@@ -104,7 +116,7 @@ class _Gunzip:
             raise IngestError(400, f"request body is not valid gzip: {exc}") from None
 
     def finish(self) -> bytes:
-        if self._d is not None:  # fed, but the member never reached its end
+        if self._d is not None and self._fed:  # the last member never reached its end
             raise IngestError(400, "request body is truncated gzip: the stream does not end")
         return bytes(self._out)
 

@@ -80,21 +80,32 @@ async def test_encodings_and_content_types(
     assert [e.body for e in await spooled(relay)] == [p.read_bytes() for p in SPARK]
 
 
-async def test_chunked_gzip_body(relay: Relay, http: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("header", [True, False], ids=["with-header", "sniffed"])
+async def test_chunked_gzip_body(relay: Relay, http: aiohttp.ClientSession, header: bool) -> None:
     """The Java client's gzip path: streamed, chunked transfer-encoding, no Content-Length."""
     compressed = gzip.compress(COMPLETE)
 
     async def chunks() -> AsyncIterator[bytes]:
-        for i in range(0, len(compressed), 500):
+        yield compressed[:1]  # the magic bytes split across chunks
+        await asyncio.sleep(0.01)
+        for i in range(1, len(compressed), 500):
             yield compressed[i : i + 500]
             await asyncio.sleep(0)
 
-    async with http.post(
-        relay.url + "/api/v1/lineage", data=chunks(), headers={"Content-Encoding": "gzip"}
-    ) as resp:
+    headers = {"Content-Encoding": "gzip"} if header else {}
+    async with http.post(relay.url + "/api/v1/lineage", data=chunks(), headers=headers) as resp:
         assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
         assert resp.status == 201
     assert [e.body for e in await spooled(relay)] == [COMPLETE]
+
+
+async def test_empty_gzip_declared_body_is_an_empty_body(
+    relay: Relay, http: aiohttp.ClientSession
+) -> None:
+    status, body, _ = await post(
+        http, relay.url + "/api/v1/lineage", b"", **{"Content-Encoding": "gzip"}
+    )
+    assert status == 400 and "empty" in str(body["error"])
 
 
 async def test_batch_endpoints_keep_each_events_bytes(
