@@ -125,6 +125,7 @@ class Forwarder:
             on_change=lambda _state: self._wakeup.set(),
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._calls_in_flight = 0
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
         self._closed = False
@@ -222,7 +223,8 @@ class Forwarder:
 
     def _must_wait(self) -> float | None:
         """None when a call may be prepared now; else seconds to wait (inf: until woken)."""
-        if len(self._tasks) >= self._pool:
+        # Up to `pool` HTTP calls at once, and as many batches being recorded in the spool.
+        if self._calls_in_flight >= self._pool or len(self._tasks) >= 2 * self._pool:
             return float("inf")
         now = self._clock.monotonic()
         if self._throttle_until > now:
@@ -352,6 +354,7 @@ class Forwarder:
             self._metrics.retries.inc()
         else:
             self._budget.record_first_attempt()
+        self._calls_in_flight += 1
         task = asyncio.create_task(self._deliver(events, permit), name="forwarder-send")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -364,32 +367,46 @@ class Forwarder:
 
     async def _deliver(self, events: list[SpooledEvent], permit: Permit) -> None:
         retry_at: dict[int, float] = {}
+        outstanding: Permit | None = permit
         try:
-            results, failure = await self._send_isolating(events)
+            try:
+                results, failure = await self._send_isolating(events)
+            finally:
+                # The HTTP call is over: its pool slot is free while the spool records it.
+                self._calls_in_flight -= 1
+                self._wakeup.set()
+            if failure is None:
+                self.breaker.record_success(permit)
+            else:
+                self.breaker.record_failure(permit)
+            outstanding = None
             retry_at = await self._settle(events, results, failure)
         except asyncio.CancelledError:
             # Shutdown mid-call: the call may or may not have landed; resend after restart.
-            self.breaker.abandon(permit)
+            if outstanding is not None:
+                self.breaker.abandon(outstanding)
             await asyncio.shield(
                 self._safe(self._spool.release([e.id for e in events]), "release a batch")
             )
             raise
         except SpoolError as exc:
-            self.breaker.abandon(permit)
             self._spool_failed(exc)
-            return
-        except Exception as exc:  # a bug: keep the events leased (they come back after lease_s)
+        except Exception as exc:  # a bug: never lose the events, try them again later
             log.exception("delivering a batch of %d events failed unexpectedly", len(events))
-            self.breaker.abandon(permit)
+            if outstanding is not None:
+                self.breaker.abandon(outstanding)
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.last_error_at = self._clock.time()
-            return
+            when = self._clock.time() + self._backoff.delay_s(
+                max(e.attempts for e in events), self._rand
+            )
+            await self._safe(
+                self._spool.retry_at([e.id for e in events], when, self.last_error),
+                "schedule a batch again",
+            )
+            retry_at = {e.id: when for e in events}
         finally:
             self._planner.finished(events, retry_at=retry_at)
-        if failure is None:
-            self.breaker.record_success(permit)
-        else:
-            self.breaker.record_failure(permit)
 
     async def _send_isolating(
         self, events: Sequence[SpooledEvent]

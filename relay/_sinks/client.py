@@ -20,6 +20,7 @@ then calls `raise_for_status` for the generic rules.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import ssl
 import time
@@ -213,8 +214,9 @@ class OpenMetadataClient:
         started = time.perf_counter()
         status_label = "error"
         try:
+            # A BytesIO is written in chunks: a multi-MB bytes body would hold the loop.
             async with session.post(
-                url, data=body, headers=headers, allow_redirects=False
+                url, data=io.BytesIO(body), headers=headers, allow_redirects=False
             ) as response:
                 payload = await response.read()
                 status_label = str(response.status)

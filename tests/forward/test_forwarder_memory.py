@@ -265,3 +265,25 @@ async def test_shutdown_returns_leases_and_a_new_forwarder_finishes(
     await second.start()
     await wait_until(lambda: spool.stats().events == 0)
     assert sorted(e.body for e in delivered + second_sink.events) == sorted(b for b, _ in items)
+
+
+async def test_an_unexpected_sink_error_loses_nothing(
+    spool: Spool, metrics: Metrics, running: list[Forwarder]
+) -> None:
+    items = fresh_copies(1)
+    await spool.append(items)
+    failures = [RuntimeError("a bug in a sink")]
+
+    class BuggySink(MemorySink):
+        async def send(self, events: Sequence[SpooledEvent]) -> Sequence[EventResult]:
+            if failures:
+                raise failures.pop()
+            return await super().send(events)
+
+    sink = BuggySink()
+    fwd = make_forwarder(spool, sink, metrics)
+    running.append(fwd)
+    await fwd.start()
+    await wait_until(lambda: spool.stats().events == 0)
+    assert sorted(e.body for e in sink.events) == sorted(b for b, _ in items)
+    assert "a bug in a sink" in fwd.last_error

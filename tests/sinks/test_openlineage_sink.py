@@ -313,3 +313,18 @@ async def test_close_is_idempotent_and_cancel_safe(
         await task
     await sink.aclose()
     await sink.aclose()
+
+
+async def test_a_multi_megabyte_batch_is_streamed(
+    sink: OpenLineageSink, mock: MockOpenMetadata
+) -> None:
+    events = spark_events()
+    many = [
+        SpooledEvent(id=i, body=events[i % len(events)].body, key=events[i % len(events)].key,
+                     received_at=0.0)
+        for i in range(250)
+    ]  # fmt: skip
+    assert len(batch_body(many)) > 2 * 1024 * 1024
+    results = await sink.send(many)
+    assert len(results) == len(many)
+    assert len(mock.openlineage_events) == len(many)
