@@ -90,7 +90,10 @@ async def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None
     assert len(acknowledged) >= 5 * rounds
 
 
-async def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_stop_signal_finishes_in_flight_requests_and_exits_0(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     spool_dir = tmp_path / "spool"
     relay = RelayProcess(spool_dir, tmp_path / "relay.log", console_script=True)
     try:
@@ -112,7 +115,7 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -
 
             while (await health())[1]["components"]["ingest"]["in_flight"] != 1:  # type: ignore[index]
                 await asyncio.sleep(0.02)
-            relay.signal(signal.SIGTERM)
+            relay.signal(sig)
             # New requests are refused while the in-flight one finishes.
             while True:
                 async with http.post(base + "/api/v1/lineage", data=unique_event()) as resp:
@@ -132,7 +135,7 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -
         relay.kill()
     assert slow_body in await spool_bodies(spool_dir)
     messages = [entry["msg"] for entry in relay.logs()]
-    assert "received SIGTERM; stopping" in messages and messages[-1] == "relay stopped"
+    assert f"received {sig.name}; stopping" in messages and messages[-1] == "relay stopped"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
