@@ -40,7 +40,10 @@ class LineageGraph:
     def add(self, body: Any, user: str) -> tuple[str, str]:
         """Validate an addLineage body and upsert its edge; returns the (from, to) ids."""
         validate(_models.ADD_LINEAGE, body)
-        edge = strip_nulls(body)["edge"]
+        return self.upsert(strip_nulls(body)["edge"], user)
+
+    def upsert(self, edge: dict[str, Any], user: str) -> tuple[str, str]:
+        """Upsert an already valid ``entitiesEdge`` (404 / 400 on unknown ids / columns)."""
         from_ref, to_ref = edge["fromEntity"], edge["toEntity"]
         from_entity = self._store.get_by_id(from_ref["type"], from_ref["id"])
         to_entity = self._store.get_by_id(to_ref["type"], to_ref["id"])
@@ -76,9 +79,12 @@ class LineageGraph:
         to_type: str,
         to_entity: dict[str, Any],
     ) -> None:
+        lineage = details.get("columnsLineage")
+        if not lineage:
+            return
         from_columns = _columns_of(from_type, from_entity)
         to_columns = _columns_of(to_type, to_entity)
-        for column_lineage in details.get("columnsLineage") or []:
+        for column_lineage in lineage:
             for name in column_lineage.get("fromColumns") or []:
                 if from_columns is not None and name not in from_columns:
                     raise ApiError(400, f"Invalid column name {name}")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import _fqn
 from ._errors import ApiError
 from ._lineage import LineageGraph
 from ._models import OPENLINEAGE_EVENT_TYPES
@@ -209,6 +210,9 @@ class OpenLineageProcessor:
         self.settings = settings
         self.failures: list[EventFailure] = []
         self._failure_used: list[int] = []
+        # Tables by FQN suffix, valid while the store's generation is unchanged.
+        self._suffix_cache: dict[str, list[dict[str, Any]]] = {}
+        self._cache_generation = -1
 
     def set_failures(self, failures: Sequence[EventFailure]) -> None:
         self.failures = list(failures)
@@ -259,15 +263,13 @@ class OpenLineageProcessor:
                     details["sqlQuery"] = sql["query"]
                 if relevant:
                     details["columnsLineage"] = relevant
-                body = {
-                    "edge": {
-                        "fromEntity": {"id": input_ref["id"], "type": input_ref["type"]},
-                        "toEntity": {"id": output_ref["id"], "type": output_ref["type"]},
-                        "lineageDetails": details,
-                    }
+                edge = {
+                    "fromEntity": {"id": input_ref["id"], "type": input_ref["type"]},
+                    "toEntity": {"id": output_ref["id"], "type": output_ref["type"]},
+                    "lineageDetails": details,
                 }
                 try:
-                    key = self._lineage.add(body, OPENLINEAGE_USER)
+                    key = self._lineage.upsert(edge, OPENLINEAGE_USER)
                 except ApiError:
                     continue  # OpenMetadata logs and skips an edge it cannot write
                 stamp = _event_time_ms(event)
@@ -300,22 +302,41 @@ class OpenLineageProcessor:
         if len(parts) < 2:
             return None
         schema, table = parts[-2], parts[-1]
-        tables = self._store.entities("table")
+        suffix = f"{schema}.{table}"
+        # Only tables whose FQN ends with "<schema>.<table>" can match any of the three
+        # lookups (OpenMetadata's SQL LIKE patterns); plain string tests keep this fast.
+        tables = self._tables_ending_with(suffix)
         candidates: list[str] = []
         service = self._mapped_service(dataset.get("namespace"))
         if service is not None:
-            candidates.append(f"{service}.*{schema}.{table}")
+            candidates.append(f"{service}.")
         datasource = (facets.get("datasource") or {}).get("name")
         if datasource:
-            candidates.append(f"{datasource}.*.{schema}.{table}")
-        candidates.append(f"*{schema}.{table}")
-        for pattern in candidates:
+            candidates.append(f"{datasource}.")
+        for prefix in candidates:
             for entity in tables:
-                if fnmatch.fnmatchcase(entity["fullyQualifiedName"], pattern):
+                fqn = entity["fullyQualifiedName"]
+                if fqn.startswith(prefix) and len(fqn) > len(prefix) + len(suffix):
                     return reference(entity, "table")
+        if tables:
+            return reference(tables[0], "table")
         if not self.settings.auto_create_entities:
             return None
         return self._create_table(schema, table, facets)
+
+    def _tables_ending_with(self, suffix: str) -> list[dict[str, Any]]:
+        if self._cache_generation != self._store.generation:
+            self._suffix_cache.clear()
+            self._cache_generation = self._store.generation
+        found = self._suffix_cache.get(suffix)
+        if found is None:
+            found = [
+                entity
+                for entity in self._store.entities("table")
+                if entity["fullyQualifiedName"].endswith(suffix)
+            ]
+            self._suffix_cache[suffix] = found
+        return found
 
     def _mapped_service(self, namespace: str | None) -> str | None:
         mapping = self.settings.namespace_to_service
@@ -374,22 +395,25 @@ class OpenLineageProcessor:
             else job["name"]
         )
         service = self.settings.default_pipeline_service
-        found = self._store.find_by_fqn("pipeline", f"{service}.{name}")
+        found = self._store.find_by_fqn("pipeline", _fqn.build(service, name))
         if found is not None:
             return found
         if not self.settings.auto_create_entities:
             return None
         if self._store.find_by_fqn("pipelineService", service) is None:
             return None
-        entity, _ = self._store.put(
-            "pipeline",
-            {
-                "name": name,
-                "service": service,
-                "description": "Pipeline created from OpenLineage event",
-            },
-            OPENLINEAGE_USER,
-        )
+        try:
+            entity, _ = self._store.put(
+                "pipeline",
+                {
+                    "name": name,
+                    "service": _fqn.quote_name(service),
+                    "description": "Pipeline created from OpenLineage event",
+                },
+                OPENLINEAGE_USER,
+            )
+        except (ApiError, ValueError):
+            return None  # OpenMetadata logs and writes the edges without a pipeline
         return entity
 
     @staticmethod

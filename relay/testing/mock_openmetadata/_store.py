@@ -117,6 +117,8 @@ class Store:
         self.clear()
 
     def clear(self) -> None:
+        # Bumped on every write, so readers can cache what they derive from the catalog.
+        self.generation = getattr(self, "generation", 0) + 1
         self._by_fqn: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self._by_id: dict[str, tuple[str, dict[str, Any]]] = {}
         self._requests: dict[str, dict[str, Any]] = {}
@@ -213,6 +215,7 @@ class Store:
             entity["pipelineStatus"] = status
 
     def _insert(self, entity_type: str, entity: dict[str, Any], request: dict[str, Any]) -> None:
+        self.generation += 1
         self._by_fqn[entity_type][entity["fullyQualifiedName"]] = entity
         self._by_id[entity["id"]] = (entity_type, entity)
         self._requests[entity["id"]] = copy.deepcopy(request)

@@ -14,7 +14,6 @@ schemas; nothing is loaded from the schema files at run time.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,14 +83,12 @@ class Str(Type):
             )
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _is_uuid(value: str) -> bool:
-    if len(value) != 36 or any(value[i] != "-" for i in (8, 13, 18, 23)):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    """The canonical 36-character form Java's ``UUID.fromString`` is given by clients."""
+    return _UUID.fullmatch(value) is not None
 
 
 def _is_date_time(value: str) -> bool:
@@ -210,27 +207,35 @@ class Obj(Type):
     required: frozenset[str] = field(default_factory=frozenset)
     closed: bool = True
 
+    # Required fields in declaration order, so the first one missing is the one reported.
+    required_order: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
     @property
     def java_type(self) -> str:  # type: ignore[override]
         return self.java_name
+
+    def __post_init__(self) -> None:
+        order = tuple(name for name in self.fields if name in self.required)
+        object.__setattr__(self, "required_order", order)
 
     def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise _mismatch(self.java_name, value, path)
         prefix = f"{path}." if path else ""
+        fields = self.fields
         if self.closed:
             for key in value:
-                if key not in self.fields:
+                if key not in fields:
                     raise Invalid(
                         f'Unrecognized field "{key}" (class {self.java_name}), '
                         "not marked as ignorable"
                     )
-        for name in self.fields:
-            if name in self.required and value.get(name) is None:
+        for name in self.required_order:
+            if value.get(name) is None:
                 raise Invalid(f"[{prefix}{name} must not be null]")
-        for name, kind in self.fields.items():
-            item = value.get(name)
-            if item is not None:
+        for name, item in value.items():
+            kind = fields.get(name)
+            if kind is not None and item is not None:
                 kind.check(item, f"{prefix}{name}")
 
 
