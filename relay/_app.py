@@ -300,4 +300,3 @@ async def _json_errors(
             message += "; post events to /api/v1/lineage"
         allow = exc.headers.get("Allow")
         return json_error(exc.status, message, headers={"Allow": allow} if allow else None)
-

@@ -17,10 +17,17 @@ from aiohttp import web
 
 from .._exceptions import IngestError
 
-__all__ = ["Body", "BodyLimits", "read_body"]
+__all__ = ["BadGzip", "Body", "BodyLimits", "read_body"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class BadGzip(IngestError):
+    """The body is not gzip, or a truncated one, although it claims or looks to be."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,11 +120,11 @@ class _Gunzip:
                     data = self._d.unused_data + data
                     self._d = None
         except zlib.error as exc:
-            raise IngestError(400, f"request body is not valid gzip: {exc}") from None
+            raise BadGzip(f"request body is not valid gzip: {exc}") from None
 
     def finish(self) -> bytes:
         if self._d is not None and self._fed:  # the last member never reached its end
-            raise IngestError(400, "request body is truncated gzip: the stream does not end")
+            raise BadGzip("request body is truncated gzip: the stream does not end")
         return bytes(self._out)
 
 

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import orjson
 from aiohttp import web
@@ -29,7 +29,7 @@ from .._config import IngestConfig
 from .._events import EventKey
 from .._exceptions import ConfigError, IngestError, SpoolFailure, SpoolFull
 from .._observe.metrics import Metrics
-from .body import BodyLimits, read_body
+from .body import BadGzip, BodyLimits, read_body
 from .envelope import MalformedJson, parse_event, split_batch
 
 __all__ = ["Appender", "Ingest", "IngestToken", "Shape", "json_error"]
@@ -57,6 +57,7 @@ ROUTES: tuple[tuple[str, Shape, str], ...] = (
     ("/api/v1/openlineage/lineage/batch/", Shape.WRAPPED, "/api/v1/openlineage/lineage/batch"),
 )
 
+_PARSE_IN_THREAD_BYTES = 1024 * 1024
 _STATUS_REASON = {401: "unauthorized", 408: "read_timeout", 413: "too_large", 415: "encoding"}
 
 
@@ -238,7 +239,7 @@ class Ingest:
         else:
             gate.enter()
             try:
-                reason, response, events, wire = await self._admitted(request, shape, endpoint)
+                reason, response, events, wire = await self._admitted(request, shape)
             finally:
                 gate.leave()
         elapsed = time.perf_counter() - started
@@ -258,9 +259,9 @@ class Ingest:
                 503, f"the spool failed and the relay is stopping: {gate.failure}", headers=retry
             )
         if gate.draining:
-            return "shutting_down", json_error(
-                503, "the relay is shutting down; retry shortly", headers=retry
-            )
+            response = json_error(503, "the relay is shutting down; retry shortly", headers=retry)
+            response.force_close()  # the client reconnects, to the next relay process
+            return "shutting_down", response
         if self.spool is None:
             return "starting", json_error(
                 503, "the relay is starting; retry shortly", headers=retry
@@ -274,56 +275,56 @@ class Ingest:
             )
         return None
 
-    async def _admitted(
-        self, request: web.Request, shape: Shape, endpoint: str
-    ) -> tuple[str | None, web.Response, int, int]:
+    async def _admitted(self, request: web.Request, shape: Shape) -> _Outcome:
         if self._token.enabled and not self._token.check(
             request.headers.getall("Authorization", [])
         ):
-            return "unauthorized", json_error(
-                401,
-                "missing or wrong bearer token: send 'Authorization: Bearer <ingest token>'",
-                headers={"WWW-Authenticate": 'Bearer realm="lineage-relay"'},
-            ), 0, 0
+            return _refused(
+                "unauthorized",
+                json_error(
+                    401,
+                    "missing or wrong bearer token: send 'Authorization: Bearer <ingest token>'",
+                    headers={"WWW-Authenticate": 'Bearer realm="lineage-relay"'},
+                ),
+            )
         wire = 0
         try:
             body = await read_body(request, self._limits)
             wire = body.wire_bytes
-            if shape is Shape.SINGLE:
-                items = [(body.data, parse_event(body.data))]
+            if len(body.data) > _PARSE_IN_THREAD_BYTES:
+                # Parsing megabytes takes long enough to stall every other client.
+                items = await asyncio.to_thread(_envelopes, body.data, shape)
             else:
-                items = split_batch(body.data, wrapped=shape is Shape.WRAPPED)
-        except MalformedJson as exc:
-            return "malformed_json", json_error(exc.status, exc.message), 0, wire
+                items = _envelopes(body.data, shape)
         except IngestError as exc:
-            reason = _STATUS_REASON.get(exc.status, "invalid_event")
-            if exc.status == 400 and "gzip" in exc.message:
-                reason = "bad_gzip"
             response = json_error(exc.status, exc.message)
             if exc.status == 408:
                 response.force_close()  # a slow client does not get to keep the connection
-            return reason, response, 0, wire
-        if not items:
-            return None, _created(0), 0, wire
-        spool = self.spool
-        assert spool is not None  # noqa: S101 -- checked by _refusal before admission
-        try:
-            await spool.append(items)
-        except SpoolFull as exc:
-            return "spool_full", json_error(
-                503, f"the spool is full: {exc}", headers={"Retry-After": str(exc.retry_after_s)}
-            ), 0, wire
-        except SpoolFailure as exc:
-            self._gate.failure = str(exc)
-            log.critical(
-                "spool failure: the relay stops acknowledging events and exits",
-                extra={"error": str(exc)},
-            )
-            self._on_spool_failure(exc)
-            return "spool_failure", json_error(
-                503, f"the spool failed: {exc}", headers={"Retry-After": "1"}
-            ), 0, wire
-        return None, _created(len(items)), len(items), wire
+            return _refused(_reason(exc), response, wire)
+        if items:
+            spool = self.spool
+            assert spool is not None  # noqa: S101 -- checked by _refusal before admission
+            try:
+                await spool.append(items)
+            except SpoolFull as exc:
+                retry = {"Retry-After": str(exc.retry_after_s)}
+                return _refused(
+                    "spool_full", json_error(503, f"the spool is full: {exc}", headers=retry), wire
+                )
+            except SpoolFailure as exc:
+                self._gate.failure = str(exc)
+                log.critical(
+                    "spool failure: the relay stops acknowledging events and exits",
+                    extra={"error": str(exc)},
+                )
+                self._on_spool_failure(exc)
+                retry = {"Retry-After": "1"}
+                return _refused(
+                    "spool_failure",
+                    json_error(503, f"the spool failed: {exc}", headers=retry),
+                    wire,
+                )
+        return _Outcome(None, _created(len(items)), len(items), wire)
 
     def _log(
         self,
@@ -354,6 +355,32 @@ class Ingest:
             if isinstance(body, bytes):
                 fields["error"] = orjson.loads(body).get("error", "")
         log.info("ingest", extra=fields)
+
+
+class _Outcome(NamedTuple):
+    reason: str | None  # why the request was refused; None when accepted
+    response: web.Response
+    events: int
+    wire_bytes: int
+
+
+def _refused(reason: str, response: web.Response, wire_bytes: int = 0) -> _Outcome:
+    return _Outcome(reason, response, 0, wire_bytes)
+
+
+def _reason(exc: IngestError) -> str:
+    """The `reason` label of lineage_relay_events_rejected_total for a refused request."""
+    if isinstance(exc, MalformedJson):
+        return "malformed_json"
+    if isinstance(exc, BadGzip):
+        return "bad_gzip"
+    return _STATUS_REASON.get(exc.status, "invalid_event")
+
+
+def _envelopes(data: bytes, shape: Shape) -> list[tuple[bytes, EventKey]]:
+    if shape is Shape.SINGLE:
+        return [(data, parse_event(data))]
+    return split_batch(data, wrapped=shape is Shape.WRAPPED)
 
 
 def _created(events: int) -> web.Response:

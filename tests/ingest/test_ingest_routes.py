@@ -345,3 +345,18 @@ async def test_unknown_paths_and_methods_answer_json(
         assert resp.status == 405 and "POST" in (await resp.json())["error"]
     async with http.post(relay.url + "/api/v2/lineage", data=COMPLETE) as resp:
         assert resp.status == 404 and "/api/v1/lineage" in (await resp.json())["error"]
+
+
+async def test_a_multi_megabyte_batch_is_parsed_off_the_loop_byte_exact(
+    relay: Relay, http: aiohttp.ClientSession
+) -> None:
+    big = (EVENTS / "spark" / "03_RUNNING_insert_revenue_by_country.json").read_bytes()
+    bodies = [big] * 80  # ~2.4 MB
+    wrapped = b'{"events":[' + b",".join(bodies) + b"]}"
+    assert len(wrapped) > 2 * 1024 * 1024
+    status, body, _ = await post(
+        http, relay.url + "/api/v1/openlineage/lineage/batch", gzip.compress(wrapped),
+        **{"Content-Encoding": "gzip"},
+    )  # fmt: skip
+    assert (status, body) == (201, {"received": 80})
+    assert [e.body for e in await spooled(relay)] == bodies
