@@ -360,3 +360,19 @@ async def test_a_multi_megabyte_batch_is_parsed_off_the_loop_byte_exact(
     )  # fmt: skip
     assert (status, body) == (201, {"received": 80})
     assert [e.body for e in await spooled(relay)] == bodies
+
+
+async def test_drop_oldest_policy_keeps_accepting_and_counts_drops(
+    start_relay: StartRelay, http: aiohttp.ClientSession
+) -> None:
+    relay = await start_relay(
+        **{"spool.max_bytes": 3 * len(COMPLETE), "spool.when_full": "drop_oldest"}
+    )
+    bodies = [
+        COMPLETE.replace(b'"rowCount":1843', f'"rowCount":{1000 + n}'.encode()) for n in range(5)
+    ]
+    assert all(len(b) == len(COMPLETE) for b in bodies)
+    for body in bodies:
+        assert (await post(http, relay.url + "/api/v1/lineage", body))[0] == 201
+    assert [e.body for e in await spooled(relay)] == bodies[2:]
+    assert metric(relay, "lineage_relay_events_dropped_total", reason="spool_full") == 2
