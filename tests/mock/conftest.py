@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
+import schema_oracle as oracle
 from mock_support import AUTH, TOKEN, catalog
 
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
 
 @pytest.fixture
-async def mock() -> AsyncIterator[MockOpenMetadata]:
+async def mock(request: pytest.FixtureRequest) -> AsyncIterator[MockOpenMetadata]:
+    """A seeded mock. Afterwards, every body the test sent it is judged by OpenMetadata's
+    JSON Schemas too (when the reference folder is present): the mock must have accepted
+    exactly the bodies the schemas accept."""
+    shared_dir: Path | None
+    try:
+        shared_dir = request.getfixturevalue("shared_dir")
+    except pytest.skip.Exception:
+        shared_dir = None
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog(), seed=7) as server:
         yield server
+        recorded = server.requests
+    if shared_dir is not None:
+        assert oracle.disagreements(shared_dir, recorded) == []
 
 
 @pytest.fixture

@@ -60,3 +60,65 @@ def schema_errors(shared_dir: Path, schema: str, body: Any) -> list[str]:
         {"$ref": BASE + schema}, registry=_registry(root), format_checker=_FORMATS
     )
     return [error.message for error in validator.iter_errors(body)]
+
+
+_COLLECTIONS = {
+    "/api/v1/services/pipelineServices": CREATE_PIPELINE_SERVICE,
+    "/api/v1/services/databaseServices": CREATE_DATABASE_SERVICE,
+    "/api/v1/services/storageServices": CREATE_STORAGE_SERVICE,
+    "/api/v1/databases": CREATE_DATABASE,
+    "/api/v1/databaseSchemas": CREATE_DATABASE_SCHEMA,
+    "/api/v1/tables": CREATE_TABLE,
+    "/api/v1/containers": CREATE_CONTAINER,
+    "/api/v1/pipelines": CREATE_PIPELINE,
+    "/api/v1/lineage": ADD_LINEAGE,
+    "/api/v1/openlineage/lineage": OPENLINEAGE_EVENT,
+    "/api/v1/openlineage/lineage/batch": OPENLINEAGE_BATCH,
+}
+# How OpenMetadata words a refused body (Jackson and bean validation), as opposed to a
+# well-formed body it cannot use (unknown ids, task or column names, unresolved datasets).
+_VALIDATION_MARKERS = (
+    "Unrecognized field",
+    "Cannot deserialize",
+    " must not be null]",
+    " must match ",
+    " size must be between ",
+    "Request body must not be null",
+    "Unable to process JSON",
+)
+
+
+def schema_for(method: str, path: str) -> str | None:
+    """The request schema of a body-carrying API call, or None."""
+    if method not in ("PUT", "POST"):
+        return None
+    if method == "PUT" and path.startswith("/api/v1/pipelines/") and path.endswith("/status"):
+        return PIPELINE_STATUS
+    return _COLLECTIONS.get(path)
+
+
+def strip_nulls(body: Any) -> Any:
+    """OpenMetadata treats an explicit null as an absent field."""
+    if isinstance(body, dict):
+        return {key: strip_nulls(value) for key, value in body.items() if value is not None}
+    if isinstance(body, list):
+        return [strip_nulls(value) for value in body]
+    return body
+
+
+def disagreements(shared_dir: Path, recorded: list[dict[str, Any]]) -> list[str]:
+    """Requests the mock judged differently from the schemas (faults and auth failures aside)."""
+    found = []
+    for request in recorded:
+        schema = schema_for(request["method"], request["path"])
+        if schema is None or request["fault"] is not None or request["status"] in (0, 401):
+            continue
+        errors = schema_errors(shared_dir, schema, strip_nulls(request["body"]))
+        message = request["error"] or ""
+        refused = request["status"] == 400 and any(m in message for m in _VALIDATION_MARKERS)
+        if bool(errors) != refused:
+            found.append(
+                f"{request['method']} {request['path']} -> {request['status']} {message!r}; "
+                f"schemas: {errors or 'valid'}"
+            )
+    return found

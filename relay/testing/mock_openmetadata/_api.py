@@ -87,9 +87,12 @@ async def _serve(request: web.Request, handler: Handler) -> web.StreamResponse:
     body = await request.read()
     rule = state.faults.pick(request.method, request.path)
     status = 0
+    error: str | None = None
     try:
         response = await _respond(state, request, handler, rule)
         status = response.status
+        if status >= 400 and isinstance(response, web.Response):
+            error = _error_message(response.body)
         return response
     except _Dropped:
         # The transport is closed: aiohttp finds nothing to write this response to.
@@ -105,8 +108,20 @@ async def _serve(request: web.Request, handler: Handler) -> web.StreamResponse:
                 duration_ms=(time.perf_counter() - started) * 1000.0,
                 body=body,
                 fault=rule.mode if rule is not None else None,
+                error=error,
             )
         )
+
+
+def _error_message(body: Any) -> str | None:
+    if not isinstance(body, bytes):
+        return None
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    message = decoded.get("message") if isinstance(decoded, dict) else None
+    return message if isinstance(message, str) else None
 
 
 async def _respond(

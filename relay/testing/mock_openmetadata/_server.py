@@ -215,7 +215,8 @@ class MockOpenMetadata:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """What the API port received: method, path, query, status, time, body, fault."""
+        """What the API port received: method, path, query, status, time, duration_ms, body
+        (decoded JSON), fault (the fault mode applied) and error (an error answer's message)."""
         return [item.to_json() for item in self._state.requests]
 
     @property

@@ -31,6 +31,7 @@ class RecordedRequest:
     duration_ms: float
     body: bytes
     fault: str | None
+    error: str | None = None  # the "message" of an error answer
 
     def to_json(self) -> dict[str, Any]:
         body: Any = None
@@ -48,6 +49,7 @@ class RecordedRequest:
             "duration_ms": round(self.duration_ms, 3),
             "body": body,
             "fault": self.fault,
+            "error": self.error,
         }
 
 
