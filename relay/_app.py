@@ -33,7 +33,6 @@ from ._config import Config, parse_host_port
 from ._forward.part import delivery_part
 from ._ingest.routes import Ingest, json_error
 from ._observe.health import ComponentHealth, Health
-from ._observe.logging import register_secret
 from ._observe.metrics import CONTENT_TYPE_LATEST, Metrics
 from ._spool import Spool
 
@@ -89,9 +88,9 @@ class Relay:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.metrics = metrics if metrics is not None else Metrics()
         self.health = Health()
-        self.ingest = Ingest(config.ingest, metrics=self.metrics, on_spool_failure=self.fail)
-        if self.ingest.token.enabled:
-            register_secret(self.ingest.token.value)
+        self.ingest = Ingest(
+            config.ingest, metrics=self.metrics, on_spool_failure=self.fail, clock=self.clock
+        )
         self.spool: Spool | None = None
         self._extra_parts = tuple(parts)
         self._delivery = delivery

@@ -25,9 +25,11 @@ from typing import NamedTuple, Protocol
 import orjson
 from aiohttp import web
 
+from .._clock import Clock, SystemClock
 from .._config import IngestConfig
 from .._events import EventKey
 from .._exceptions import ConfigError, IngestError, SpoolFailure, SpoolFull
+from .._observe.logging import register_secret
 from .._observe.metrics import Metrics
 from .body import BadGzip, BodyLimits, read_body
 from .envelope import MalformedJson, parse_event, split_batch
@@ -85,26 +87,25 @@ class IngestToken:
 
     _RECHECK_S = 1.0
 
-    def __init__(self, config: IngestConfig) -> None:
+    def __init__(self, config: IngestConfig, *, clock: Clock | None = None) -> None:
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._inline = config.token.reveal()
         self._path = Path(config.token_file) if config.token_file else None
-        self._mtime = 0.0
-        self._checked = 0.0
+        self._signature: tuple[int, int, int, int] | None = None
+        self._checked = self._clock.monotonic()
         self._value = self._inline.encode()
         if self._path is not None:
             self._value = self._read(self._path)
+        if self._value:
+            register_secret(self._value.decode())
 
     @property
     def enabled(self) -> bool:
         return bool(self._inline) or self._path is not None
 
-    @property
-    def value(self) -> str:
-        return self._value.decode()
-
     def _read(self, path: Path) -> bytes:
         try:
-            self._mtime = path.stat().st_mtime
+            self._signature = _signature(path)
             value = path.read_bytes().strip()
         except OSError as exc:
             raise ConfigError(f"ingest.token_file = {str(path)!r}: cannot read it ({exc})") from exc
@@ -113,13 +114,14 @@ class IngestToken:
         return value
 
     def _refresh(self) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._path is None or now - self._checked < self._RECHECK_S:
             return
         self._checked = now
         try:
-            if os.stat(self._path).st_mtime != self._mtime:
+            if _signature(self._path) != self._signature:
                 self._value = self._read(self._path)
+                register_secret(self._value.decode())
                 log.info("ingest token file changed; reloaded", extra={"path": str(self._path)})
         except (OSError, ConfigError) as exc:
             # Keep the last good token rather than locking every client out.
@@ -134,6 +136,12 @@ class IngestToken:
             if scheme.lower() == "bearer":
                 ok |= hmac.compare_digest(presented.strip().encode(), self._value)
         return ok
+
+
+def _signature(path: Path) -> tuple[int, int, int, int]:
+    """What changes when the file is rewritten or its symlink swapped (Kubernetes secrets)."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class _Gate:
@@ -169,6 +177,7 @@ class Ingest:
         *,
         metrics: Metrics,
         on_spool_failure: Callable[[SpoolFailure], None] = lambda exc: None,
+        clock: Clock | None = None,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -177,7 +186,7 @@ class Ingest:
             max_compressed_bytes=config.max_compressed_bytes,
             read_timeout_s=config.read_timeout_s,
         )
-        self._token = IngestToken(config)
+        self._token = IngestToken(config, clock=clock)
         self._gate = _Gate(config.max_concurrent_requests)
         self._on_spool_failure = on_spool_failure
         self.spool: Appender | None = None  # attached once the spool is open

@@ -16,6 +16,10 @@ from ingest_support import EVENTS, StartRelay, spooled
 from multidict import CIMultiDict
 
 from relay._app import Relay
+from relay._config import load_config
+from relay._exceptions import ConfigError
+from relay._ingest.routes import IngestToken
+from relay.testing.fakes import FakeClock
 
 SPARK = sorted(EVENTS.glob("spark/*.json"))
 COMPLETE = (EVENTS / "spark" / "04_COMPLETE_insert_revenue_by_country.json").read_bytes()
@@ -376,3 +380,34 @@ async def test_drop_oldest_policy_keeps_accepting_and_counts_drops(
         assert (await post(http, relay.url + "/api/v1/lineage", body))[0] == 201
     assert [e.body for e in await spooled(relay)] == bodies[2:]
     assert metric(relay, "lineage_relay_events_dropped_total", reason="spool_full") == 2
+
+
+def test_token_file_rotation_is_picked_up(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "token"
+    path.write_text("first-token-value\n")
+    token = IngestToken(
+        load_config(None, environ={}, overrides={"ingest.token_file": str(path)}).ingest,
+        clock=clock,
+    )
+    assert token.check(["Bearer first-token-value"])
+    path.write_text("second-token-value\n")
+    assert token.check(["Bearer first-token-value"])  # re-checked at most once a second
+    clock.advance(1.5)
+    assert token.check(["Bearer second-token-value"])
+    assert not token.check(["Bearer first-token-value"])
+    path.unlink()  # a broken mount keeps the last good token instead of locking clients out
+    clock.advance(1.5)
+    assert token.check(["Bearer second-token-value"])
+
+
+@pytest.mark.parametrize(("content", "named"), [(None, "cannot read it"), ("  \n", "is empty")])
+def test_unusable_token_file_is_a_config_error(
+    tmp_path: Path, content: str | None, named: str
+) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    config = load_config(None, environ={}, overrides={"ingest.token_file": str(path)}).ingest
+    with pytest.raises(ConfigError, match=f"ingest.token_file = .*{named}"):
+        IngestToken(config)
