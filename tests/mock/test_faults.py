@@ -138,6 +138,7 @@ async def test_global_latency_and_error_rate() -> None:
     ):
         assert resp.status == 503
         assert (await resp.json())["code"] == 503
+    assert [r["fault"] for r in always_failing.requests] == ["error"]
     async with MockOpenMetadata(latency_ms=2000) as slow, aiohttp.ClientSession() as session:
         with pytest.raises(TimeoutError):
             async with session.get(

@@ -32,6 +32,8 @@ from ._validation import Invalid, validate
 
 STATE_KEY = web.AppKey("mock_state", MockState)
 _OPEN_PATHS = frozenset({"/api/v1/system/version"})
+# What ``error_rate`` injects: a retriable server error.
+_RANDOM_ERROR = FaultRule(mode="error", status=503)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -86,6 +88,8 @@ async def _serve(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     body = await request.read()
     rule = state.faults.pick(request.method, request.path)
+    if rule is None and state.faults.roll(state.error_rate):
+        rule = _RANDOM_ERROR
     status = 0
     error: str | None = None
     try:
@@ -150,8 +154,6 @@ async def _respond(
         if rule.mode == "reset":
             _drop_connection(request.transport)
             raise _Dropped
-    elif state.faults.roll(state.error_rate):
-        return error_response(503, "mock fault: random error (error_rate)")
     try:
         if request.path not in _OPEN_PATHS:
             state.tokens.check(request.headers.get("Authorization"))
