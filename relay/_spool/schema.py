@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -405,6 +406,9 @@ def _salvage(directory: Path, report: RecoveryReport) -> sqlite3.Connection:
             report.corrupt_records += 1
         else:
             try:
+                # Tolerate a header that promises more pages than the (truncated) file has.
+                broken.execute("PRAGMA writable_schema=ON")
+                broken.execute("PRAGMA query_only=ON")
                 _copy_readable(broken, fresh, report)
             finally:
                 broken.close()
@@ -431,17 +435,20 @@ def _salvage(directory: Path, report: RecoveryReport) -> sqlite3.Connection:
     return connect(path)
 
 
-def _read_ids(conn: sqlite3.Connection, sql: str) -> tuple[list[tuple[object, ...]], int]:
+def _read_ids(conn: sqlite3.Connection, sql: str) -> tuple[list[tuple[Any, ...]], int]:
     """Rows of `sql` (which selects `id` first, takes `id > ?`, orders by id) that SQLite can
     still read, skipping damaged b-tree regions; also the number of regions skipped."""
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     regions = 0
     last = -1
     while True:
         try:
             for row in conn.execute(sql, (last,)):
+                if not isinstance(row[0], int) or row[0] <= last:
+                    # A wrecked page can yield rows out of order: treat it as unreadable.
+                    raise sqlite3.DatabaseError("row ids out of order")
                 rows.append(row)
-                last = int(row[0])
+                last = row[0]
             return rows, regions
         except sqlite3.DatabaseError:
             regions += 1
@@ -456,11 +463,14 @@ def _next_readable(conn: sqlite3.Connection, sql: str, last: int) -> int | None:
     step then bisecting back; None when nothing readable remains."""
     probe_sql = sql + " LIMIT 1"
 
-    def readable(after: int) -> bool | None:  # True: ok, False: error, None: ok and empty
+    def readable(after: int) -> bool | None:  # True: ok, False: damaged, None: nothing after
         try:
-            return conn.execute(probe_sql, (after,)).fetchone() is not None
+            row = conn.execute(probe_sql, (after,)).fetchone()
         except sqlite3.DatabaseError:
             return False
+        if row is None:
+            return None
+        return isinstance(row[0], int) and row[0] > after
 
     step, good = 1, None
     while step < 1 << 62:
@@ -498,47 +508,65 @@ def _copy_readable(
         broken, "SELECT id, received_at, attempts, size, crc, key, body, reason, dead_at "
         "FROM dead_letters WHERE id > ? ORDER BY id",
     )  # fmt: skip
-    by_id = {int(row[0]): row for row in bodies}  # type: ignore[call-overload]
+    by_id: dict[int, tuple[bytes, bytes] | None] = {}
+    for row in bodies:
+        key, body = _as_bytes(row[1]), _as_bytes(row[2])
+        by_id[int(row[0])] = None if key is None or body is None else (key, body)
     now = time.time()
     lost = 0
     for ev in events:
-        ev_id = int(ev[0])  # type: ignore[call-overload]
-        body_row = by_id.pop(ev_id, None)
-        if body_row is None:
+        ev_id = int(ev[0])
+        stored = by_id.pop(ev_id, None)
+        fields = _event_fields(ev)
+        if stored is None or fields is None:
             lost += 1
             continue
-        key, body = bytes(body_row[1]), bytes(body_row[2])  # type: ignore[call-overload]
+        key, body = stored
         report.checked_bytes += len(body)
-        if checksum(key, body) != ev[5] or len(body) != ev[4] or not _key_ok(key):
+        received_at, retry_at, attempts, size, crc, last_error = fields
+        if checksum(key, body) != crc or len(body) != size or not _key_ok(key):
             fresh.execute(
-                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ev_id, ev[1], ev[3], len(body), ev[5], key, body, "corrupt: checksum mismatch",
-                 now),
+                "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ev_id, received_at, attempts, len(body), crc, key, body,
+                 "corrupt: checksum mismatch", now),
             )  # fmt: skip
             report.quarantined += 1
             lost += 1
             continue
-        fresh.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", ev)
-        fresh.execute("INSERT INTO bodies VALUES (?, ?, ?)", (ev_id, key, body))
-    for ev_id, body_row in by_id.items():
-        # Its metadata (and CRC) is gone: keep the bytes, but only as an inspectable dead letter.
-        key, body = bytes(body_row[1]), bytes(body_row[2])  # type: ignore[call-overload]
         fresh.execute(
-            "INSERT INTO dead_letters VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ev_id, received_at, retry_at, attempts, size, crc, last_error),
+        )
+        fresh.execute("INSERT OR IGNORE INTO bodies VALUES (?, ?, ?)", (ev_id, key, body))
+    for ev_id, leftover in by_id.items():
+        lost += 1
+        if leftover is None:
+            continue
+        # Its metadata (and CRC) is gone: keep the bytes, but only as an inspectable dead letter.
+        key, body = leftover
+        fresh.execute(
+            "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
             (ev_id, now, len(body), checksum(key, body), key, body,
              "corrupt: metadata lost, body unverified", now),
         )  # fmt: skip
         report.quarantined += 1
-        lost += 1
     for row in dead:
-        fresh.execute("INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        d_key, d_body = _as_bytes(row[5]), _as_bytes(row[6])
+        if d_key is None or d_body is None:
+            lost += 1
+            continue
+        try:
+            fresh.execute(
+                "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (int(row[0]), float(row[1]), int(row[2]), len(d_body), int(row[4]), d_key,
+                 d_body, str(row[7]), float(row[8])),
+            )  # fmt: skip
+        except (TypeError, ValueError):
+            lost += 1
     # A region unreadable in a table held at least one record we cannot name.
     lost += ev_regions + body_regions + dead_regions
     report.corrupt_records += lost
-    top = max(
-        [int(r[0]) for r in (events[-1:] + bodies[-1:] + dead[-1:])]  # type: ignore[call-overload]
-        or [0]
-    )
+    top = max([int(r[0]) for r in (events[-1:] + bodies[-1:] + dead[-1:])] or [0])
     try:
         seq = broken.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         top = max(top, int(seq[0]) if seq else 0)
@@ -547,6 +575,21 @@ def _copy_readable(
     # Ids keep growing past every id ever handed out, even through a rebuild.
     fresh.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
     fresh.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (top,))
+
+
+def _as_bytes(value: object) -> bytes | None:
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
+
+
+def _event_fields(row: tuple[Any, ...]) -> tuple[float, float, int, int, int, str | None] | None:
+    """An events row's fields with their types checked (a damaged page can yield anything)."""
+    try:
+        received_at, retry_at = float(row[1]), float(row[2])
+        attempts, size, crc = int(row[3]), int(row[4]), int(row[5])
+    except (TypeError, ValueError):
+        return None
+    last_error = row[6] if isinstance(row[6], str) or row[6] is None else None
+    return received_at, retry_at, attempts, size, crc, last_error
 
 
 def _key_ok(key: bytes) -> bool:
