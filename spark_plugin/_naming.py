@@ -218,7 +218,8 @@ def job_name(app_name: str, lineage: ExecutionLineage) -> str:
     parts = [snake(app_name) or "spark"]
     if lineage.node_name:
         parts.append(lineage.node_name.replace(".", "_"))
-    if lineage.outputs:
+    # the integration names DROP TABLE runs after the command alone
+    if lineage.outputs and lineage.outputs[0].lifecycle_state != "DROP":
         prefer_table = any(word in lineage.node_name for word in _CREATE_NODES)
         parts.append(output_suffix(lineage.outputs[0], prefer_table=prefer_table))
     return ".".join(parts)

@@ -68,15 +68,37 @@ public class LineageRelayPlanDigest {
             out.append("],\"nodes\":[").append(nodes).append("]}");
             return out.toString();
         } catch (Throwable t) {
+            Throwable cause = unwrap(t);
             StringBuilder out = new StringBuilder();
             out.append("{\"error\":");
-            str(out, t.getClass().getName() + ": " + t.getMessage());
+            str(out, cause.getClass().getName() + ": " + cause.getMessage());
+            out.append(",\"analysis\":").append(isAnalysisError(cause));
             out.append('}');
             return out.toString();
         } finally {
             nodes = null;
             errors = null;
         }
+    }
+
+    private static Throwable unwrap(Throwable t) {
+        for (int i = 0; i < 8 && t.getCause() != null; i++) {
+            if (t instanceof java.lang.reflect.InvocationTargetException
+                    || t instanceof java.lang.reflect.UndeclaredThrowableException) {
+                t = t.getCause();
+            } else {
+                break;
+            }
+        }
+        return t;
+    }
+
+    /** The execution failed analysis: there is no plan, hence nothing to describe. */
+    private static boolean isAnalysisError(Throwable t) {
+        for (Class c = t.getClass(); c != null; c = c.getSuperclass()) {
+            if (c.getName().equals("org.apache.spark.sql.AnalysisException")) return true;
+        }
+        return false;
     }
 
     // ---------------------------------------------------------------- plan walk (post-order)
@@ -426,6 +448,19 @@ public class LineageRelayPlanDigest {
         scala.Option cat = (scala.Option) callOrNull(rel, "catalog");
         n.append(",\"catalog\":");
         if (cat != null && cat.isDefined()) str(n, (String) call(cat.get(), "name")); else n.append("null");
+        Object fileIndex = callOrNull(t, "fileIndex");
+        if (fileIndex != null) {
+            // file sources read through DataSource V2 (spark.sql.sources.useV1SourceList)
+            n.append(",\"paths\":[");
+            scala.collection.Iterator it = ((scala.collection.Iterable) call(fileIndex, "rootPaths")).iterator();
+            boolean first = true;
+            while (it.hasNext()) {
+                if (!first) n.append(',');
+                first = false;
+                str(n, it.next().toString());
+            }
+            n.append(']');
+        }
         Object props = callOrNull(t, "properties");
         n.append(",\"location\":");
         str(n, props instanceof java.util.Map ? (String) ((java.util.Map) props).get("location") : null);
@@ -502,6 +537,34 @@ public class LineageRelayPlanDigest {
             n.append(",\"table\":");
             Object meta = lookupTable(ident);
             if (meta != null) table(n, meta); else identOnly(n, ident);
+            n.append('}');
+        } else if (k.equals("DropTable")) {
+            // Spark 4 plans DROP TABLE as a v2 command over a ResolvedIdentifier
+            Object ident = call(call(p, "child"), "identifier");
+            String[] ns = (String[]) call(ident, "namespace");
+            String db = ns.length > 0 ? ns[ns.length - 1] : null;
+            Object tid = new org.apache.spark.sql.catalyst.TableIdentifier(
+                (String) call(ident, "name"), scala.Option.apply(db));
+            n.append(",\"cmd\":{\"t\":\"drop\",\"table\":");
+            Object meta = lookupTable(tid);
+            if (meta != null) {
+                table(n, meta);
+            } else {
+                n.append("{\"db\":");
+                str(n, db);
+                n.append(",\"name\":");
+                str(n, (String) call(ident, "name"));
+                n.append(",\"location\":");
+                String location = null;
+                try {
+                    Object catalog = call(call(session, "sessionState"), "catalog");
+                    location = callArg(catalog, "defaultTablePath", tid).toString();
+                } catch (Throwable e) {
+                    errors.add("table location: " + e);
+                }
+                str(n, location);
+                n.append('}');
+            }
             n.append('}');
         } else if (k.equals("AppendData") || k.equals("OverwriteByExpression")
                 || k.equals("OverwritePartitionsDynamic")) {

@@ -92,7 +92,7 @@ class PlanWalker:
         """The raw JVM digest of a QueryExecution (one py4j call)."""
         raw = self._helper.digest(qe, with_metrics)
         data: dict[str, Any] = orjson.loads(raw)
-        if "error" in data:
+        if "error" in data and not data.get("analysis"):
             raise PlanDigestError(f"plan digest failed in the JVM: {data['error']}")
         return data
 
@@ -186,6 +186,11 @@ def _relation_datasets(
         namespace, name = jdbc_dataset(rel["url"], rel["dbtable"], derby_home=_derby_home(conf))
         return [DatasetRef(namespace=namespace, name=name, schema=schema)]
     if kind == "v2":
+        if rel.get("paths") and not rel.get("ident"):
+            return [
+                DatasetRef(namespace=ns, name=name, schema=schema)
+                for ns, name in (path_dataset(p) for p in rel["paths"])
+            ]
         return [_v2_dataset(rel, schema)]
     return []
 
@@ -266,6 +271,8 @@ def lineage_from_digest(
     digest: Mapping[str, Any], *, max_columns: int = DEFAULT_MAX_COLUMNS, columns: bool = True
 ) -> ExecutionLineage | None:
     """Pure: the JVM digest -> named datasets and column lineage."""
+    if "error" in digest:  # analysis failed: the execution has no plan to describe
+        return None
     raw_nodes: list[dict[str, Any]] = digest.get("nodes") or []
     conf: Mapping[str, Any] = digest.get("sys") or {}
     root_id: int = digest.get("root", -1)

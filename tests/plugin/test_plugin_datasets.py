@@ -405,6 +405,49 @@ def test_failing_write_still_names_its_datasets(spark: Any, run: Run, data: Path
     assert (lineage.outputs[0].namespace, lineage.outputs[0].name) == ("file", str(out))
 
 
+def test_drop_table(spark: Any, run: Run) -> None:
+    spark.sql("DROP TABLE IF EXISTS to_drop")
+    spark.sql("CREATE TABLE to_drop (a INT) USING parquet")
+    spark.sql("INSERT INTO to_drop VALUES (1)")
+    captured = run(lambda: spark.sql("DROP TABLE to_drop"))
+    lineage = _one(captured, "drop_table")
+    (dst,) = lineage.outputs
+    warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    assert (dst.namespace, dst.name) == ("file", f"{warehouse}/to_drop")
+    assert dst.lifecycle_state == "DROP"
+    assert dst.symlinks[0].name == "default.to_drop"
+
+
+def test_datasource_v2_file_read(spark: Any, run: Run, data: Path) -> None:
+    key = "spark.sql.sources.useV1SourceList"
+    previous = spark.conf.get(key)
+    spark.conf.set(key, "")
+    try:
+        df = spark.read.parquet(str(data / "depts.parquet"))
+        out = data / "from_v2"
+        captured = run(lambda: df.selectExpr("dept").write.mode("overwrite").csv(str(out)))
+    finally:
+        spark.conf.set(key, previous)
+    lineage = _one(captured, "execute_insert_into_hadoop_fs_relation_command")
+    (src,) = lineage.inputs
+    assert (src.namespace, src.name) == ("file", str(data / "depts.parquet"))
+    assert _src(lineage.outputs[0].column_lineage["dept"]) == {
+        ("depts.parquet", "dept", ("IDENTITY",))
+    }
+
+
+def test_analysis_failure_is_none(spark: Any, walker: PlanWalker) -> None:
+    from pyspark.errors import AnalysisException
+
+    with pytest.raises(AnalysisException):
+        spark.sql("SELECT * FROM no_such_table_anywhere")
+    qe = spark._jsparkSession.sessionState().executePlan(
+        spark._jsparkSession.sessionState().sqlParser().parsePlan("SELECT * FROM no_such_table"),
+        spark._jvm.org.apache.spark.sql.execution.CommandExecutionMode.ALL(),
+    )
+    assert walker.describe(qe) is None
+
+
 def test_nothing_to_report_is_none(spark: Any, run: Run) -> None:
     captured = run(lambda: spark.range(3).selectExpr("id * 2").collect())
     assert [r for _, r in captured] == [None]

@@ -151,3 +151,11 @@ def test_output_suffix_and_job_name() -> None:
     assert job_name("App", ctas) == "app.execute_create_hive_table_as_select_command.default_t2"
     read = ExecutionLineage(node_name="adaptive_spark_plan", inputs=(_out("/in"),))
     assert job_name("Shakespeare on Spark", read) == "shakespeare_on_spark.adaptive_spark_plan"
+
+
+def test_drop_table_job_has_no_suffix() -> None:
+    dropped = DatasetRef(
+        namespace="hdfs://m", name="/user/hive/warehouse/t1", lifecycle_state="DROP"
+    )
+    lineage = ExecutionLineage(node_name="drop_table", outputs=(dropped,))
+    assert job_name("CLI test application", lineage) == "cli_test_application.drop_table"
