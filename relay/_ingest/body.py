@@ -14,10 +14,11 @@ import zlib
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.http_exceptions import PayloadEncodingError
 
 from .._exceptions import IngestError
 
-__all__ = ["BadGzip", "Body", "BodyLimits", "read_body"]
+__all__ = ["BadGzip", "Body", "BodyLimits", "IncompleteBody", "read_body"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -25,6 +26,13 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 class BadGzip(IngestError):
     """The body is not gzip, or a truncated one, although it claims or looks to be."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+
+
+class IncompleteBody(IngestError):
+    """The client went away, or declared more than it sent; nobody may read the answer."""
 
     def __init__(self, message: str) -> None:
         super().__init__(400, message)
@@ -54,6 +62,8 @@ async def read_body(request: web.BaseRequest, limits: BodyLimits) -> Body:
     try:
         async with asyncio.timeout(limits.read_timeout_s):
             return await _read(request, limits, declared_gzip=declared_gzip)
+    except (ConnectionError, PayloadEncodingError) as exc:
+        raise IncompleteBody(f"the request body was cut short: {exc}") from None
     except TimeoutError:
         raise IngestError(
             408,

@@ -31,7 +31,7 @@ from .._events import EventKey
 from .._exceptions import ConfigError, IngestError, SpoolFailure, SpoolFull
 from .._observe.logging import register_secret
 from .._observe.metrics import Metrics
-from .body import BadGzip, BodyLimits, read_body
+from .body import BadGzip, BodyLimits, IncompleteBody, read_body
 from .envelope import MalformedJson, parse_event, split_batch
 
 __all__ = ["Appender", "Ingest", "IngestToken", "Shape", "json_error"]
@@ -383,6 +383,8 @@ def _reason(exc: IngestError) -> str:
         return "malformed_json"
     if isinstance(exc, BadGzip):
         return "bad_gzip"
+    if isinstance(exc, IncompleteBody):
+        return "incomplete_body"
     return _STATUS_REASON.get(exc.status, "invalid_event")
 
 

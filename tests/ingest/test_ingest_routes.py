@@ -411,3 +411,25 @@ def test_unusable_token_file_is_a_config_error(
     config = load_config(None, environ={}, overrides={"ingest.token_file": str(path)}).ingest
     with pytest.raises(ConfigError, match=f"ingest.token_file = .*{named}"):
         IngestToken(config)
+
+
+async def test_a_client_that_hangs_up_mid_body_harms_nothing(
+    relay: Relay, http: aiohttp.ClientSession
+) -> None:
+    host, port = relay.url.removeprefix("http://").split(":")
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /api/v1/lineage HTTP/1.1\r\nHost: relay\r\n"
+        + f"Content-Length: {len(COMPLETE)}\r\n\r\n".encode()
+        + COMPLETE[:1000]
+    )
+    await writer.drain()
+    while relay.ingest.in_flight == 0:
+        await asyncio.sleep(0.01)
+    writer.close()
+    await writer.wait_closed()
+    while metric(relay, "lineage_relay_events_rejected_total", reason="incomplete_body") == 0:
+        await asyncio.sleep(0.01)
+    assert relay.ingest.in_flight == 0
+    assert (await post(http, relay.url + "/api/v1/lineage", COMPLETE))[0] == 201
+    assert [e.body for e in await spooled(relay)] == [COMPLETE]
