@@ -198,3 +198,45 @@ def test_fqn_quoting_rules() -> None:
     assert quote_name('say"hi') == 'say\\"hi'
     assert split_fqn('svc."my.db".schema.orders') == ["svc", "my.db", "schema", "orders"]
     assert split_fqn(build_fqn("a", 'x"y.z')) == ["a", 'x"y.z']
+
+
+async def test_soft_and_hard_delete(mock: MockOpenMetadata, client: aiohttp.ClientSession) -> None:
+    orders, revenue = (
+        mock.entity("table", ORDERS),
+        mock.entity("table", "hive_prod.warehouse.sales.daily_revenue"),
+    )
+    assert orders is not None and revenue is not None
+    edge = {
+        "edge": {
+            "fromEntity": {"id": orders["id"], "type": "table"},
+            "toEntity": {"id": revenue["id"], "type": "table"},
+        }
+    }
+    async with client.put(f"{mock.url}/v1/lineage", json=edge) as resp:
+        assert resp.status == 200
+    async with client.delete(f"{mock.url}/v1/tables/{orders['id']}") as resp:
+        assert (resp.status, resp.headers["X-OpenMetadata-Change"]) == (200, "entitySoftDeleted")
+        assert (await resp.json())["deleted"] is True
+    assert (await _get(client, f"{mock.url}/v1/tables/name/{ORDERS}"))[0] == 404
+    status, hidden = await _get(client, f"{mock.url}/v1/tables/name/{ORDERS}?include=deleted")
+    assert (status, hidden["deleted"]) == (200, True)
+    async with client.put(f"{mock.url}/v1/lineage", json=edge) as resp:
+        assert resp.status == 404  # lineage refuses deleted entities
+    restore = {
+        "name": "orders",
+        "databaseSchema": "hive_prod.warehouse.sales",
+        "columns": orders["columns"],
+    }
+    status, change, restored = await _put(client, f"{mock.url}/v1/tables", restore)
+    assert (status, change, restored["id"], restored["deleted"]) == (
+        200,
+        "entityRestored",
+        orders["id"],
+        False,
+    )
+    async with client.delete(f"{mock.url}/v1/tables/{orders['id']}?hardDelete=true") as resp:
+        assert (resp.status, resp.headers["X-OpenMetadata-Change"]) == (200, "entityDeleted")
+    assert mock.lineage_edges == []  # its edges went with it
+    status, _, recreated = await _put(client, f"{mock.url}/v1/tables", restore)
+    assert status == 201
+    assert recreated["id"] != orders["id"]

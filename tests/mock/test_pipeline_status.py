@@ -114,3 +114,24 @@ async def test_unknown_pipeline_is_404(
         client, mock, "spark.ghost", {"timestamp": START_MS, "executionStatus": "Successful"}
     )
     assert (status, body["message"]) == (404, "pipeline instance for spark.ghost not found")
+
+
+async def test_bulk_upserts_all_or_nothing(
+    mock: MockOpenMetadata, client: aiohttp.ClientSession, pipeline: str
+) -> None:
+    url = f"{mock.url}/v1/pipelines/{pipeline}/status/bulk"
+    statuses = [
+        {"timestamp": START_MS, "executionStatus": "Successful"},
+        {"timestamp": START_MS + 1, "executionStatus": "Failed"},
+    ]
+    async with client.put(url, json=statuses) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["pipelineStatus"]["timestamp"] == START_MS + 1
+    bad = [
+        {"timestamp": START_MS + 2, "executionStatus": "Skipped"},
+        {"timestamp": START_MS + 3, "executionStatus": "Running"},
+    ]
+    async with client.put(url, json=bad) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["message"].startswith("[1]: Cannot deserialize")
+    assert [s["timestamp"] for s in mock.pipeline_statuses(pipeline)] == [START_MS, START_MS + 1]

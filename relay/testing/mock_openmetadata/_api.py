@@ -74,6 +74,14 @@ async def _hang(state: MockState, request: web.Request) -> None:
         return
 
 
+# Leaf entities only: deleting a parent would need OpenMetadata's recursive semantics.
+_DELETABLE = frozenset({"table", "container", "pipeline"})
+
+
+def _include_deleted(request: web.Request) -> bool:
+    return request.query.get("include", "non-deleted") in ("deleted", "all")
+
+
 def _user(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     claims = jwt_claims(header[len("Bearer ") :]) if header.startswith("Bearer ") else None
@@ -203,13 +211,31 @@ def _entity_routes(entity_type: str) -> list[web.RouteDef]:
 
     async def by_name(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        entity = state.store.get_by_fqn(entity_type, request.match_info["fqn"])
+        entity = state.store.get_by_fqn(
+            entity_type, request.match_info["fqn"], include_deleted=_include_deleted(request)
+        )
         return json_response(state.store.view(entity_type, entity, request.query.get("fields")))
 
     async def by_id(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        entity = state.store.get_by_id(entity_type, request.match_info["id"])
+        entity = state.store.get_by_id(
+            entity_type, request.match_info["id"], include_deleted=_include_deleted(request)
+        )
         return json_response(state.store.view(entity_type, entity, request.query.get("fields")))
+
+    async def delete(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        if entity_type not in _DELETABLE:
+            raise ApiError(
+                400, f"the mock deletes only {sorted(_DELETABLE)}; {entity_type} is not one"
+            )
+        hard = request.query.get("hardDelete", "false").lower() == "true"
+        entity, change = state.store.delete(
+            entity_type, request.match_info["id"], hard=hard, user=_user(request)
+        )
+        if hard:
+            state.lineage.forget(entity["id"])
+        return json_response(entity, 200, {"X-OpenMetadata-Change": change})
 
     async def listing(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
@@ -229,6 +255,7 @@ def _entity_routes(entity_type: str) -> list[web.RouteDef]:
         web.get(collection, listing),
         web.get(collection + "/name/{fqn:.+}", by_name),
         web.get(collection + "/{id}", by_id),
+        web.delete(collection + "/{id}", delete),
     ]
 
 
@@ -238,6 +265,15 @@ def _entity_routes(entity_type: str) -> list[web.RouteDef]:
 async def _put_status(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     pipeline = _status.put_status(state.store, request.match_info["fqn"], await _json_body(request))
+    view = state.store.view("pipeline", pipeline, "tasks,pipelineStatus")
+    return json_response(view, 200, {"X-OpenMetadata-Change": "entityUpdated"})
+
+
+async def _put_status_bulk(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    pipeline = _status.put_statuses(
+        state.store, request.match_info["fqn"], await _json_body(request)
+    )
     view = state.store.view("pipeline", pipeline, "tasks,pipelineStatus")
     return json_response(view, 200, {"X-OpenMetadata-Change": "entityUpdated"})
 
@@ -395,6 +431,7 @@ def build_api_app(state: MockState) -> web.Application:
         web.get("/api/v1/lineage/{type}/name/{fqn:.+}", _lineage_by_name),
         web.delete("/api/v1/lineage/{from_type}/{from_id}/{to_type}/{to_id}", _delete_lineage),
         web.get("/api/v1/lineage/{type}/{id}", _lineage_by_id),
+        web.put("/api/v1/pipelines/{fqn:.+}/status/bulk", _put_status_bulk),
         web.put("/api/v1/pipelines/{fqn:.+}/status", _put_status),
         web.get("/api/v1/pipelines/{fqn:.+}/status", _list_status),
         web.delete("/api/v1/pipelines/{fqn:.+}/status/{timestamp:[0-9]+}", _delete_status),

@@ -67,6 +67,11 @@ class LineageGraph:
         self.edges[key] = stored
         return key
 
+    def forget(self, entity_id: str) -> None:
+        """Drop every edge touching an entity (it was hard-deleted)."""
+        for key in [key for key in self.edges if entity_id in key]:
+            del self.edges[key]
+
     def delete(self, from_id: str, to_id: str) -> None:
         if self.edges.pop((from_id, to_id), None) is None:
             raise ApiError(404, "Lineage edge not found")

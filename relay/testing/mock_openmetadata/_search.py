@@ -141,9 +141,8 @@ class Search:
         if kinds is None:
             raise ApiError(400, f"Failed to find index {index}; known: {sorted(INDEXES)}")
         for kind in kinds:
-            for entity in self._store.entities(kind):
-                if include_deleted or not entity.get("deleted"):
-                    yield document(kind, entity)
+            for entity in self._store.entities(kind, include_deleted=include_deleted):
+                yield document(kind, entity)
 
     def query(
         self, index: str, query: str, start: int, size: int, include_deleted: bool = False

@@ -16,18 +16,50 @@ from ._store import Store
 from ._validation import strip_nulls, validate
 
 
-def put_status(store: Store, pipeline_fqn: str, body: Any) -> dict[str, Any]:
-    """Validate and upsert one status; returns the pipeline with its latest status."""
-    pipeline = store.get_by_fqn("pipeline", pipeline_fqn)
+def _checked(pipeline: dict[str, Any], body: Any) -> dict[str, Any]:
+    """A validated status (nulls dropped) whose task names are the pipeline's."""
     validate(_models.PIPELINE_STATUS, body)
-    status = strip_nulls(body)
+    status: dict[str, Any] = strip_nulls(body)
     task_names = {task["name"] for task in pipeline.get("tasks") or []}
     for task_status in status.get("taskStatus") or []:
         if task_status["name"] not in task_names:
             raise ApiError(400, f"Invalid task name {task_status['name']}")
+    return status
+
+
+def _store_status(store: Store, pipeline: dict[str, Any], status: dict[str, Any]) -> None:
     series = store.statuses.setdefault(pipeline["id"], {})
     series[int(status["timestamp"])] = status
     store.set_latest_status(pipeline["id"], series[max(series)])
+
+
+def put_status(store: Store, pipeline_fqn: str, body: Any) -> dict[str, Any]:
+    """Validate and upsert one status; returns the pipeline with its latest status."""
+    pipeline = store.get_by_fqn("pipeline", pipeline_fqn)
+    _store_status(store, pipeline, _checked(pipeline, body))
+    return pipeline
+
+
+MAX_BULK = 1000
+
+
+def put_statuses(store: Store, pipeline_fqn: str, body: Any) -> dict[str, Any]:
+    """``PUT .../status/bulk``: a JSON array of statuses, all checked before any is stored."""
+    pipeline = store.get_by_fqn("pipeline", pipeline_fqn)
+    if not isinstance(body, list):
+        raise ApiError(
+            400, "Cannot deserialize value of type `java.util.ArrayList` from Object value"
+        )
+    if not 1 <= len(body) <= MAX_BULK:
+        raise ApiError(400, f"[size must be between 1 and {MAX_BULK}]")
+    checked = []
+    for index, item in enumerate(body):
+        try:
+            checked.append(_checked(pipeline, item))
+        except ValueError as exc:
+            raise ApiError(400, f"[{index}]: {exc}") from None
+    for status in checked:
+        _store_status(store, pipeline, status)
     return pipeline
 
 

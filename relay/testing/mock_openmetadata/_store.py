@@ -127,18 +127,31 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def get_by_fqn(self, entity_type: str, fqn: str) -> dict[str, Any]:
-        entity = self._by_fqn[entity_type].get(fqn)
+    def get_by_fqn(
+        self, entity_type: str, fqn: str, *, include_deleted: bool = False
+    ) -> dict[str, Any]:
+        entity = self.find_by_fqn(entity_type, fqn, include_deleted=include_deleted)
         if entity is None:
             raise not_found(entity_type, fqn)
         return entity
 
-    def find_by_fqn(self, entity_type: str, fqn: str) -> dict[str, Any] | None:
-        return self._by_fqn[entity_type].get(fqn)
+    def find_by_fqn(
+        self, entity_type: str, fqn: str, *, include_deleted: bool = False
+    ) -> dict[str, Any] | None:
+        entity = self._by_fqn[entity_type].get(fqn)
+        if entity is None or (entity["deleted"] and not include_deleted):
+            return None
+        return entity
 
-    def get_by_id(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+    def get_by_id(
+        self, entity_type: str, entity_id: str, *, include_deleted: bool = False
+    ) -> dict[str, Any]:
         found = self._by_id.get(entity_id)
-        if found is None or found[0] != entity_type:
+        if (
+            found is None
+            or found[0] != entity_type
+            or (found[1]["deleted"] and not include_deleted)
+        ):
             raise not_found(entity_type, entity_id)
         return found[1]
 
@@ -146,11 +159,16 @@ class Store:
         found = self._by_id.get(entity_id)
         return found[0] if found else None
 
-    def entities(self, entity_type: str) -> list[dict[str, Any]]:
-        return list(self._by_fqn[entity_type].values())
+    def entities(self, entity_type: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        return [
+            entity
+            for entity in self._by_fqn[entity_type].values()
+            if include_deleted or not entity["deleted"]
+        ]
 
     def counts(self) -> dict[str, int]:
-        return {kind: len(entities) for kind, entities in self._by_fqn.items()}
+        """Live (not deleted) entities per type."""
+        return {kind: len(self.entities(kind)) for kind in self._by_fqn}
 
     def view(self, entity_type: str, entity: dict[str, Any], fields: str | None) -> dict[str, Any]:
         """The entity as a GET returns it: optional fields only when ``?fields=`` names them."""
@@ -188,21 +206,41 @@ class Store:
             return entity, "entityCreated"
         old_request = self._requests[existing["id"]]
         merged = {**old_request, **request}
-        if merged == old_request:
+        if merged == old_request and not existing["deleted"]:
             return existing, "entityNoChange"
         version = round(float(existing["version"]) + 0.1, 1)
         entity = self._build(kind, merged, fqn, parents, existing["id"], version, user)
         if "pipelineStatus" in existing:
             entity["pipelineStatus"] = existing["pipelineStatus"]
         self._insert(entity_type, entity, merged)
-        return entity, "entityUpdated"
+        # A PUT on a soft-deleted entity brings it back.
+        return entity, "entityRestored" if existing["deleted"] else "entityUpdated"
+
+    def delete(
+        self, entity_type: str, entity_id: str, *, hard: bool, user: str = DEFAULT_USER
+    ) -> tuple[dict[str, Any], str]:
+        """Soft delete (``deleted: true``, hidden from lookups) or hard delete (gone)."""
+        entity = self.get_by_id(entity_type, entity_id, include_deleted=hard)
+        if hard:
+            self.generation += 1
+            del self._by_fqn[entity_type][entity["fullyQualifiedName"]]
+            del self._by_id[entity_id]
+            del self._requests[entity_id]
+            self.statuses.pop(entity_id, None)
+            return entity, "entityDeleted"
+        self.generation += 1
+        entity["deleted"] = True
+        entity["version"] = round(float(entity["version"]) + 0.1, 1)
+        entity["updatedAt"] = now_ms()
+        entity["updatedBy"] = user
+        return entity, "entitySoftDeleted"
 
     def create(self, entity_type: str, body: Any, user: str = DEFAULT_USER) -> dict[str, Any]:
         """POST semantics: create, or 409 when the FQN exists."""
         kind = KINDS[entity_type]
         validate(kind.model, body)
         fqn, _ = self._resolve_parents(kind, strip_nulls(body))
-        if fqn in self._by_fqn[entity_type]:
+        if self.find_by_fqn(entity_type, fqn, include_deleted=True) is not None:
             raise ApiError(409, "Entity already exists")
         entity, _ = self.put(entity_type, body, user)
         return entity
