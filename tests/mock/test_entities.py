@@ -240,3 +240,16 @@ async def test_soft_and_hard_delete(mock: MockOpenMetadata, client: aiohttp.Clie
     status, _, recreated = await _put(client, f"{mock.url}/v1/tables", restore)
     assert status == 201
     assert recreated["id"] != orders["id"]
+
+
+async def test_unknown_path_is_404_and_wrong_method_405(
+    mock: MockOpenMetadata, client: aiohttp.ClientSession
+) -> None:
+    assert await _get(client, f"{mock.url}/v1/topics/name/x") == (
+        404,
+        {"code": 404, "message": "HTTP 404 Not Found"},
+    )
+    assert await _get(client, f"{mock.url}/v1/lineage") == (
+        405,
+        {"code": 405, "message": "HTTP 405 Method Not Allowed"},
+    )

@@ -418,6 +418,13 @@ async def _openlineage_batch(request: web.Request) -> web.Response:
 
 
 async def _not_found(request: web.Request) -> web.Response:
+    """Unknown path: 404; known path with another method: 405 (Jersey's answers)."""
+    for resource in request.app.router.resources():
+        if resource.canonical == "/{tail}":
+            continue
+        match, allowed = await resource.resolve(request)
+        if match is None and allowed:
+            raise ApiError(405, "HTTP 405 Method Not Allowed")
     raise ApiError(404, "HTTP 404 Not Found")
 
 
