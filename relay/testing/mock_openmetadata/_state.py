@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -32,14 +32,23 @@ class RecordedRequest:
     body: bytes
     fault: str | None
     error: str | None = None  # the "message" of an error answer
+    # The decoded body, kept once decoded: tests poll the log, bodies can be large.
+    _decoded: Any = field(default=None, repr=False, compare=False)
+    _is_decoded: bool = field(default=False, repr=False, compare=False)
+
+    def decoded_body(self) -> Any:
+        if not self._is_decoded:
+            body: Any = None
+            if self.body:
+                try:
+                    body = orjson.loads(self.body)
+                except orjson.JSONDecodeError:
+                    body = self.body.decode("utf-8", "replace")
+            self._decoded, self._is_decoded = body, True
+        return self._decoded
 
     def to_json(self) -> dict[str, Any]:
-        body: Any = None
-        if self.body:
-            try:
-                body = orjson.loads(self.body)
-            except orjson.JSONDecodeError:
-                body = self.body.decode("utf-8", "replace")
+        body = self.decoded_body()
         return {
             "method": self.method,
             "path": self.path,
