@@ -11,6 +11,7 @@ lineage needs, relations, the write command, its metrics). Everything after that
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -182,9 +183,18 @@ def _relation_datasets(
             namespace, name = path_dataset(path)
             out.append(DatasetRef(namespace=namespace, name=name, schema=schema))
         return out
-    if kind == "jdbc" and rel.get("dbtable"):
-        namespace, name = jdbc_dataset(rel["url"], rel["dbtable"], derby_home=_derby_home(conf))
-        return [DatasetRef(namespace=namespace, name=name, schema=schema)]
+    if kind == "jdbc":
+        tables = [rel["dbtable"]] if rel.get("dbtable") else _query_tables(rel.get("query"))
+        out = []
+        for table_name in tables:
+            namespace, name = jdbc_dataset(rel["url"], table_name, derby_home=_derby_home(conf))
+            # a query over several tables: which column comes from which table is unknown
+            out.append(
+                DatasetRef(
+                    namespace=namespace, name=name, schema=schema if len(tables) == 1 else ()
+                )
+            )
+        return out
     if kind == "v2":
         if rel.get("paths") and not rel.get("ident"):
             return [
@@ -193,6 +203,21 @@ def _relation_datasets(
             ]
         return [_v2_dataset(rel, schema)]
     return []
+
+
+_FROM = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*){0,2})", re.IGNORECASE)
+
+
+def _query_tables(query: str | None) -> list[str]:
+    """Tables named after FROM/JOIN in a JDBC `query` option (the integration parses the SQL;
+    this covers plain queries and leaves out subqueries and table functions)."""
+    if not query:
+        return []
+    found: list[str] = []
+    for name in _FROM.findall(query):
+        if name.lower() not in ("select", "lateral") and name not in found:
+            found.append(name)
+    return found
 
 
 def _derby_home(conf: Mapping[str, Any]) -> str | None:
@@ -285,12 +310,14 @@ def lineage_from_digest(
         rel = node.get("rel")
         if not rel:
             continue
-        for ref in _relation_datasets(rel, node.get("o") or (), conf):
+        found = _relation_datasets(rel, node.get("o") or (), conf)
+        for ref in found:
             key = (ref.namespace, ref.name)
             if key not in index:
                 index[key] = len(inputs)
                 inputs.append(ref)
-            leaf_sources.setdefault(node_id, []).append(index[key])
+            if len(found) == 1 or rel.get("t") != "jdbc":
+                leaf_sources.setdefault(node_id, []).append(index[key])
 
     output: DatasetRef | None = None
     query_id = -1

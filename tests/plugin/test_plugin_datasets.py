@@ -448,6 +448,10 @@ def test_analysis_failure_is_none(spark: Any, walker: PlanWalker) -> None:
     assert walker.describe(qe) is None
 
 
+def test_describe_start_of_an_unknown_execution_is_none(walker: PlanWalker) -> None:
+    assert walker.describe_start(10**12) is None
+
+
 def test_nothing_to_report_is_none(spark: Any, run: Run) -> None:
     captured = run(lambda: spark.range(3).selectExpr("id * 2").collect())
     assert [r for _, r in captured] == [None]
