@@ -154,19 +154,23 @@ def _table_dataset(
     )
 
 
-def _v2_dataset(rel: Mapping[str, Any], schema: tuple[SchemaField, ...]) -> DatasetRef:
-    ident = rel.get("ident") or rel.get("name") or ""
+def _v2_dataset(rel: Mapping[str, Any], schema: tuple[SchemaField, ...]) -> DatasetRef | None:
+    """A DataSource V2 table, when Spark exposes where it lives or a catalog identifier for it
+    (sinks like `noop` or the console have neither and are not datasets)."""
+    ident = rel.get("ident")
     location = rel.get("location")
     if location:
         namespace, name = path_dataset(location)
-        parent = location.rstrip("/").rsplit("/", 1)[0]
+        links: tuple[Symlink, ...] = ()
+        if ident:
+            parent = location.rstrip("/").rsplit("/", 1)[0]
+            links = (Symlink(namespace=parent, name=ident),)
+        return DatasetRef(namespace=namespace, name=name, schema=schema, symlinks=links)
+    if ident:
         return DatasetRef(
-            namespace=namespace,
-            name=name,
-            schema=schema,
-            symlinks=(Symlink(namespace=parent, name=ident),),
+            namespace=rel.get("catalog") or "spark_catalog", name=ident, schema=schema
         )
-    return DatasetRef(namespace=rel.get("catalog") or "spark_catalog", name=ident, schema=schema)
+    return None
 
 
 def _relation_datasets(
@@ -201,21 +205,35 @@ def _relation_datasets(
                 DatasetRef(namespace=ns, name=name, schema=schema)
                 for ns, name in (path_dataset(p) for p in rel["paths"])
             ]
-        return [_v2_dataset(rel, schema)]
+        ref = _v2_dataset(rel, schema)
+        return [ref] if ref is not None else []
     return []
 
 
 _FROM = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*){0,2})", re.IGNORECASE)
+_SELECT = re.compile(r"\s*SELECT\b", re.IGNORECASE)
 
 
 def _query_tables(query: str | None) -> list[str]:
-    """Tables named after FROM/JOIN in a JDBC `query` option (the integration parses the SQL;
-    this covers plain queries and leaves out subqueries and table functions)."""
+    """Tables named after FROM/JOIN in a JDBC `query` option, at the top level or in a
+    parenthesised SELECT (so `EXTRACT(YEAR FROM col)` names no table). The integration parses
+    the SQL; this covers the plain queries people pass to `spark.read.jdbc`."""
     if not query:
         return []
+    # for each character: does its innermost parenthesis group hold a query?
+    in_query: list[bool] = []
+    stack: list[bool] = []
+    for i, ch in enumerate(query):
+        if ch == "(":
+            stack.append(bool(_SELECT.match(query, i + 1)))
+        elif ch == ")" and stack:
+            stack.pop()
+        in_query.append(stack[-1] if stack else True)
     found: list[str] = []
-    for name in _FROM.findall(query):
-        if name.lower() not in ("select", "lateral") and name not in found:
+    for match in _FROM.finditer(query):
+        name = match.group(1)
+        keyword = name.lower() in ("select", "lateral", "unnest")
+        if in_query[match.start()] and not keyword and name not in found:
             found.append(name)
     return found
 
@@ -267,8 +285,10 @@ def _command_output(
         return _with_state(DatasetRef(namespace=namespace, name=name, schema=schema), state)
     if kind == "v2_write" and cmd.get("rel"):
         rel = cmd["rel"]
-        ref = _v2_dataset(rel, _schema(rel.get("schema") or ()))
-        return _with_state(ref, "OVERWRITE" if cmd.get("overwrite") else None)
+        v2 = _v2_dataset(rel, _schema(rel.get("schema") or ()))
+        if v2 is None:
+            return None
+        return _with_state(v2, "OVERWRITE" if cmd.get("overwrite") else None)
     return None
 
 

@@ -184,3 +184,43 @@ def test_analysis_error_and_empty_plans_are_none() -> None:
         "nodes": [{"k": "LocalRelation", "c": [], "o": [["x", 1, "integer"]]}],
     }
     assert lineage_from_digest(digest) is None
+
+
+def test_query_tables_skip_function_syntax() -> None:
+    from spark_plugin._plans import _query_tables
+
+    assert _query_tables(
+        "SELECT EXTRACT(YEAR FROM o.ts) AS y, TRIM(BOTH ' ' FROM name) FROM sales.orders o "
+        "LEFT JOIN (SELECT id FROM sales.customers) c ON c.id = o.cid"
+    ) == ["sales.orders", "sales.customers"]
+    assert _query_tables(None) == []
+
+
+def test_v2_sink_without_identity_is_not_a_dataset() -> None:
+    digest = {
+        "root": 1,
+        "job_node": "OverwriteByExpression",
+        "metrics": {},
+        "sys": {},
+        "nodes": [
+            {"k": "Range", "c": [], "o": [["id", 1, "long"]]},
+            {
+                "k": "OverwriteByExpression",
+                "c": [0],
+                "o": [],
+                "cmd": {
+                    "t": "v2_write",
+                    "overwrite": True,
+                    "rel": {
+                        "t": "v2",
+                        "name": "noop-table",
+                        "ident": None,
+                        "catalog": None,
+                        "location": None,
+                        "schema": [],
+                    },
+                },
+            },
+        ],
+    }
+    assert lineage_from_digest(digest) is None
