@@ -78,6 +78,7 @@ class PluginConfig:
     openmetadata: Mapping[str, str] = field(default_factory=dict)
     column_lineage_max_columns: int = DEFAULT_COLUMN_LINEAGE_MAX_COLUMNS
     dedicated_queue: bool = True  # own listener-bus queue "lineage": a slow walk delays no one
+    jvm_filter: bool = True  # Janino-compiled JVM filter; False: every event crosses into Python
     disabled: bool = False
 
     def __post_init__(self) -> None:

@@ -325,7 +325,6 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
         return job_name(context.app_name, lineage)
 
     listener = LineageListener(
-        jvm=gateway.jvm,
         context=context,
         describe=walker.describe,
         job_name=name_job,
@@ -334,7 +333,11 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
     )
     try:
         registration = ListenerRegistration(
-            sc._jsc.sc(), gateway, listener, _QUEUE_NAME if config.dedicated_queue else None
+            sc._jsc.sc(),
+            gateway,
+            listener,
+            queue_name=_QUEUE_NAME if config.dedicated_queue else None,
+            use_filter=config.jvm_filter,
         )
     except Exception:
         sender.close(0.0)

@@ -165,15 +165,21 @@ def test_recorded_events_are_valid_openlineage(recorded: dict[str, Any], shared_
         assert validator.errors(event) == [], event["job"]["name"]
 
 
-def test_close_really_removes_the_listener(spark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("jvm_filter", [True, False], ids=["jvm-filter", "direct-proxy"])
+def test_close_really_removes_the_listener(spark: Any, tmp_path: Path, jvm_filter: bool) -> None:
     bus = spark.sparkContext._jsc.sc().listenerBus()
     listeners_before = bus.listeners().size()
     with receiving() as receiver:
-        handle = enable(spark, url=receiver.url)
+        handle = enable(spark, url=receiver.url, jvm_filter=jvm_filter)
         registration = handle._registration
         assert registration is not None and registration.is_registered()
+        assert registration.filtered is jvm_filter
         assert "lineage" in str(bus.activeQueues())
         spark.range(5).write.mode("overwrite").parquet(str(tmp_path / "before"))
+        assert handle.flush(30)
+        # both bridges report the same run: app START, START, COMPLETE
+        assert [e["eventType"] for e in receiver.events()] == ["START", "START", "COMPLETE"]
+        assert receiver.events()[2]["outputs"][0]["name"] == str(tmp_path / "before")
         assert handle.close()
         assert not registration.is_registered()
         assert bus.listeners().size() == listeners_before
