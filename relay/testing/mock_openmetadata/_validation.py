@@ -9,6 +9,10 @@ wins and is reported as a 400 whose message names the field, in Jackson's wordin
 
 The mock's request models (``_models.py``) are written with these types from the facts in the
 schemas; nothing is loaded from the schema files at run time.
+
+Checks run on every event of every batch, so the success path does no string work: a failure
+raises ``_Violation`` with a message template, each enclosing object or array adds its key on
+the way out, and ``validate`` renders the field path once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,22 @@ from typing import Any
 
 class Invalid(ValueError):
     """A body that OpenMetadata would refuse with 400; the message is the 400's message."""
+
+
+class _Violation(Exception):
+    """A failed check on its way up: the message template and the path from the failure up."""
+
+    def __init__(self, template: str) -> None:
+        super().__init__(template)
+        self.template = template
+        self.parts: list[str | int] = []
+
+
+def _render(parts: list[str | int]) -> str:
+    path = ""
+    for part in reversed(parts):
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path
 
 
 def _kind(value: Any) -> str:
@@ -38,18 +58,19 @@ def _kind(value: Any) -> str:
     return "Null"
 
 
-def _mismatch(java_type: str, value: Any, path: str) -> Invalid:
-    return Invalid(
-        f'Cannot deserialize value of type `{java_type}` from {_kind(value)} value (field "{path}")'
+def _mismatch(java_type: str, value: Any) -> _Violation:
+    kind = _kind(value)
+    return _Violation(
+        f'Cannot deserialize value of type `{java_type}` from {kind} value (field "{{path}}")'
     )
 
 
 class Type:
-    """Base of every field type; ``check`` raises ``Invalid`` for the first violation."""
+    """Base of every field type; ``check`` raises ``_Violation`` for the first violation."""
 
     java_type = "java.lang.Object"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         raise NotImplementedError
 
 
@@ -61,25 +82,32 @@ class Str(Type):
     fmt: str | None = None  # "uuid" or "date-time": the formats Java parses into typed values
     java_type = "java.lang.String"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if not isinstance(value, str):
-            raise _mismatch("java.util.UUID" if self.fmt == "uuid" else self.java_type, value, path)
+            raise _mismatch("java.util.UUID" if self.fmt == "uuid" else self.java_type, value)
+        if (
+            self.min_length == 0
+            and self.max_length is None
+            and self.pattern is None
+            and not self.fmt
+        ):
+            return
         if len(value) < self.min_length or (
             self.max_length is not None and len(value) > self.max_length
         ):
             upper = self.max_length if self.max_length is not None else 2147483647
-            raise Invalid(f"[{path} size must be between {self.min_length} and {upper}]")
+            raise _Violation(f"[{{path}} size must be between {self.min_length} and {upper}]")
         if self.pattern is not None and re.search(self.pattern, value) is None:
-            raise Invalid(f'[{path} must match "{self.pattern}"]')
+            raise _Violation(f'[{{path}} must match "{self.pattern}"]')
         if self.fmt == "uuid" and not _is_uuid(value):
-            raise Invalid(
+            raise _Violation(
                 f'Cannot deserialize value of type `java.util.UUID` from String "{value}": '
-                f'UUID has to be represented by standard 36-char representation (field "{path}")'
+                'UUID has to be represented by standard 36-char representation (field "{path}")'
             )
         if self.fmt == "date-time" and not _is_date_time(value):
-            raise Invalid(
+            raise _Violation(
                 f'Cannot deserialize value of type `java.util.Date` from String "{value}": '
-                f'not a valid ISO 8601 date-time (field "{path}")'
+                'not a valid ISO 8601 date-time (field "{path}")'
             )
 
 
@@ -103,29 +131,29 @@ def _is_date_time(value: str) -> bool:
 class Int(Type):
     java_type = "java.lang.Long"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if isinstance(value, bool) or not (
             isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         ):
-            raise _mismatch(self.java_type, value, path)
+            raise _mismatch(self.java_type, value)
 
 
 @dataclass(frozen=True, slots=True)
 class Num(Type):
     java_type = "java.lang.Double"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _mismatch(self.java_type, value, path)
+            raise _mismatch(self.java_type, value)
 
 
 @dataclass(frozen=True, slots=True)
 class Bool(Type):
     java_type = "java.lang.Boolean"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if not isinstance(value, bool):
-            raise _mismatch(self.java_type, value, path)
+            raise _mismatch(self.java_type, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +165,14 @@ class Enum(Type):
     def java_type(self) -> str:  # type: ignore[override]
         return self.java_name
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if not isinstance(value, str):
-            raise _mismatch(self.java_name, value, path)
+            raise _mismatch(self.java_name, value)
         if value not in self.values:
-            raise Invalid(
+            raise _Violation(
                 f'Cannot deserialize value of type `{self.java_name}` from String "{value}": '
                 f"not one of the values accepted for Enum class: [{', '.join(self.values)}] "
-                f'(field "{path}")'
+                '(field "{path}")'
             )
 
 
@@ -154,14 +182,19 @@ class Arr(Type):
     min_items: int = 0
     java_type = "java.util.ArrayList"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if not isinstance(value, list):
-            raise _mismatch(self.java_type, value, path)
+            raise _mismatch(self.java_type, value)
         if len(value) < self.min_items:
-            raise Invalid(f"[{path} size must be between {self.min_items} and 2147483647]")
+            raise _Violation(f"[{{path}} size must be between {self.min_items} and 2147483647]")
+        check = self.items.check
         for index, item in enumerate(value):
             if item is not None:
-                self.items.check(item, f"{path}[{index}]")
+                try:
+                    check(item)
+                except _Violation as violation:
+                    violation.parts.append(index)
+                    raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,19 +204,24 @@ class Map(Type):
     values: Type
     java_type = "java.util.LinkedHashMap"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if not isinstance(value, dict):
-            raise _mismatch(self.java_type, value, path)
+            raise _mismatch(self.java_type, value)
+        check = self.values.check
         for key, item in value.items():
             if item is not None:
-                self.values.check(item, f"{path}.{key}")
+                try:
+                    check(item)
+                except _Violation as violation:
+                    violation.parts.append(str(key))
+                    raise
 
 
 @dataclass(frozen=True, slots=True)
 class AnyValue(Type):
     """Free-form JSON (``extension``, ``parameters``): anything goes."""
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         return None
 
 
@@ -193,9 +231,9 @@ class AnyObject(Type):
 
     java_type = "java.util.LinkedHashMap"
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if not isinstance(value, dict):
-            raise _mismatch(self.java_type, value, path)
+            raise _mismatch(self.java_type, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +244,6 @@ class Obj(Type):
     fields: Mapping[str, Type]
     required: frozenset[str] = field(default_factory=frozenset)
     closed: bool = True
-
     # Required fields in declaration order, so the first one missing is the one reported.
     required_order: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -218,25 +255,30 @@ class Obj(Type):
         order = tuple(name for name in self.fields if name in self.required)
         object.__setattr__(self, "required_order", order)
 
-    def check(self, value: Any, path: str) -> None:
+    def check(self, value: Any) -> None:
         if not isinstance(value, dict):
-            raise _mismatch(self.java_name, value, path)
-        prefix = f"{path}." if path else ""
+            raise _mismatch(self.java_name, value)
         fields = self.fields
         if self.closed:
             for key in value:
                 if key not in fields:
-                    raise Invalid(
+                    raise _Violation(
                         f'Unrecognized field "{key}" (class {self.java_name}), '
                         "not marked as ignorable"
                     )
         for name in self.required_order:
             if value.get(name) is None:
-                raise Invalid(f"[{prefix}{name} must not be null]")
+                violation = _Violation("[{path} must not be null]")
+                violation.parts.append(name)
+                raise violation
         for name, item in value.items():
             kind = fields.get(name)
             if kind is not None and item is not None:
-                kind.check(item, f"{prefix}{name}")
+                try:
+                    kind.check(item)
+                except _Violation as violation:
+                    violation.parts.append(name)
+                    raise
 
 
 class Lazy(Type):
@@ -245,15 +287,18 @@ class Lazy(Type):
     def __init__(self, resolve: Callable[[], Type]) -> None:
         self._resolve = resolve
 
-    def check(self, value: Any, path: str) -> None:
-        self._resolve().check(value, path)
+    def check(self, value: Any) -> None:
+        self._resolve().check(value)
 
 
 def validate(model: Type, body: Any) -> None:
     """Check a decoded request body; raise ``Invalid`` with OpenMetadata's 400 message."""
     if body is None:
         raise Invalid("Request body must not be null")
-    model.check(body, "")
+    try:
+        model.check(body)
+    except _Violation as violation:
+        raise Invalid(violation.template.replace("{path}", _render(violation.parts))) from None
 
 
 def strip_nulls(body: Any) -> Any:
