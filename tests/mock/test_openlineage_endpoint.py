@@ -195,3 +195,31 @@ async def test_disabled_setting_answers_503(client: aiohttp.ClientSession) -> No
     async with MockOpenMetadata(tokens=[TOKEN], openlineage=settings) as mock:
         status, body = await _post(client, mock.url + BATCH, {"events": [run_event()]})
         assert (status, body["message"]) == (503, "OpenLineage API is disabled")
+
+
+async def test_control_api_shows_events_state_lineage_and_takes_settings(
+    mock: MockOpenMetadata, client: aiohttp.ClientSession
+) -> None:
+    control = mock.control_url
+    events = [run_event(), run_event(event_type="START")]
+    assert (await _post(client, mock.url + BATCH, {"events": events}))[0] == 200
+    async with client.get(f"{control}/mock/openlineage-events") as resp:
+        assert await resp.json() == events
+    async with client.get(f"{control}/mock/state") as resp:
+        state = await resp.json()
+    assert (state["openlineage_events"], state["lineage_edges"]) == (2, 1)
+    async with client.get(f"{control}/mock/lineage") as resp:
+        [edge] = await resp.json()
+    assert edge["toEntity"]["fullyQualifiedName"] == REVENUE
+    settings = {"eventTypeFilter": ["START"], "autoCreateEntities": False}
+    async with client.put(f"{control}/mock/openlineage/settings", json=settings) as resp:
+        assert (await resp.json())["eventTypeFilter"] == ["START"]
+    status, body = await _post(client, mock.url + BATCH, {"events": [run_event()]})
+    assert (status, body["summary"]["skipped"]) == (200, 1)  # COMPLETE is now filtered out
+    async with client.put(f"{control}/mock/openlineage/settings", json={"eventTypes": []}) as resp:
+        assert resp.status == 400
+        assert "unknown OpenLineage setting(s) ['eventTypes']" in (await resp.json())["message"]
+    async with client.delete(f"{control}/mock/openlineage-events") as resp:
+        assert resp.status == 200
+    assert mock.openlineage_events == []
+    assert mock.openlineage_events_received == 0
