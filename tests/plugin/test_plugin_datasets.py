@@ -448,6 +448,16 @@ def test_analysis_failure_is_none(spark: Any, walker: PlanWalker) -> None:
     assert walker.describe(qe) is None
 
 
+def test_noop_sink_reports_only_its_inputs(spark: Any, run: Run, data: Path) -> None:
+    df = spark.read.parquet(str(data / "depts.parquet"))
+    captured = run(lambda: df.write.format("noop").mode("overwrite").save())
+    results = [r for _, r in captured]
+    (lineage,) = [r for r in results if isinstance(r, ExecutionLineage)]
+    assert all(r is None for r in results if r is not lineage), results
+    assert [i.name for i in lineage.inputs] == [str(data / "depts.parquet")]
+    assert lineage.outputs == ()
+
+
 def test_describe_start_of_an_unknown_execution_is_none(walker: PlanWalker) -> None:
     assert walker.describe_start(10**12) is None
 
