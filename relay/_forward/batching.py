@@ -78,6 +78,10 @@ class BatchPlanner:
         """Whether a call for `events` re-sends something whose last call failed."""
         return any(e.id in self._failed for e in events)
 
+    def forget_failures(self) -> None:
+        """Treat every earlier failure as settled (the breaker closed after an outage)."""
+        self._failed.clear()
+
     def has_sendable_parked(self, now: float) -> bool:
         return any(self._may_go(e, now) is None for e in self._parked)
 

@@ -122,7 +122,7 @@ class Forwarder:
             breaker,
             clock=self._clock,
             gauge=metrics.circuit_state,
-            on_change=lambda _state: self._wakeup.set(),
+            on_change=self._breaker_changed,
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._calls_in_flight = 0
@@ -321,7 +321,16 @@ class Forwarder:
         return self.breaker.state is not BreakerState.CLOSED or self._budget.try_retry()
 
     def _defer_retry(self, event: SpooledEvent) -> float:
-        return self._clock.time() + self._backoff.delay_s(event.attempts, self._rand)
+        """A retry the budget refused goes back until the budget has a token again."""
+        return self._clock.time() + min(self._budget.wait_s(), self._backoff.cap_s)
+
+    def _breaker_changed(self, state: BreakerState) -> None:
+        if state is BreakerState.CLOSED:
+            # A probe just proved OpenMetadata healthy: what failed during the outage is now
+            # ordinary backlog, not retries against a struggling server, so the budget (which
+            # guards against retry storms) no longer holds it back.
+            self._planner.forget_failures()
+        self._wakeup.set()
 
     async def _apply_plan_side_effects(
         self,

@@ -145,6 +145,15 @@ class RetryBudget:
         self._refill()
         self._tokens = min(self._max_tokens, self._tokens + self._ratio)
 
+    def wait_s(self) -> float:
+        """Seconds until the time allowance alone gives one token (a floor of 50 ms)."""
+        missing = 1.0 - self.tokens
+        if missing <= 0:
+            return 0.05
+        if self._min_per_s <= 0:
+            return 1.0
+        return max(0.05, missing / self._min_per_s)
+
     def try_retry(self) -> bool:
         """Withdraw a token for one retried call; False means: defer this retry."""
         self._refill()

@@ -107,3 +107,14 @@ def test_retry_budget_refills_its_reserve_over_time() -> None:
 def test_retry_budget_rejects_a_wrong_ratio() -> None:
     with pytest.raises(ValueError, match="ratio"):
         RetryBudget(ratio=1.5, clock=FakeClock())
+
+
+def test_retry_budget_says_how_long_until_the_next_token() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.2, reserve=2.0, min_per_s=0.5, clock=clock)
+    assert budget.wait_s() == 0.05  # a token is there now
+    while budget.try_retry():
+        pass
+    assert budget.wait_s() == pytest.approx(2.0)
+    clock.advance(1.0)
+    assert budget.wait_s() == pytest.approx(1.0)

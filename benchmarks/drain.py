@@ -1,0 +1,389 @@
+"""Drain throughput: spool -> forwarder -> native OpenLineage batch endpoint of a mock.
+
+    python benchmarks/drain.py [--quick] [--events N] [--latency-ms 20] [--pool 10]
+                               [--batch 500] [--outage-s 10] [--target mock|stub|both]
+
+0. Measures the spool alone (lease + ack in a loop, no HTTP): the ceiling for any forwarder.
+1. Fills a spool with N real sample events (the project's Spark fixtures, each round with new
+   run ids, as new Spark runs would be).
+2. Starts the mock OpenMetadata in a child process (its own core) with `--latency-ms` per call,
+   runs the forwarder (pool `--pool`, batches of `--batch`) until the spool is empty, and prints
+   events/s, calls, and the ratio to the theoretical maximum pool x batch / latency.
+   With `--target stub` (or both), the same is measured against a minimal endpoint that only
+   reads the body, waits the latency and answers success, which shows how much of the gap is
+   the mock's own processing (JSON Schema validation, lineage resolution) and not the relay.
+3. A second run puts the mock down (connections refused) for `--outage-s` in the middle of
+   the drain, then brings it back, and prints the time from recovery to an empty backlog.
+
+Ends with `RESULT drain_events_per_s=...`, `RESULT drain_ratio=...`, `RESULT recovery_s=...`
+(and `RESULT drain_stub_events_per_s=...` / `drain_stub_ratio` when the stub ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from relay._clock import SystemClock
+from relay._config import (
+    BreakerConfig,
+    ForwarderConfig,
+    OpenMetadataConfig,
+    SpoolConfig,
+)
+from relay._events import EventKey
+from relay._forward.forwarder import Forwarder
+from relay._ingest.envelope import parse_event
+from relay._observe.metrics import Metrics
+from relay._secrets import make_token_provider
+from relay._sinks.client import OpenMetadataClient
+from relay._sinks.openlineage import OpenLineageSink
+from relay._spool import Spool
+
+REPO = Path(__file__).resolve().parent.parent
+SPARK = REPO / "tests" / "fixtures" / "events" / "spark"
+CATALOG = REPO / "tests" / "fixtures" / "openmetadata" / "catalog_spark.json"
+READY = "drain-target-ready"
+TOKEN = "bench-token"  # noqa: S105 -- what the mock child accepts, not a secret
+
+
+# -- the target (child process) ------------------------------------------------------------
+
+
+async def _serve_mock(latency_ms: int) -> None:
+    from relay.testing.mock_openmetadata import MockOpenMetadata
+
+    mock = MockOpenMetadata(
+        tokens=[TOKEN], catalog=CATALOG, latency_ms=latency_ms,
+        request_log_limit=50, event_log_limit=50,
+    )  # fmt: skip
+    await mock.start()
+    print(READY, mock.url, mock.control_url, flush=True)
+    await _until_stdin_closes()
+    await mock.aclose()
+
+
+async def _serve_stub(latency_ms: int) -> None:
+    """The cheapest honest endpoint: read the whole body, wait, answer success."""
+
+    async def batch(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(latency_ms / 1000)
+        return web.json_response({"status": "success", "failedEvents": []})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/api/v1/openlineage/lineage/batch", batch)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    print(READY, f"http://127.0.0.1:{port}/api", "-", flush=True)
+    await _until_stdin_closes()
+    await runner.cleanup()
+
+
+async def _until_stdin_closes() -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+
+
+@dataclass
+class Target:
+    process: subprocess.Popen[str]
+    url: str
+    control_url: str
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+def start_target(kind: str, latency_ms: int) -> Target:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--latency-ms", str(latency_ms)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline().split()
+    if not line or line[0] != READY:
+        process.kill()
+        raise RuntimeError(f"the {kind} target did not start: {line}")
+    return Target(process, line[1], line[2])
+
+
+# -- the relay side --------------------------------------------------------------------------
+
+
+def sample_events(n: int) -> list[tuple[bytes, EventKey]]:
+    samples = [p.read_bytes() for p in sorted(SPARK.glob("*.json"))]
+    originals: list[str] = []
+    for body in samples:
+        run_id = parse_event(body).run_id
+        if run_id and run_id not in originals:
+            originals.append(run_id)
+    items: list[tuple[bytes, EventKey]] = []
+    while len(items) < n:
+        mapping = {old.encode(): str(uuid.uuid4()).encode() for old in originals}
+        for body in samples:
+            for old, new in mapping.items():
+                body = body.replace(old, new)
+            items.append((body, parse_event(body)))
+    return items[:n]
+
+
+async def fill(spool: Spool, items: list[tuple[bytes, EventKey]]) -> None:
+    for start in range(0, len(items), 2000):
+        await spool.append(items[start : start + 2000])
+
+
+@dataclass
+class DrainResult:
+    events: int
+    bytes: int
+    seconds: float
+    calls: float
+    recovery_s: float | None = None
+    outage_calls: float | None = None
+    call_ms: float | None = None  # mean duration of a call, seen by the client
+    target_cpu: float | None = None  # share of one core the target used during the drain
+    relay_cpu: float | None = None  # share of one core this process (forwarder + spool) used
+
+
+def calls_made(metrics: Metrics) -> float:
+    total = 0.0
+    for metric in metrics.openmetadata_requests.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                total += sample.value
+    return total
+
+
+async def drain(
+    directory: Path,
+    items: list[tuple[bytes, EventKey]],
+    target: Target,
+    *,
+    pool: int,
+    batch: int,
+    outage_s: float | None = None,
+    recovery_timeout_s: float = 5.0,
+) -> DrainResult:
+    metrics = Metrics()
+    spool = await Spool.open(SpoolConfig(dir=directory), metrics=metrics)
+    await fill(spool, items)
+    om = OpenMetadataConfig(
+        host_port=target.url, connection_pool_size=pool, jwt_token_env="BENCH_OM_TOKEN"  # noqa: S106
+    )
+    tokens = make_token_provider(om, clock=SystemClock(), environ={"BENCH_OM_TOKEN": TOKEN})
+    client = OpenMetadataClient(om, metrics=metrics, tokens=tokens)
+    sink = OpenLineageSink(client, om)
+    forwarder = Forwarder(
+        spool, sink,
+        forwarder=ForwarderConfig(max_batch_events=batch),
+        openmetadata=om,
+        breaker=BreakerConfig(recovery_timeout_s=recovery_timeout_s),
+        metrics=metrics,
+    )  # fmt: skip
+    total_bytes = sum(len(body) for body, _ in items)
+    recovery_s: float | None = None
+    outage_calls: float | None = None
+    started = time.perf_counter()
+    target_cpu_start = cpu_s(target.process.pid)
+    relay_cpu_start = time.process_time()
+    await forwarder.start()
+    try:
+        if outage_s is not None:
+            while metrics.events_sent._value.get() < len(items) / 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            async with aiohttp.ClientSession() as http:
+                await http.put(f"{target.control_url}/mock/faults", json={"mode": "down"})
+                before = calls_made(metrics)
+                await asyncio.sleep(outage_s)
+                outage_calls = calls_made(metrics) - before
+                await http.delete(f"{target.control_url}/mock/faults")
+            recovered = time.perf_counter()
+        while spool.stats().events:  # noqa: ASYNC110 -- polling a cheap in-memory counter
+            await asyncio.sleep(0.005)
+        seconds = time.perf_counter() - started
+        if outage_s is not None:
+            recovery_s = time.perf_counter() - recovered
+        target_cpu_end = cpu_s(target.process.pid)
+        relay_cpu = (time.process_time() - relay_cpu_start) / seconds
+    finally:
+        await forwarder.aclose()
+        await sink.aclose()
+        await tokens.aclose()
+        await spool.aclose()
+    count = metrics.registry.get_sample_value("openmetadata_lineage_send_duration_seconds_count")
+    total = metrics.registry.get_sample_value("openmetadata_lineage_send_duration_seconds_sum")
+    call_ms = total / count * 1000 if count and total is not None else None
+    target_cpu = (
+        None
+        if target_cpu_start is None or target_cpu_end is None
+        else (target_cpu_end - target_cpu_start) / seconds
+    )
+    return DrainResult(
+        events=len(items), bytes=total_bytes, seconds=seconds, calls=calls_made(metrics),
+        recovery_s=recovery_s, outage_calls=outage_calls, call_ms=call_ms,
+        target_cpu=target_cpu, relay_cpu=relay_cpu,
+    )  # fmt: skip
+
+
+async def spool_only(
+    directory: Path, items: list[tuple[bytes, EventKey]], batch: int
+) -> DrainResult:
+    """Lease + ack in a loop, no HTTP: the most the spool lets any forwarder drain."""
+    spool = await Spool.open(SpoolConfig(dir=directory), metrics=Metrics())
+    try:
+        await fill(spool, items)
+        started = time.perf_counter()
+        calls = 0
+        while events := await spool.lease(max_events=batch, max_bytes=5 * 1024 * 1024, lease_s=60):
+            await spool.ack([e.id for e in events])
+            calls += 1
+        seconds = time.perf_counter() - started
+    finally:
+        await spool.aclose()
+    return DrainResult(
+        events=len(items), bytes=sum(len(b) for b, _ in items), seconds=seconds, calls=calls
+    )
+
+
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def row(name: str, r: DrainResult, theoretical: float) -> str:
+    rate = r.events / r.seconds
+    call = "-" if r.call_ms is None else f"{r.call_ms:.0f}"
+    target = "-" if r.target_cpu is None else f"{r.target_cpu:.0%}"
+    relay = "-" if r.relay_cpu is None else f"{r.relay_cpu:.0%}"
+    return (
+        f"{name:<22} {r.events:>8} {r.bytes / 1e6:>8.1f} {r.seconds:>8.2f} {int(r.calls):>6} "
+        f"{rate:>11.0f} {rate / theoretical:>6.3f} {call:>8} {relay:>9} {target:>10}"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    # One line per failed batch during the outage would drown the table.
+    logging.basicConfig(level=logging.ERROR)
+    n = args.events or (5_000 if args.quick else 50_000)
+    theoretical = args.pool * args.batch / (args.latency_ms / 1000)
+    items = sample_events(n)
+    print(
+        f"events={n} (Spark samples, {sum(len(b) for b, _ in items) / n / 1024:.1f} KiB avg), "
+        f"pool={args.pool}, batch={args.batch}, latency={args.latency_ms} ms, "
+        f"theoretical max = pool x batch / latency = {theoretical:.0f} events/s"
+    )
+    print(
+        f"{'run':<22} {'events':>8} {'MB':>8} {'s':>8} {'calls':>6} {'events/s':>11} "
+        f"{'ratio':>6} {'call_ms':>8} {'relay_cpu':>9} {'target_cpu':>10}"
+    )
+    results: dict[str, DrainResult] = {}
+    with tempfile.TemporaryDirectory(prefix="drain-bench-") as tmp:
+        ceiling = await spool_only(Path(tmp) / "spool-only", items, args.batch)
+        print(row("spool lease+ack only", ceiling, theoretical), flush=True)
+        kinds = ["mock", "stub"] if args.target == "both" else [args.target]
+        for kind in kinds:
+            target = start_target(kind, args.latency_ms)
+            try:
+                result = await drain(
+                    Path(tmp) / f"spool-{kind}", items, target, pool=args.pool, batch=args.batch,
+                )  # fmt: skip
+            finally:
+                target.stop()
+            results[kind] = result
+            print(row(f"drain ({kind})", result, theoretical), flush=True)
+        if args.outage_s > 0:
+            # Enough for the outage to hit mid-drain: pool x batch events go out at once.
+            outage_items = items + sample_events(max(0, 3 * args.pool * args.batch - n))
+            target = start_target("mock", args.latency_ms)
+            try:
+                outage = await drain(
+                    Path(tmp) / "spool-outage", outage_items, target, pool=args.pool,
+                    batch=args.batch,
+                    outage_s=args.outage_s,
+                    recovery_timeout_s=args.recovery_timeout_s,
+                )  # fmt: skip
+            finally:
+                target.stop()
+            print(row(f"outage {args.outage_s:g}s (mock)", outage, theoretical))
+            print(
+                f"  during the outage: {int(outage.outage_calls or 0)} calls (breaker probes "
+                f"every {args.recovery_timeout_s:g} s doubling); from recovery to empty backlog: "
+                f"{outage.recovery_s:.2f} s (includes waiting for the next probe)"
+            )
+    mock = results.get("mock")
+    if mock is not None and mock.target_cpu is not None:
+        per_event_ms = mock.target_cpu * mock.seconds / mock.events * 1000
+        print(
+            f"the mock process was busy {mock.target_cpu:.0%} of one core during its drain: "
+            f"{per_event_ms:.2f} ms CPU per event (JSON Schema validation of each batch, dataset "
+            f"resolution, lineage), so it serves at most ~{1000 / per_event_ms:.0f} events/s"
+        )
+    print(
+        f"spool ceiling (lease+ack, one SQLite thread): {ceiling.events / ceiling.seconds:.0f} "
+        f"events/s for these {sum(len(b) for b, _ in items) / len(items) / 1024:.1f} KiB events"
+    )
+    first = results[kinds[0]]
+    rate = first.events / first.seconds
+    print(f"RESULT drain_events_per_s={rate:.0f}")
+    print(f"RESULT drain_ratio={rate / theoretical:.3f}")
+    if "stub" in results and kinds[0] != "stub":
+        stub = results["stub"]
+        print(f"RESULT drain_stub_events_per_s={stub.events / stub.seconds:.0f}")
+        print(f"RESULT drain_stub_ratio={stub.events / stub.seconds / theoretical:.3f}")
+    if args.outage_s > 0 and outage.recovery_s is not None:
+        print(f"RESULT recovery_s={outage.recovery_s:.2f}")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5k events (< 60 s in all)")
+    parser.add_argument("--events", type=int, default=0, help="events in the spool")
+    parser.add_argument("--latency-ms", type=int, default=20, help="latency per call at the mock")
+    parser.add_argument("--pool", type=int, default=10, help="openmetadata.connection_pool_size")
+    parser.add_argument("--batch", type=int, default=500, help="forwarder.max_batch_events")
+    parser.add_argument("--outage-s", type=float, default=10.0, help="0: no outage run")
+    parser.add_argument("--recovery-timeout-s", type=float, default=5.0,
+                        help="breaker.recovery_timeout_s for the outage run")  # fmt: skip
+    parser.add_argument("--target", choices=["mock", "stub", "both"], default="both")
+    parser.add_argument("--serve", choices=["mock", "stub"], help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse_args(sys.argv[1:])
+    if arguments.serve == "mock":
+        asyncio.run(_serve_mock(arguments.latency_ms))
+    elif arguments.serve == "stub":
+        asyncio.run(_serve_stub(arguments.latency_ms))
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main(arguments))
