@@ -13,6 +13,7 @@ removed, and the test also asserts that the raw schemas do reject them.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 import schema_oracle as oracle
 from mock_support import ORDERS, REVENUE, run_event
 
-from relay.testing.mock_openmetadata import MockOpenMetadata
+from relay.testing.mock_openmetadata import MockOpenMetadata, _models
 
 Body = dict[str, Any]
 Context = dict[str, str]
@@ -327,3 +328,47 @@ async def test_mock_responses_follow_the_schemas(
         async with client.get(mock.url + entity_path) as resp:
             entity = await resp.json()
         assert oracle.schema_errors(shared_dir, schema, entity) == [], entity_path
+
+
+@pytest.mark.parametrize(
+    ("schema_file", "pointer", "ours"),
+    [
+        ("entity/data/table.json", "definitions/dataType/enum", "COLUMN_DATA_TYPES"),
+        ("entity/data/table.json", "definitions/tableType/enum", "TABLE_TYPES"),
+        ("entity/data/table.json", "definitions/fileFormat/enum", "TABLE_FILE_FORMATS"),
+        ("entity/data/container.json", "definitions/fileFormat/enum", "CONTAINER_FILE_FORMATS"),
+        ("entity/data/pipeline.json", "definitions/statusType/enum", "STATUS_TYPES"),
+        (
+            "entity/services/pipelineService.json",
+            "definitions/pipelineServiceType/enum",
+            "PIPELINE_SERVICE_TYPES",
+        ),
+        (
+            "entity/services/databaseService.json",
+            "definitions/databaseServiceType/enum",
+            "DATABASE_SERVICE_TYPES",
+        ),
+        (
+            "entity/services/storageService.json",
+            "definitions/storageServiceType/enum",
+            "STORAGE_SERVICE_TYPES",
+        ),
+        (
+            "type/entityLineage.json",
+            "definitions/lineageDetails/properties/source/enum",
+            "LINEAGE_SOURCES",
+        ),
+        (
+            "api/lineage/openlineage/openLineageRunEvent.json",
+            "definitions/eventType/enum",
+            "OPENLINEAGE_EVENT_TYPES",
+        ),
+    ],
+)
+def test_enums_match_the_schemas(
+    shared_dir: Path, schema_file: str, pointer: str, ours: str
+) -> None:
+    node: Any = json.loads((shared_dir / "openmetadata-schemas" / schema_file).read_text())
+    for key in pointer.split("/"):
+        node = node[key]
+    assert list(getattr(_models, ours)) == node

@@ -27,6 +27,12 @@ _API = "org.openmetadata.schema.api"
 _TYPE = "org.openmetadata.schema.type"
 _OL = f"{_API}.lineage.openlineage"
 
+
+def _words(text: str) -> tuple[str, ...]:
+    """Enum values written as space-separated text (long lists read better that way)."""
+    return tuple(text.split())
+
+
 ENTITY_NAME = Str(min_length=1, max_length=256, pattern=r"^((?!::).)*$")
 FQN = Str(min_length=1, max_length=3072)
 TEXT = Str()
@@ -94,90 +100,19 @@ def _connection(java: str) -> Obj:
 
 # -- services ---------------------------------------------------------------------------------
 
-DATABASE_SERVICE_TYPES = [
-    "BigQuery",
-    "BigTable",
-    "Mysql",
-    "Redshift",
-    "Snowflake",
-    "Postgres",
-    "Timescale",
-    "Mssql",
-    "MicrosoftAccess",
-    "Oracle",
-    "Athena",
-    "Hive",
-    "Impala",
-    "Presto",
-    "Trino",
-    "Vertica",
-    "Glue",
-    "MariaDB",
-    "Druid",
-    "Db2",
-    "Clickhouse",
-    "Databricks",
-    "AzureSQL",
-    "DynamoDB",
-    "SingleStore",
-    "SQLite",
-    "DeltaLake",
-    "Salesforce",
-    "PinotDB",
-    "Datalake",
-    "DomoDatabase",
-    "QueryLog",
-    "CustomDatabase",
-    "Dbt",
-    "SapHana",
-    "MongoDB",
-    "Cassandra",
-    "Couchbase",
-    "Greenplum",
-    "Doris",
-    "StarRocks",
-    "UnityCatalog",
-    "SAS",
-    "Teradata",
-    "SapErp",
-    "Synapse",
-    "Exasol",
-    "Cockroach",
-    "SSAS",
-    "Epic",
-    "ServiceNow",
-    "Dremio",
-    "MicrosoftFabric",
-    "BurstIQ",
-    "Informix",
-    "Iomete",
-]
-PIPELINE_SERVICE_TYPES = [
-    "Airflow",
-    "GluePipeline",
-    "KinesisFirehose",
-    "Airbyte",
-    "Fivetran",
-    "Flink",
-    "Dagster",
-    "Nifi",
-    "DomoPipeline",
-    "CustomPipeline",
-    "DatabricksPipeline",
-    "Spline",
-    "Spark",
-    "OpenLineage",
-    "KafkaConnect",
-    "DBTCloud",
-    "Matillion",
-    "Stitch",
-    "DataFactory",
-    "Wherescape",
-    "SSIS",
-    "Snowplow",
-    "Mulesoft",
-    "MicrosoftFabricPipeline",
-]
+DATABASE_SERVICE_TYPES = _words(
+    "BigQuery BigTable Mysql Redshift Snowflake Postgres Timescale Mssql MicrosoftAccess "
+    "Oracle Athena Hive Impala Presto Trino Vertica Glue MariaDB Druid Db2 Clickhouse "
+    "Databricks AzureSQL DynamoDB SingleStore SQLite DeltaLake Salesforce PinotDB Datalake "
+    "DomoDatabase QueryLog CustomDatabase Dbt SapHana MongoDB Cassandra Couchbase Greenplum "
+    "Doris StarRocks UnityCatalog SAS Teradata SapErp Synapse Exasol Cockroach SSAS Epic "
+    "ServiceNow Dremio MicrosoftFabric BurstIQ Informix Iomete"
+)
+PIPELINE_SERVICE_TYPES = _words(
+    "Airflow GluePipeline KinesisFirehose Airbyte Fivetran Flink Dagster Nifi DomoPipeline "
+    "CustomPipeline DatabricksPipeline Spline Spark OpenLineage KafkaConnect DBTCloud "
+    "Matillion Stitch DataFactory Wherescape SSIS Snowplow Mulesoft MicrosoftFabricPipeline"
+)
 STORAGE_SERVICE_TYPES = ("S3", "ADLS", "GCS", "CustomStorage")
 
 
@@ -241,95 +176,22 @@ CREATE_DATABASE_SCHEMA = Obj(
     frozenset({"name", "database"}),
 )
 
-COLUMN_DATA_TYPES = [
-    "NUMBER",
-    "TINYINT",
-    "SMALLINT",
-    "INT",
-    "BIGINT",
-    "BYTEINT",
-    "BYTES",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-    "NUMERIC",
-    "TIMESTAMP",
-    "TIMESTAMPZ",
-    "TIME",
-    "DATE",
-    "DATETIME",
-    "INTERVAL",
-    "STRING",
-    "MEDIUMTEXT",
-    "TEXT",
-    "CHAR",
-    "LONG",
-    "VARCHAR",
-    "BOOLEAN",
-    "BINARY",
-    "VARBINARY",
-    "ARRAY",
-    "BLOB",
-    "LONGBLOB",
-    "MEDIUMBLOB",
-    "MAP",
-    "STRUCT",
-    "UNION",
-    "SET",
-    "GEOGRAPHY",
-    "ENUM",
-    "JSON",
-    "UUID",
-    "VARIANT",
-    "GEOMETRY",
-    "BYTEA",
-    "AGGREGATEFUNCTION",
-    "ERROR",
-    "FIXED",
-    "RECORD",
-    "NULL",
-    "SUPER",
-    "HLLSKETCH",
-    "PG_LSN",
-    "PG_SNAPSHOT",
-    "TSQUERY",
-    "TXID_SNAPSHOT",
-    "XML",
-    "MACADDR",
-    "TSVECTOR",
-    "UNKNOWN",
-    "CIDR",
-    "INET",
-    "CLOB",
-    "ROWID",
-    "LOWCARDINALITY",
-    "YEAR",
-    "POINT",
-    "POLYGON",
-    "TUPLE",
-    "SPATIAL",
-    "TABLE",
-    "NTEXT",
-    "IMAGE",
-    "IPV4",
-    "IPV6",
-    "DATETIMERANGE",
-    "HLL",
-    "LARGEINT",
-    "QUANTILE_STATE",
-    "AGG_STATE",
-    "BITMAP",
-    "UINT",
-    "BIT",
-    "MONEY",
+_PLAIN_DATA_TYPES = _words(
+    "NUMBER TINYINT SMALLINT INT BIGINT BYTEINT BYTES FLOAT DOUBLE DECIMAL NUMERIC TIMESTAMP "
+    "TIMESTAMPZ TIME DATE DATETIME INTERVAL STRING MEDIUMTEXT TEXT CHAR LONG VARCHAR BOOLEAN "
+    "BINARY VARBINARY ARRAY BLOB LONGBLOB MEDIUMBLOB MAP STRUCT UNION SET GEOGRAPHY ENUM JSON "
+    "UUID VARIANT GEOMETRY BYTEA AGGREGATEFUNCTION ERROR FIXED RECORD NULL SUPER HLLSKETCH "
+    "PG_LSN PG_SNAPSHOT TSQUERY TXID_SNAPSHOT XML MACADDR TSVECTOR UNKNOWN CIDR INET CLOB "
+    "ROWID LOWCARDINALITY YEAR POINT POLYGON TUPLE SPATIAL TABLE NTEXT IMAGE IPV4 IPV6 "
+    "DATETIMERANGE HLL LARGEINT QUANTILE_STATE AGG_STATE BITMAP UINT BIT MONEY"
+)
+COLUMN_DATA_TYPES = (
+    *_PLAIN_DATA_TYPES,
     "MEASURE HIDDEN",
     "MEASURE VISIBLE",
-    "MEASURE",
-    "KPI",
-    "HEIRARCHY",
-    "HIERARCHYID",
-]
-_DATA_TYPE = Enum(f"{_TYPE}.ColumnDataType", tuple(COLUMN_DATA_TYPES))
+    *_words("MEASURE KPI HEIRARCHY HIERARCHYID"),
+)
+_DATA_TYPE = Enum(f"{_TYPE}.ColumnDataType", COLUMN_DATA_TYPES)
 
 COLUMN: Obj = Obj(
     f"{_TYPE}.Column",
@@ -357,21 +219,10 @@ COLUMN: Obj = Obj(
     },
     frozenset({"name", "dataType"}),
 )
-TABLE_TYPES = [
-    "Regular",
-    "External",
-    "Dynamic",
-    "View",
-    "SecureView",
-    "MaterializedView",
-    "Iceberg",
-    "Local",
-    "Partitioned",
-    "Foreign",
-    "Transient",
-    "Stream",
-    "Stage",
-]
+TABLE_TYPES = _words(
+    "Regular External Dynamic View SecureView MaterializedView Iceberg Local Partitioned "
+    "Foreign Transient Stream Stage"
+)
 TABLE_CONSTRAINT = Obj(
     f"{_TYPE}.TableConstraint",
     {
@@ -387,29 +238,15 @@ TABLE_CONSTRAINT = Obj(
         ),
     },
 )
-TABLE_FILE_FORMATS = [
-    "csv",
-    "csv.gz",
-    "tsv",
-    "avro",
-    "parquet",
-    "pq",
-    "pqt",
-    "parq",
-    "parquet.snappy",
-    "json",
-    "json.gz",
-    "json.zip",
-    "jsonl",
-    "jsonl.gz",
-    "jsonl.zip",
-    "MF4",
-]
+TABLE_FILE_FORMATS = _words(
+    "csv csv.gz tsv avro parquet pq pqt parq parquet.snappy json json.gz json.zip jsonl "
+    "jsonl.gz jsonl.zip MF4"
+)
 CREATE_TABLE = Obj(
     f"{_API}.data.CreateTable",
     {
         "name": ENTITY_NAME,
-        "tableType": Enum(f"{_TYPE}.TableType", tuple(TABLE_TYPES)),
+        "tableType": Enum(f"{_TYPE}.TableType", TABLE_TYPES),
         "columns": Arr(COLUMN),
         "dataModel": AnyObject(),
         "locationPath": TEXT,
@@ -419,7 +256,7 @@ CREATE_TABLE = Obj(
         "databaseSchema": FQN,
         "schemaDefinition": TEXT,
         "retentionPeriod": TEXT,
-        "fileFormat": Enum(f"{_TYPE}.FileFormat", tuple(TABLE_FILE_FORMATS)),
+        "fileFormat": Enum(f"{_TYPE}.FileFormat", TABLE_FILE_FORMATS),
         **_DATA_ASSET,
     },
     frozenset({"name", "columns", "databaseSchema"}),
@@ -559,19 +396,10 @@ PIPELINE_STATUS = Obj(
 
 # -- lineage ----------------------------------------------------------------------------------
 
-LINEAGE_SOURCES = [
-    "Manual",
-    "ViewLineage",
-    "QueryLineage",
-    "PipelineLineage",
-    "DashboardLineage",
-    "DbtLineage",
-    "SparkLineage",
-    "OpenLineage",
-    "ExternalTableLineage",
-    "CrossDatabaseLineage",
-    "ChildAssets",
-]
+LINEAGE_SOURCES = _words(
+    "Manual ViewLineage QueryLineage PipelineLineage DashboardLineage DbtLineage SparkLineage "
+    "OpenLineage ExternalTableLineage CrossDatabaseLineage ChildAssets"
+)
 COLUMN_LINEAGE = Obj(
     f"{_TYPE}.ColumnLineage",
     {"fromColumns": Arr(FQN), "toColumn": FQN, "function": TEXT},
@@ -584,7 +412,7 @@ LINEAGE_DETAILS = Obj(
         "columnsLineage": Arr(COLUMN_LINEAGE),
         "pipeline": ENTITY_REFERENCE,
         "description": TEXT,
-        "source": Enum(f"{_TYPE}.LineageDetails$Source", tuple(LINEAGE_SOURCES)),
+        "source": Enum(f"{_TYPE}.LineageDetails$Source", LINEAGE_SOURCES),
         "createdAt": TIMESTAMP_MS,
         "createdBy": TEXT,
         "updatedAt": TIMESTAMP_MS,
