@@ -372,3 +372,43 @@ def test_enums_match_the_schemas(
     for key in pointer.split("/"):
         node = node[key]
     assert list(getattr(_models, ours)) == node
+
+
+@pytest.mark.parametrize(
+    ("model", "schema_file", "pointer"),
+    [
+        ("CREATE_PIPELINE_SERVICE", oracle.CREATE_PIPELINE_SERVICE, ""),
+        ("CREATE_DATABASE_SERVICE", oracle.CREATE_DATABASE_SERVICE, ""),
+        ("CREATE_STORAGE_SERVICE", oracle.CREATE_STORAGE_SERVICE, ""),
+        ("CREATE_DATABASE", oracle.CREATE_DATABASE, ""),
+        ("CREATE_DATABASE_SCHEMA", oracle.CREATE_DATABASE_SCHEMA, ""),
+        ("CREATE_TABLE", oracle.CREATE_TABLE, ""),
+        ("CREATE_CONTAINER", oracle.CREATE_CONTAINER, ""),
+        ("CREATE_PIPELINE", oracle.CREATE_PIPELINE, ""),
+        ("ADD_LINEAGE", oracle.ADD_LINEAGE, ""),
+        ("ENTITIES_EDGE", "type/entityLineage.json", "definitions/entitiesEdge"),
+        ("LINEAGE_DETAILS", "type/entityLineage.json", "definitions/lineageDetails"),
+        ("COLUMN_LINEAGE", "type/entityLineage.json", "definitions/columnLineage"),
+        ("ENTITY_REFERENCE", "type/entityReference.json", ""),
+        ("TAG_LABEL", "type/tagLabel.json", ""),
+        ("COLUMN", "entity/data/table.json", "definitions/column"),
+        ("TABLE_CONSTRAINT", "entity/data/table.json", "definitions/tableConstraint"),
+        ("CONTAINER_DATA_MODEL", "entity/data/container.json", "definitions/containerDataModel"),
+        ("TASK", "entity/data/pipeline.json", "definitions/task"),
+        ("TASK_STATUS", "entity/data/pipeline.json", "definitions/taskStatus"),
+        ("PIPELINE_STATUS", "entity/data/pipeline.json", "definitions/pipelineStatus"),
+        ("OPENLINEAGE_RUN_EVENT", oracle.OPENLINEAGE_EVENT, ""),
+        ("OPENLINEAGE_BATCH", oracle.OPENLINEAGE_BATCH, ""),
+    ],
+)
+def test_models_have_the_schemas_fields(
+    shared_dir: Path, model: str, schema_file: str, pointer: str
+) -> None:
+    """Same field names, same required fields, closed exactly where the schema is."""
+    node: Any = json.loads((shared_dir / "openmetadata-schemas" / schema_file).read_text())
+    for key in filter(None, pointer.split("/")):
+        node = node[key]
+    ours = getattr(_models, model)
+    assert sorted(ours.fields) == sorted(node["properties"])
+    assert ours.required == frozenset(node.get("required", ()))
+    assert ours.closed == (node.get("additionalProperties") is False)
