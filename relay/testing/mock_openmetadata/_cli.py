@@ -18,6 +18,26 @@ from ._openlineage import OpenLineageSettings
 from ._server import MockOpenMetadata
 
 READY_PREFIX = "mock-openmetadata listening on "
+_EPILOG = """\
+The relay's openmetadata.host_port is http://HOST:PORT/api.
+
+Control API (plain HTTP on --control-listen):
+  PUT    /mock/faults              one rule or a list, replacing the active set
+  DELETE /mock/faults              clear them
+  GET    /mock/requests            what the API port received (?path=GLOB&method=M)
+  GET    /mock/openlineage-events  events received on the native endpoints
+  PUT    /mock/openlineage/failures  make chosen events fail: {"job_name": GLOB,
+                                   "run_id": ID, "reason": TEXT, "retriable": BOOL}
+  PUT    /mock/openlineage/settings  {"eventTypeFilter": [...], "autoCreateEntities": BOOL,
+                                   "namespaceToServiceMapping": {...}, ...}
+  PUT    /mock/tokens              {"tokens": [...]} (token rotation)
+  GET    /mock/state, /mock/lineage, /mock/health;  POST /mock/reset
+
+Fault rule: {"mode": "healthy|slow|error|hang|reset|down", "latency_ms": N,
+  "jitter_ms": N, "status": N, "retry_after_s": N, "rate": 0..1, "path": GLOB,
+  "method": M, "times": N}; the first matching rule applies; "down" refuses
+  connections on the API port until the rules are cleared.
+"""
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -47,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lineage-relay mock-openmetadata",
         description="A mock OpenMetadata server (API 1.13) with fault injection.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--listen",
@@ -93,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-openlineage-endpoints",
         action="store_true",
-        help="answer 404 on /api/v1/openlineage/* like servers before 1.12",
+        help="answer 404 on /api/v1/openlineage/* like older servers",
     )
     parser.add_argument(
         "--openlineage-settings",
