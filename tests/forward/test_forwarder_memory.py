@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from conftest import fresh_copies, spark_samples, wait_until, wait_until_async
@@ -29,6 +30,7 @@ def make_forwarder(
     forwarder: ForwarderConfig | None = None,
     openmetadata: OpenMetadataConfig = FAST_RETRY,
     breaker: BreakerConfig | None = None,
+    rand: Callable[[], float] = random.random,
 ) -> Forwarder:
     return Forwarder(
         spool,
@@ -37,6 +39,7 @@ def make_forwarder(
         openmetadata=openmetadata,
         breaker=breaker or BreakerConfig(),
         metrics=metrics,
+        rand=rand,
     )
 
 
@@ -287,3 +290,37 @@ async def test_an_unexpected_sink_error_loses_nothing(
     await wait_until(lambda: spool.stats().events == 0)
     assert sorted(e.body for e in sink.events) == sorted(b for b, _ in items)
     assert "a bug in a sink" in fwd.last_error
+
+
+async def test_a_later_event_waits_for_its_runs_retried_event(
+    spool: Spool, metrics: Metrics, running: list[Forwarder]
+) -> None:
+    samples = spark_samples()
+    items = [(body, parse_event(body)) for body in samples]
+    await spool.append(items)
+    first_start = samples[0]  # START of the application run; its COMPLETE is the last sample
+    failures = [1]
+
+    def respond(events: Sequence[SpooledEvent]) -> list[EventResult]:
+        if events[0].body == first_start and failures:
+            failures.pop()
+            return [EventResult.retriable("HTTP 200: index busy")]
+        return [DELIVERED] * len(events)
+
+    sink = MemorySink(responder=respond)
+    fwd = make_forwarder(
+        spool, sink, metrics,
+        forwarder=ForwarderConfig(max_batch_events=1, linger_ms=0),
+        # The retry comes well after the later events were leased.
+        openmetadata=OpenMetadataConfig(retry_delay_ms=300, retry_max_delay_ms=300),
+        rand=lambda: 1.0,  # the full backoff, no jitter
+    )  # fmt: skip
+    running.append(fwd)
+    await fwd.start()
+    await wait_until(lambda: spool.stats().events == 0)
+
+    order = [e.body for e in sink.events]
+    assert sorted(order) == sorted(samples)
+    # The application run's COMPLETE went only after its START was finally delivered.
+    assert order.index(first_start) < order.index(samples[-1])
+    assert parse_event(samples[-1]).run_id == parse_event(first_start).run_id
