@@ -461,6 +461,12 @@ public class LineageRelayPlanDigest {
             }
             n.append(']');
         }
+        Object jdbc = callOrNull(t, "jdbcOptions");
+        if (jdbc != null) {
+            // JDBCTableCatalog tables: name them as JDBC datasets
+            n.append(",\"url\":");
+            str(n, (String) call(jdbc, "url"));
+        }
         Object props = callOrNull(t, "properties");
         n.append(",\"location\":");
         str(n, props instanceof java.util.Map ? (String) ((java.util.Map) props).get("location") : null);

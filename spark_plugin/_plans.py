@@ -159,6 +159,9 @@ def _v2_dataset(rel: Mapping[str, Any], schema: tuple[SchemaField, ...]) -> Data
     (sinks like `noop` or the console have neither and are not datasets)."""
     ident = rel.get("ident")
     location = rel.get("location")
+    if rel.get("url") and ident:
+        namespace, name = jdbc_dataset(rel["url"], ident)
+        return DatasetRef(namespace=namespace, name=name, schema=schema)
     if location:
         namespace, name = path_dataset(location)
         links: tuple[Symlink, ...] = ()

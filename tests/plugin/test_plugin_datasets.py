@@ -325,6 +325,31 @@ def test_jdbc_write_and_read_derby(spark: Any, run: Run, data: Path) -> None:
     }
 
 
+def test_datasource_v2_catalog_table(spark: Any, run: Run, data: Path) -> None:
+    """A JDBCTableCatalog (shipped with Spark) exposes v2 tables with identifiers."""
+    url = "jdbc:derby:memory:lineage_v2;create=true"
+    spark.conf.set(
+        "spark.sql.catalog.v2cat",
+        "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog",
+    )
+    spark.conf.set("spark.sql.catalog.v2cat.url", url)
+    spark.conf.set("spark.sql.catalog.v2cat.driver", "org.apache.derby.jdbc.EmbeddedDriver")
+    spark.read.parquet(str(data / "depts.parquet")).write.jdbc(url, "APP.DEPTS", mode="overwrite")
+    spark.sql("CREATE TABLE IF NOT EXISTS v2cat.APP.DEPT_NAMES (dept STRING)")
+    captured = run(
+        lambda: spark.sql(
+            "INSERT INTO v2cat.APP.DEPT_NAMES SELECT upper(dept) FROM v2cat.APP.DEPTS"
+        )
+    )
+    # the JDBC v2 write runs a nested foreachPartition execution that only reads
+    lineage = _one(captured, "append_data_exec_v1")
+    (src,) = lineage.inputs
+    assert (src.namespace, src.name) == ("derby:memory:lineage_v2", "APP.DEPTS")
+    (dst,) = lineage.outputs
+    assert (dst.namespace, dst.name) == ("derby:memory:lineage_v2", "APP.DEPT_NAMES")
+    assert _src(dst.column_lineage["dept"]) == {("APP.DEPTS", "dept", ("TRANSFORMATION",))}
+
+
 def test_hive_tables(spark: Any, run: Run, data: Path) -> None:
     for table in ("hive_src", "hive_text", "hive_ctas"):
         spark.sql(f"DROP TABLE IF EXISTS {table}")
