@@ -54,7 +54,7 @@ class SpoolStats:
     failed: bool = False  # a write or sync failed: the spool refuses everything from now on
 
 
-_Kind = Literal["append", "lease", "ack", "retry", "dead", "release", "list", "expire"]
+_Kind = Literal["append", "lease", "ack", "retry", "dead", "release", "list", "replay", "expire"]
 
 
 class _Request:
@@ -110,8 +110,10 @@ class Spool:
         worker.thread.start()
         try:
             await asyncio.shield(opened)
-        except BaseException:
-            worker.thread.join()
+        except asyncio.CancelledError:
+            # Recovery goes on in the thread; once done it closes again and frees the lock.
+            worker.requests.put(_STOP)
+            opened.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
         report = worker.report
         if report.corrupt_records:
@@ -193,6 +195,14 @@ class Spool:
         self._check_usable()
         rows: list[tuple[SpooledEvent, str]] = await self._call("list", limit)
         return rows
+
+    async def replay_dead_letters(self, ids: Sequence[int] | None = None) -> int:
+        """Move dead letters (all, or those `ids`) back into the queue with their original ids,
+        attempts reset, available at once; returns how many moved."""
+        self._check_usable()
+        moved: int = await self._call("replay", None if ids is None else list(ids))
+        self._wake()
+        return moved
 
     async def expire(self) -> int:
         """Drop pending events older than spool.max_age_s now (the spool also does this about
@@ -528,6 +538,8 @@ class _Worker:
                 return None
             case "list":
                 return self._list_dead(conn, args[0])
+            case "replay":
+                return self._replay(conn, args[0])
             case "expire":
                 return self._expire(conn)
         raise AssertionError(request.kind)  # pragma: no cover
@@ -710,6 +722,38 @@ class _Worker:
             )
             out.append((event, reason))
         return out
+
+    def _replay(self, conn: sqlite3.Connection, ids: list[int] | None) -> int:
+        if ids is None:
+            ids = [row[0] for row in conn.execute("SELECT id FROM dead_letters ORDER BY id")]
+        moved = 0
+        for chunk in _chunks(ids):
+            rows = conn.execute(
+                _sql_in(
+                    "SELECT id, received_at, size, crc, key, body FROM dead_letters "
+                    "WHERE id IN ({ids})",
+                    chunk,
+                ),
+                chunk,
+            ).fetchall()
+            for ev_id, received_at, size, crc, key, body in rows:
+                if schema.checksum(key, body) != crc or len(body) != size:
+                    continue  # a damaged body stays where it is: never handed out
+                conn.execute(
+                    "INSERT INTO events (id, received_at, size, crc) VALUES (?, ?, ?, ?)",
+                    (ev_id, received_at, size, crc),
+                )
+                conn.execute(
+                    "INSERT INTO bodies (id, key, body) VALUES (?, ?, ?)", (ev_id, key, body)
+                )
+                conn.execute("DELETE FROM dead_letters WHERE id = ?", (ev_id,))
+                t = self.totals
+                t.events += 1
+                t.bytes += size
+                t.dead -= 1
+                moved += 1
+        self._refresh_oldest(conn)
+        return moved
 
     def _expire(self, conn: sqlite3.Connection) -> int:
         if not self.config.max_age_s or self.totals.oldest is None:
