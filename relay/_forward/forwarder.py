@@ -521,8 +521,8 @@ class Forwarder:
         else:
             self.last_error = str(failure.error)
             self.last_error_at = now
-            if isinstance(failure.error, SinkSetupError):
-                if failure.error.args[0] != self.setup_problem:
+            if isinstance(failure.error, SinkSetupError | AuthError):
+                if str(failure.error) != self.setup_problem:
                     log.error("%s", failure.error)
                 self.setup_problem = str(failure.error)
         level = logging.DEBUG if result == "delivered" else logging.WARNING

@@ -314,3 +314,27 @@ async def test_a_restart_in_the_middle_of_a_drain_delivers_the_rest(
     await wait_until(lambda: pending(second) == 0)
     # A graceful stop lets the call in flight finish and be acked: nothing twice, nothing lost.
     assert received_bodies(mock) == canonical(bodies)
+
+
+async def test_no_token_keeps_events_and_names_the_source(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.delenv("RELAY_TEST_OM_TOKEN", raising=False)
+    relay = await start_relay(**{
+        "openmetadata.jwt_token_file": "",
+        "openmetadata.jwt_token_env": "RELAY_TEST_OM_TOKEN",
+        "breaker.failure_threshold": 100,
+    })  # fmt: skip
+    bodies = spark_samples()
+    assert await post_batch(http, relay, bodies) in (200, 201)
+
+    async def degraded() -> bool:
+        doc = await health(http, relay)
+        return "problem" in doc["components"]["openmetadata"]
+
+    await wait_until_async(degraded)
+    doc = await health(http, relay)
+    assert "RELAY_TEST_OM_TOKEN" in doc["components"]["openmetadata"]["problem"]
+    assert pending(relay) == len(bodies)
+    assert native_calls(mock) == []  # nothing sent without a token
