@@ -32,6 +32,7 @@ from .._events import EventKey, SpooledEvent
 from .._exceptions import SpoolError, SpoolFailure, SpoolFull
 from .._observe.metrics import Metrics
 from . import schema
+from .checkpoint import Checkpointer
 
 __all__ = ["Spool", "SpoolStats"]
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 _SQLITE_FULL: Final = 13  # SQLITE_FULL: disk full; refuse appends, do not stop the relay
 _HOUSEKEEPING_S: Final = 1.0
 _IN_CHUNK: Final = 500  # ids per `IN (...)`: far below SQLite's variable limit
+_CHECKPOINT_EVERY_BYTES: Final = 2 * 1024 * 1024
 _ROWS_PER_INSERT: Final = 256  # rows per multi-row INSERT (4 variables each: well below 32766)
 
 
@@ -341,6 +343,8 @@ class _Worker:
         self._failed = False
         self._next_expiry = 0.0  # time.monotonic() of the next max_age_s sweep
         self._last_id: int | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._unchecked_bytes = 0  # appended since the background checkpointer was last poked
         self._event_rows: list[tuple[int, float, int, int]] = []  # planned, not yet inserted
         self._body_rows: list[tuple[int, bytes, bytes]] = []
 
@@ -373,6 +377,8 @@ class _Worker:
             ) from None
         self._conn, self.report = schema.open_database(directory)
         self._recount()
+        self._checkpointer = Checkpointer(directory / schema.DB_NAME)
+        self._checkpointer.start()
 
     def _serve(self) -> None:
         while True:
@@ -402,6 +408,8 @@ class _Worker:
                 return
 
     def _shutdown(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         conn, self._conn = self._conn, None
         if conn is not None:
             if not self._failed:
@@ -429,6 +437,9 @@ class _Worker:
     def _run_batch(self, batch: list[_Request]) -> None:
         answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         appended = False
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer.error is not None and not self._failed:
+            self._fail(checkpointer.error)
         if self._failed or self._conn is None:
             error = SpoolFailure("the spool failed earlier; restart the relay")
             answers = [(r.future, None, error) for r in batch]
@@ -476,6 +487,9 @@ class _Worker:
             error.__cause__ = exc
             return [(r.future, None, error) for r in batch], False
         self._commits += 1
+        if self._unchecked_bytes >= _CHECKPOINT_EVERY_BYTES and self._checkpointer is not None:
+            self._unchecked_bytes = 0
+            self._checkpointer.poke()
         return answers, appended
 
     def _disk_full(
@@ -590,6 +604,7 @@ class _Worker:
             raw_key = schema.encode_key(key)
             event_rows.append((ev_id, now, len(body), schema.checksum(raw_key, body)))
             body_rows.append((ev_id, raw_key, body))
+        self._unchecked_bytes += size
         self._event_rows.extend(event_rows)
         self._body_rows.extend(body_rows)
         self._last_id = ids[-1]

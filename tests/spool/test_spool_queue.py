@@ -280,3 +280,18 @@ async def test_open_cancelled_during_recovery_frees_the_directory(open_spool):
             await asyncio.sleep(0.01)
     assert spool is not None
     assert spool.stats().events == 1
+
+
+async def test_the_wal_is_copied_into_the_database_in_the_background(open_spool, tmp_path):
+    spool = await open_spool()
+    db = tmp_path / "spool" / "spool.db"
+    before = db.stat().st_size
+    for i in range(12):  # 3 MiB: past the background step, far below SQLite's own threshold
+        await spool.append([(body(i * 100 + j, size=2600), key(j)) for j in range(100)])
+    for _ in range(500):
+        if db.stat().st_size > before + 2 * 1024 * 1024:
+            break
+        await asyncio.sleep(0.01)
+    assert db.stat().st_size > before + 2 * 1024 * 1024
+    events = await spool.lease(max_events=2000, max_bytes=10**9, lease_s=30)
+    assert len(events) == 1200
