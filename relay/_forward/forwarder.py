@@ -321,8 +321,10 @@ class Forwarder:
         return self.breaker.state is not BreakerState.CLOSED or self._budget.try_retry()
 
     def _defer_retry(self, event: SpooledEvent) -> float:
-        """A retry the budget refused goes back until the budget has a token again."""
-        return self._clock.time() + min(self._budget.wait_s(), self._backoff.cap_s)
+        """A retry the budget refused goes back until the budget has a token again, and no
+        sooner than its backoff (which grows with each deferral: no churn at the head)."""
+        delay = max(self._budget.wait_s(), self._backoff.delay_s(event.attempts, self._rand))
+        return self._clock.time() + min(delay, self._backoff.cap_s)
 
     def _breaker_changed(self, state: BreakerState) -> None:
         if state is BreakerState.CLOSED:

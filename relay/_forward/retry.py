@@ -115,7 +115,7 @@ class RetryBudget:
         *,
         ratio: float = 0.2,
         reserve: float = 3.0,
-        min_per_s: float = 0.5,
+        min_per_s: float = 1.0,
         max_tokens: float = 20.0,
         clock: Clock,
     ) -> None:

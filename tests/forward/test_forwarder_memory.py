@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from conftest import fresh_copies, spark_samples, wait_until, wait_until_async
 
 from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
-from relay._events import SpooledEvent
+from relay._events import EventKey, SpooledEvent
 from relay._exceptions import PermanentSinkError, RetriableSinkError
 from relay._forward.breaker import BreakerState
 from relay._forward.forwarder import Forwarder
@@ -324,3 +325,47 @@ async def test_a_later_event_waits_for_its_runs_retried_event(
     # The application run's COMPLETE went only after its START was finally delivered.
     assert order.index(first_start) < order.index(samples[-1])
     assert parse_event(samples[-1]).run_id == parse_event(first_start).run_id
+
+
+async def test_the_retry_budget_keeps_retries_near_a_fifth_of_calls(
+    spool: Spool, metrics: Metrics, running: list[Forwarder]
+) -> None:
+    # Dataset events (no run to keep in order), five per call.
+    items = [
+        (f'{{"dataset":{i}}}'.encode(),
+         EventKey(kind="dataset", event_time=f"2026-11-20T02:00:{i % 60:02d}Z", producer="p",
+                  body_hash=str(i)))
+        for i in range(300)
+    ]  # fmt: skip
+    await spool.append(items)
+
+    class FlakySink(MemorySink):
+        """Refuses three calls in four: without a budget, most calls would be retries."""
+
+        async def send(self, events: Sequence[SpooledEvent]) -> Sequence[EventResult]:
+            if self.calls % 4:
+                self.calls += 1
+                raise RetriableSinkError("HTTP 503: overloaded", status=503)
+            return await super().send(events)
+
+    sink = FlakySink()
+    fwd = make_forwarder(
+        spool, sink, metrics,
+        forwarder=ForwarderConfig(max_batch_events=5, linger_ms=0),
+        openmetadata=OpenMetadataConfig(retry_delay_ms=20, retry_max_delay_ms=2000),
+        breaker=BreakerConfig(failure_threshold=1000, failure_rate=1.0),
+    )  # fmt: skip
+    running.append(fwd)
+    started = time.monotonic()
+    await fwd.start()
+    await wait_until(lambda: fwd.calls - fwd.retry_calls >= len(items) / 5)
+    fwd.close()
+    await fwd.join(5.0)
+    elapsed = time.monotonic() - started
+    first_attempts = fwd.calls - fwd.retry_calls
+    # 20 % of first attempts, plus the budget's reserve (3) and time allowance (1/s).
+    assert fwd.retry_calls <= 0.2 * first_attempts + 3 + 1.0 * elapsed + 1
+    assert fwd.retry_calls >= 3  # retries did happen, within the budget
+    assert metrics.retries._value.get() == fwd.retry_calls
+    assert spool.stats().events > 0  # refused retries wait in the spool, none is dropped
+    assert (await spool.dead_letters()) == []
