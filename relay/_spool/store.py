@@ -366,7 +366,10 @@ class _Worker:
 
     def _open(self) -> None:
         directory = Path(self.config.dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpoolFailure(f"cannot create spool.dir {directory}: {exc}") from exc
         self._lock_fd = os.open(directory / schema.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -375,7 +378,15 @@ class _Worker:
                 f"spool.dir {directory} is in use by another lineage-relay; give each relay "
                 "its own spool directory"
             ) from None
-        self._conn, self.report = schema.open_database(directory)
+        try:
+            self._conn, self.report = schema.open_database(directory)
+        except SpoolError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise SpoolFailure(
+                f"cannot open the spool in spool.dir {directory}: {exc}; check the disk and "
+                "the directory's permissions"
+            ) from exc
         self._recount()
         self._checkpointer = Checkpointer(directory / schema.DB_NAME)
         self._checkpointer.start()

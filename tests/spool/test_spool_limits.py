@@ -161,3 +161,10 @@ async def test_disk_full_refuses_appends_without_failing_the_spool(open_spool):
     again = await spool.append([(body(3), key(3))])
     events = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [e.id for e in events] == [*first, *again]
+
+
+async def test_unusable_directory_is_a_clear_error(open_spool, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"not a directory")
+    with pytest.raises(SpoolFailure, match=r"spool\.dir .*a-file"):
+        await open_spool(dir=blocker / "spool")
