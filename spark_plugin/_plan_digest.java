@@ -244,7 +244,7 @@ public class LineageRelayPlanDigest {
             int i = 0;
             while (cols.hasNext() && i < n) {
                 Expression e = (Expression) cols.next();
-                refs(refs[i], e, e instanceof Attribute ? "I" : "T", false, sq);
+                refs(refs[i], e, "I", false, sq);
                 i++;
             }
         }
@@ -267,7 +267,8 @@ public class LineageRelayPlanDigest {
     private void namedOne(StringBuilder x, NamedExpression ne, List sq) throws Exception {
         Expression child = ((Alias) ne).child();
         StringBuilder refs = new StringBuilder();
-        refs(refs, child, child instanceof Attribute ? "I" : "T", false, sq);
+        // "I" until something other than an attribute or a no-op cast is met
+        refs(refs, child, "I", false, sq);
         entry(x, ne.exprId().id(), ne.name(), refs);
     }
 
@@ -344,6 +345,9 @@ public class LineageRelayPlanDigest {
             }
             if (cw.elseValue().isDefined()) refs(r, (Expression) cw.elseValue().get(), step(code), masked, sq);
             return;
+        } else if (k.equals("Cast") && e.children().size() == 1
+                && ((Expression) e.children().head()).dataType().equals(e.dataType())) {
+            // a cast to the type it already has (views add these): still the same value
         } else if (!(e instanceof Alias)) {
             code = step(code);
         }
@@ -384,9 +388,6 @@ public class LineageRelayPlanDigest {
             n.append(",\"cte\":").append(call(p, "id"));
         } else if (k.equals("CTERelationRef")) {
             n.append(",\"cte\":").append(call(p, "cteId"));
-        } else if (k.equals("View")) {
-            n.append(",\"view\":");
-            table(n, call(p, "desc"));
         } else {
             command(n, p, k);
         }

@@ -380,6 +380,11 @@ def test_hive_tables(spark: Any, run: Run, data: Path) -> None:
     )
     lineage = _one(captured, "execute_create_hive_table_as_select_command")
     assert lineage.inputs[0].symlinks[0].name == "default.hive_text"
+    spark.sql("CREATE OR REPLACE VIEW hive_view AS SELECT a AS x FROM hive_src WHERE b <> 'z'")
+    captured = run(lambda: spark.sql("INSERT INTO hive_text SELECT x, 'v' FROM hive_view"))
+    (through_view,) = _one(captured, "execute_insert_into_hive_table").outputs
+    assert _src(through_view.column_lineage["a"]) == {("hive_src", "a", ("IDENTITY",))}
+    assert _src(through_view.dataset_lineage) == {("hive_src", "b", ("FILTER",))}
     assert lineage.outputs[0].symlinks[0].name == "default.hive_ctas"
     assert _src(lineage.outputs[0].column_lineage["a2"]) == {
         ("hive_text", "a", ("TRANSFORMATION",))
