@@ -29,7 +29,13 @@ from urllib.parse import urlsplit
 from relay._config import Secret
 from relay._exceptions import ConfigError
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_URL", "PluginConfig", "load_plugin_config"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_URL",
+    "PluginConfig",
+    "disabled_by_environment",
+    "load_plugin_config",
+]
 
 DEFAULT_URL = "http://127.0.0.1:5055"
 DEFAULT_ENDPOINT = "/api/v1/lineage"
@@ -224,6 +230,12 @@ def _from_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def disabled_by_environment(environ: Mapping[str, str]) -> bool:
+    """`LINEAGE_ENABLED=false` (or 0/no/off): the kill switch, checked before anything else."""
+    enabled = environ.get("LINEAGE_ENABLED", "").strip()
+    return bool(enabled) and not _flag("LINEAGE_ENABLED", enabled)
+
+
 def load_plugin_config(
     spark_conf: Mapping[str, str],
     environ: Mapping[str, str],
@@ -243,7 +255,6 @@ def load_plugin_config(
         }
     values.update(conf_values)
     values.update(option_values)
-    enabled = environ.get("LINEAGE_ENABLED", "").strip()
-    if enabled and not _flag("LINEAGE_ENABLED", enabled):
+    if disabled_by_environment(environ):
         values["disabled"] = True
     return PluginConfig(**values)

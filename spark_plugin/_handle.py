@@ -22,7 +22,7 @@ from typing import Any
 from relay._exceptions import ConfigError, UnsupportedSessionError
 
 from . import _state
-from ._config import PluginConfig, load_plugin_config
+from ._config import PluginConfig, disabled_by_environment, load_plugin_config
 from ._events import AppContext, RunRef, application_event, new_run_id
 from ._listener import LineageListener, ListenerRegistration
 from ._model import ExecutionLineage
@@ -275,9 +275,9 @@ def enable(
     `UnsupportedSessionError` for a Spark Connect session; any other failure to set up is
     logged and gives a disabled handle, so lineage can never stop the job.
     """
-    if os.environ.get("LINEAGE_ENABLED", "").strip().lower() in ("false", "0", "no", "off"):
+    if disabled_by_environment(os.environ):
         log.info("lineage-relay: LINEAGE_ENABLED=false: Spark lineage is disabled")
-        return Lineage(load_plugin_config({}, os.environ, {}))
+        return Lineage(PluginConfig(disabled=True))
     _check_classic(spark)
     sc = spark.sparkContext
     with _state.lock:
