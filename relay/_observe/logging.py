@@ -12,6 +12,7 @@ secrets the relay knows (e.g. the ingest token) are registered with
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -58,15 +59,22 @@ def register_secret(value: str | Secret) -> None:
             _secrets.add(text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
 def redact(value: Any, *, key: str = "") -> Any:
     """`value` with every secret replaced by `***`, recursively."""
+    if value is None or isinstance(value, bool | int | float):
+        return value  # nothing to hide in a number (one canonical line per request: keep it cheap)
     if isinstance(value, Secret):
         return REDACTED if value else ""
     # Names like `token_file` or `jwt_token_env` hold where a secret lives, not the secret.
     if (
         key
-        and _SECRET_KEY.search(key)
-        and value not in (None, "", False)
+        and _secret_key(key)
+        and value != ""
         and not (isinstance(value, str) and key.endswith(("_file", "_env", "_path", "_source")))
     ):
         return REDACTED
