@@ -354,6 +354,9 @@ class _Worker:
         try:
             self._open()
         except BaseException as exc:  # noqa: BLE001 -- handed to the opener, re-raised there
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
             self._release_lock()
             error = exc
             self._post(lambda: _settle(self._opened, None, error))
@@ -474,7 +477,7 @@ class _Worker:
             for request in batch:
                 try:
                     result = self._handle(conn, request)
-                except SpoolFull as exc:
+                except SpoolError as exc:  # this request only (full, unstorable key)
                     answers.append((request.future, None, exc))
                 else:
                     answers.append((request.future, result, None))
@@ -497,6 +500,16 @@ class _Worker:
             error = SpoolFailure(f"spool write or sync failed: {exc}; the relay must stop")
             error.__cause__ = exc
             return [(r.future, None, error) for r in batch], False
+        except Exception as exc:  # a bug: answer everyone rather than leave them waiting
+            self.totals, self._leased = saved
+            self._event_rows, self._body_rows = [], []
+            self._last_id = None
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            log.exception("spool: unexpected error in a batch of %d request(s)", len(batch))
+            failure = SpoolError(f"internal spool error: {exc!r}")
+            failure.__cause__ = exc
+            return [(r.future, None, failure) for r in batch], False
         self._commits += 1
         if self._unchecked_bytes >= _CHECKPOINT_EVERY_BYTES and self._checkpointer is not None:
             self._unchecked_bytes = 0
@@ -599,7 +612,11 @@ class _Worker:
     # -- operations (spool thread, inside the batch transaction) ------------------------------
 
     def _append(self, conn: sqlite3.Connection, items: list[tuple[bytes, EventKey]]) -> list[int]:
-        size = sum(len(body) for body, _ in items)
+        try:
+            encoded = [(bytes(body), schema.encode_key(key)) for body, key in items]
+        except (TypeError, ValueError) as exc:
+            raise SpoolError(f"an event cannot be stored: {exc}") from exc
+        size = sum(len(body) for body, _ in encoded)
         limit = self.config.max_bytes
         if self.totals.bytes + size > limit:
             if self.config.when_full == "reject" or size > limit:
@@ -611,8 +628,7 @@ class _Worker:
         ids = list(range(first, first + len(items)))
         event_rows: list[tuple[int, float, int, int]] = []
         body_rows: list[tuple[int, bytes, bytes]] = []
-        for ev_id, (body, key) in zip(ids, items, strict=True):
-            raw_key = schema.encode_key(key)
+        for ev_id, (body, raw_key) in zip(ids, encoded, strict=True):
             event_rows.append((ev_id, now, len(body), schema.checksum(raw_key, body)))
             body_rows.append((ev_id, raw_key, body))
         self._unchecked_bytes += size

@@ -295,3 +295,19 @@ async def test_the_wal_is_copied_into_the_database_in_the_background(open_spool,
     assert db.stat().st_size > before + 2 * 1024 * 1024
     events = await spool.lease(max_events=2000, max_bytes=10**9, lease_s=30)
     assert len(events) == 1200
+
+
+async def test_an_unstorable_event_fails_alone(open_spool):
+    spool = await open_spool()
+    bad_key = key(1)
+    object.__setattr__(bad_key, "run_id", object())  # not JSON: ingest would never build this
+    results = await asyncio.gather(
+        spool.append([(body(0), key(0))]),
+        spool.append([(body(1), bad_key)]),
+        spool.append([(body(2), key(2))]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], SpoolError)
+    assert isinstance(results[0], list) and isinstance(results[2], list)
+    assert spool.stats().events == 2
+    assert not spool.stats().failed
