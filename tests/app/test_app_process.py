@@ -53,27 +53,36 @@ async def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None
     for round_no in range(rounds):
         relay = RelayProcess(spool_dir, tmp_path / f"relay{round_no}.log")
         try:
-            url = await asyncio.to_thread(relay.wait_listening) + "/api/v1/lineage"
+            base = await asyncio.to_thread(relay.wait_listening)
             stop = asyncio.Event()
             acked_this_round = 0
 
             async def client(
-                http: aiohttp.ClientSession, url: str = url, stop: asyncio.Event = stop
+                http: aiohttp.ClientSession,
+                batch: bool,
+                base: str = base,
+                stop: asyncio.Event = stop,
             ) -> None:
                 nonlocal acked_this_round
                 while not stop.is_set():
-                    body = unique_event()
+                    # Single events, and batches of three that are acknowledged as a whole.
+                    events = [unique_event() for _ in range(3 if batch else 1)]
+                    url, data = (
+                        (base + "/api/v1/lineage/batch", b"[" + b",".join(events) + b"]")
+                        if batch
+                        else (base + "/api/v1/lineage", events[0])
+                    )
                     try:
-                        async with http.post(url, data=body) as resp:
+                        async with http.post(url, data=data) as resp:
                             if resp.status == 201:
-                                acknowledged.add(body)
-                                acked_this_round += 1
+                                acknowledged.update(events)
+                                acked_this_round += len(events)
                     except (TimeoutError, aiohttp.ClientError):
                         return  # the relay is gone
 
             timeout = aiohttp.ClientTimeout(total=10)
             async with aiohttp.ClientSession(timeout=timeout) as http:
-                clients = [asyncio.create_task(client(http)) for _ in range(8)]
+                clients = [asyncio.create_task(client(http, i % 4 == 0)) for i in range(8)]
                 # Kill at a random moment once traffic flows.
                 while acked_this_round < 5:
                     await asyncio.sleep(0.01)
