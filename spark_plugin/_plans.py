@@ -191,7 +191,11 @@ def _relation_datasets(
             out.append(DatasetRef(namespace=namespace, name=name, schema=schema))
         return out
     if kind == "jdbc":
-        tables = [rel["dbtable"]] if rel.get("dbtable") else _query_tables(rel.get("query"))
+        dbtable = (rel.get("dbtable") or "").strip()
+        if dbtable.startswith("("):  # dbtable may be a parenthesised subquery with an alias
+            tables = _query_tables(dbtable)
+        else:
+            tables = [dbtable] if dbtable else _query_tables(rel.get("query"))
         out = []
         for table_name in tables:
             namespace, name = jdbc_dataset(rel["url"], table_name, derby_home=_derby_home(conf))

@@ -488,6 +488,17 @@ def test_noop_sink_reports_only_its_inputs(spark: Any, run: Run, data: Path) -> 
     assert lineage.outputs == ()
 
 
+def test_digest_errors_come_back_as_errors(spark: Any, walker: PlanWalker) -> None:
+    from spark_plugin._plans import PlanDigestError
+
+    not_a_query = spark._jvm.java.lang.StringBuilder("not a QueryExecution")
+    with pytest.raises(PlanDigestError, match="NoSuchMethodException"):
+        walker.describe(not_a_query)
+    # the helper is still usable afterwards
+    df = spark.range(2)
+    assert walker.describe(df._jdf.queryExecution()) is None
+
+
 def test_describe_start_of_an_unknown_execution_is_none(walker: PlanWalker) -> None:
     assert walker.describe_start(10**12) is None
 

@@ -194,6 +194,7 @@ def test_query_tables_skip_function_syntax() -> None:
         "LEFT JOIN (SELECT id FROM sales.customers) c ON c.id = o.cid"
     ) == ["sales.orders", "sales.customers"]
     assert _query_tables(None) == []
+    assert _query_tables("(SELECT a FROM app.src WHERE a > 1) AS t") == ["app.src"]
 
 
 def test_v2_sink_without_identity_is_not_a_dataset() -> None:
