@@ -664,7 +664,7 @@ class _Worker:
                     break
                 for ev_id, size in rows:
                     after = ev_id
-                    if (ev_id in self._leased) != leased_ok or ev_id in victims:
+                    if (ev_id in self._leased) != leased_ok:
                         continue
                     victims.append(ev_id)
                     freed += size
