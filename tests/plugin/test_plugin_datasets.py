@@ -439,6 +439,12 @@ def test_drop_table(spark: Any, run: Run) -> None:
     spark.sql("DROP TABLE IF EXISTS to_drop")
     spark.sql("CREATE TABLE to_drop (a INT) USING parquet")
     spark.sql("INSERT INTO to_drop VALUES (1)")
+    captured = run(lambda: spark.sql("TRUNCATE TABLE to_drop"))
+    (truncated,) = _one(captured, "execute_truncate_table_command").outputs
+    assert (truncated.lifecycle_state, truncated.symlinks[0].name) == (
+        "TRUNCATE",
+        "default.to_drop",
+    )
     captured = run(lambda: spark.sql("DROP TABLE to_drop"))
     lineage = _one(captured, "drop_table")
     (dst,) = lineage.outputs
