@@ -46,6 +46,7 @@ from relay._config import (
     SpoolConfig,
 )
 from relay._events import EventKey
+from relay._forward.breaker import BreakerState
 from relay._forward.forwarder import Forwarder
 from relay._ingest.envelope import parse_event
 from relay._observe.metrics import Metrics
@@ -165,6 +166,7 @@ class DrainResult:
     calls: float
     recovery_s: float | None = None
     outage_calls: float | None = None
+    probe_wait_s: float | None = None  # from recovery until the breaker closed
     call_ms: float | None = None  # mean duration of a call, seen by the client
     target_cpu: float | None = None  # share of one core the target used during the drain
     relay_cpu: float | None = None  # share of one core this process (forwarder + spool) used
@@ -208,6 +210,8 @@ async def drain(
     total_bytes = sum(len(body) for body, _ in items)
     recovery_s: float | None = None
     outage_calls: float | None = None
+    closed_at: float | None = None
+    probe_wait_s: float | None = None
     started = time.perf_counter()
     target_cpu_start = cpu_s(target.process.pid)
     relay_cpu_start = time.process_time()
@@ -223,11 +227,14 @@ async def drain(
                 outage_calls = calls_made(metrics) - before
                 await http.delete(f"{target.control_url}/mock/faults")
             recovered = time.perf_counter()
-        while spool.stats().events:  # noqa: ASYNC110 -- polling a cheap in-memory counter
+        while spool.stats().events:
+            if closed_at is None and forwarder.breaker.state is BreakerState.CLOSED:
+                closed_at = time.perf_counter()
             await asyncio.sleep(0.005)
         seconds = time.perf_counter() - started
         if outage_s is not None:
             recovery_s = time.perf_counter() - recovered
+            probe_wait_s = (closed_at or recovered) - recovered
         target_cpu_end = cpu_s(target.process.pid)
         relay_cpu = (time.process_time() - relay_cpu_start) / seconds
     finally:
@@ -245,8 +252,8 @@ async def drain(
     )
     return DrainResult(
         events=len(items), bytes=total_bytes, seconds=seconds, calls=calls_made(metrics),
-        recovery_s=recovery_s, outage_calls=outage_calls, call_ms=call_ms,
-        target_cpu=target_cpu, relay_cpu=relay_cpu,
+        recovery_s=recovery_s, outage_calls=outage_calls, probe_wait_s=probe_wait_s,
+        call_ms=call_ms, target_cpu=target_cpu, relay_cpu=relay_cpu,
     )  # fmt: skip
 
 
@@ -334,10 +341,12 @@ async def main(args: argparse.Namespace) -> None:
             finally:
                 target.stop()
             print(row(f"outage {args.outage_s:g}s (mock)", outage, theoretical))
+            recovery, probe_wait = outage.recovery_s or 0.0, outage.probe_wait_s or 0.0
             print(
                 f"  during the outage: {int(outage.outage_calls or 0)} calls (breaker probes "
                 f"every {args.recovery_timeout_s:g} s doubling); from recovery to empty backlog: "
-                f"{outage.recovery_s:.2f} s (includes waiting for the next probe)"
+                f"{recovery:.2f} s = {probe_wait:.2f} s until the next probe closed the breaker + "
+                f"{recovery - probe_wait:.2f} s draining the backlog"
             )
     mock = results.get("mock")
     if mock is not None and mock.target_cpu is not None:
