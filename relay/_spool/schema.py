@@ -37,6 +37,7 @@ __all__ = [
     "DB_NAME",
     "FORMAT_VERSION",
     "RecoveryReport",
+    "WalDamage",
     "checksum",
     "connect",
     "decode_key",
@@ -121,6 +122,7 @@ class RecoveryReport:
     corrupt_records: int = 0  # records lost or quarantined (torn, bit-flipped, unreadable)
     quarantined: int = 0  # of those, moved to dead letters with reason "corrupt"
     torn_wal_frames: int = 0
+    wal_commits_lost: int = 0  # synced transactions after WAL damage (0 for a crash's torn write)
     salvaged: bool = False  # the database was rebuilt from what could be read
     moved_aside: list[Path] = field(default_factory=list)
     checked_bytes: int = 0
@@ -212,44 +214,61 @@ def _wal_checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int,
     return s0, s1
 
 
-def inspect_wal(wal: Path) -> int:
-    """Count the damaged frames of the current WAL generation: frames after the last valid one
-    that still carry this generation's salt (their commits are lost), plus one for a partial
-    frame at the end of the file. 0 when the WAL is absent, empty or intact."""
+@dataclass(frozen=True, slots=True)
+class WalDamage:
+    """What `inspect_wal` found. Frames after the first damaged one are lost to SQLite too."""
+
+    damaged_frames: int = 0  # of the current WAL generation, from the first damaged one on
+    lost_commits: int = 0  # commit frames after the damage: transactions that had been synced
+
+    def __bool__(self) -> bool:
+        return self.damaged_frames > 0
+
+
+def inspect_wal(wal: Path) -> WalDamage:
+    """Find a torn or corrupt tail in the current WAL generation (SQLite drops it silently).
+
+    A partial last frame or a checksum break with no commit after it is what a crash during a
+    write leaves (that transaction was never acknowledged); a commit frame after the break means
+    synced, acknowledged transactions were damaged later (bad disk, bit flip).
+    """
     try:
         data = wal.read_bytes()
     except FileNotFoundError:
-        return 0
+        return WalDamage()
     if not data:
-        return 0
+        return WalDamage()
     if len(data) < _WAL_HEADER:
-        return 1
+        return WalDamage(damaged_frames=1)
     magic, _version, page_size, _seq, salt1, salt2, c0, c1 = struct.unpack(">8I", data[:32])
     if magic not in (_WAL_MAGIC_LE, _WAL_MAGIC_BE):
-        return 1
+        return WalDamage(damaged_frames=1)
     big = magic == _WAL_MAGIC_BE
     s0, s1 = _wal_checksum(data[:24], 0, 0, big)
     if (s0, s1) != (c0, c1) or page_size < 512 or page_size & (page_size - 1):
         # A broken header makes SQLite ignore the whole WAL.
-        return max(1, (len(data) - _WAL_HEADER) // (_FRAME_HEADER + max(int(page_size), 512)))
+        frames = (len(data) - _WAL_HEADER) // (_FRAME_HEADER + max(int(page_size), 512))
+        return WalDamage(damaged_frames=max(1, frames), lost_commits=max(1, frames))
     frame_size = _FRAME_HEADER + page_size
-    offset, damaged, valid = _WAL_HEADER, 0, True
+    offset, damaged, lost_commits, valid = _WAL_HEADER, 0, 0, True
     while offset + frame_size <= len(data):
         hdr = data[offset : offset + _FRAME_HEADER]
-        _pgno, _commit, f_salt1, f_salt2, f0, f1 = struct.unpack(">6I", hdr)
+        _pgno, commit, f_salt1, f_salt2, f0, f1 = struct.unpack(">6I", hdr)
         if (f_salt1, f_salt2) != (salt1, salt2):
             break  # an older generation's frame: already checkpointed, not ours to count
         if valid:
             s0, s1 = _wal_checksum(hdr[:8], s0, s1, big)
             s0, s1 = _wal_checksum(data[offset + _FRAME_HEADER : offset + frame_size], s0, s1, big)
             valid = (s0, s1) == (f0, f1)
+        elif commit:
+            lost_commits += 1
         if not valid:
             damaged += 1
         offset += frame_size
     else:
         if offset < len(data):
             damaged += 1  # SQLite writes whole frames: a partial one is a torn write
-    return damaged
+    return WalDamage(damaged_frames=damaged, lost_commits=lost_commits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,13 +287,22 @@ def open_database(directory: Path) -> tuple[sqlite3.Connection, RecoveryReport]:
     wal = directory / (DB_NAME + "-wal")
     torn = inspect_wal(wal)
     if torn:
-        report.torn_wal_frames = torn
-        report.corrupt_records += torn
-        log.warning(
-            "spool WAL %s has a torn or corrupt tail (%d damaged frame(s)); the transactions "
-            "in them are lost, everything before is kept",
-            wal, torn,
-        )  # fmt: skip
+        report.torn_wal_frames = torn.damaged_frames
+        report.wal_commits_lost = torn.lost_commits
+        # Records in the lost frames cannot be named: count one per lost transaction, at least 1.
+        report.corrupt_records += max(1, torn.lost_commits)
+        if torn.lost_commits:
+            log.error(
+                "spool WAL %s is damaged: %d frame(s) unreadable and %d committed transaction(s) "
+                "after them lost; everything before the damage is kept",
+                wal, torn.damaged_frames, torn.lost_commits,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "spool WAL %s ends in a torn write (%d frame(s)), as a crash mid-write leaves it; "
+                "the unfinished transaction is discarded, everything before is kept",
+                wal, torn.damaged_frames,
+            )  # fmt: skip
     conn: sqlite3.Connection | None = None
     try:
         conn = connect(path)
