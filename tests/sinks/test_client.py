@@ -53,7 +53,7 @@ async def test_a_redirect_is_a_setup_problem_naming_host_port(
     client = await serve(moved)
     answer = await client.post(PATH, b'{"events":[]}', endpoint=PATH)
     assert answer.status == 301  # not followed
-    with pytest.raises(SinkSetupError, match="openmetadata.host_port"):
+    with pytest.raises(SinkSetupError, match=r"openmetadata\.host_port"):
         raise_for_status(answer, clock=FakeClock(), retry_after_max_s=300)
 
 
