@@ -164,6 +164,7 @@ public class LineageRelayPlanDigest {
                 || cls.endsWith(".OptimizedCreateHiveTableAsSelectCommand")
                 || cls.endsWith(".SaveAsV1TableCommand")
                 || cls.endsWith(".InsertIntoDataSourceDirCommand")
+                || cls.endsWith(".InsertIntoDataSourceCommand")
                 || cls.endsWith(".CreateViewCommand")) {
             Object q = callOrNull(p, "query");
             if (q instanceof LogicalPlan && !isChild(p, q)) {
@@ -529,6 +530,12 @@ public class LineageRelayPlanDigest {
             str(n, optString(callArg(opts, "get", "dbtable")));
             n.append(",\"path\":");
             str(n, optString(callArg(opts, "get", "path")));
+            n.append('}');
+        } else if (k.equals("InsertIntoDataSourceCommand")) {
+            // INSERT into a catalog table backed by an InsertableRelation (e.g. USING jdbc)
+            n.append(",\"cmd\":{\"t\":\"insert_ds\",\"overwrite\":").append(call(p, "overwrite"));
+            n.append(",\"rel\":");
+            logicalRelation(n, call(p, "logicalRelation"));
             n.append('}');
         } else if (k.equals("InsertIntoDataSourceDirCommand")) {
             Object storage = call(p, "storage");

@@ -290,6 +290,11 @@ def _command_output(
         else:
             return None
         return _with_state(DatasetRef(namespace=namespace, name=name, schema=schema), state)
+    if kind == "insert_ds" and cmd.get("rel"):
+        found = _relation_datasets(cmd["rel"], attrs, conf)
+        if len(found) != 1:
+            return None
+        return _with_state(found[0], "OVERWRITE" if cmd.get("overwrite") else None)
     if kind == "v2_write" and cmd.get("rel"):
         rel = cmd["rel"]
         v2 = _v2_dataset(rel, _schema(rel.get("schema") or ()))

@@ -313,6 +313,20 @@ def test_jdbc_write_and_read_derby(spark: Any, run: Run, data: Path) -> None:
     assert dst.lifecycle_state == "OVERWRITE"
     assert _src(dst.column_lineage["name"]) == {("people.parquet", "name", ("IDENTITY",))}
 
+    spark.sql("DROP TABLE IF EXISTS jdbc_people")
+    spark.sql(
+        "CREATE TABLE jdbc_people USING jdbc OPTIONS "
+        "(url 'jdbc:derby:memory:lineage_tests', dbtable 'APP.PEOPLE_COPY')"
+    )
+    captured = run(
+        lambda: spark.sql("INSERT INTO jdbc_people SELECT id + 10, name FROM jdbc_people")
+    )
+    lineage = _one(captured, "execute_insert_into_data_source_command")
+    (dst,) = lineage.outputs
+    assert (dst.namespace, dst.name) == ("derby:memory:lineage_tests", "APP.PEOPLE_COPY")
+    assert [(i.namespace, i.name) for i in lineage.inputs] == [(dst.namespace, dst.name)]
+    assert _src(dst.column_lineage["id"]) == {("APP.PEOPLE_COPY", "id", ("TRANSFORMATION",))}
+
     out = data / "from_jdbc"
     jdbc = spark.read.jdbc("jdbc:derby:memory:lineage_tests", "APP.PEOPLE_COPY")
     captured = run(lambda: jdbc.write.mode("overwrite").parquet(str(out)))
