@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from spool_helpers import ManualClock
+from spool_helpers import ManualClock, Opener
 
 from relay._config import SpoolConfig
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
-
-Opener = Callable[..., Any]
 
 
 @pytest.fixture

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from relay._events import EventKey
 from relay._observe.metrics import Metrics
+from relay._spool import Spool
+
+# The `open_spool` fixture: keyword arguments go to SpoolConfig (plus metrics, clock,
+# before_commit).
+Opener = Callable[..., Coroutine[Any, Any, Spool]]
 
 
 class ManualClock:

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from spool_helpers import body, key
+from spool_helpers import Opener, body, key
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ WRITER = textwrap.dedent(
     import asyncio, sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from spool_helpers import body, key
+    from spool_helpers import Opener, body, key
     from relay._config import SpoolConfig
     from relay._observe.metrics import Metrics
     from relay._spool import Spool
@@ -44,7 +44,7 @@ WRITER = textwrap.dedent(
 )
 
 
-async def test_acknowledged_appends_survive_sigkill(open_spool, tmp_path: Path):
+async def test_acknowledged_appends_survive_sigkill(open_spool: Opener, tmp_path: Path) -> None:
     directory = tmp_path / "spool"
     helpers = Path(__file__).resolve().parent
     rng = random.Random(7)

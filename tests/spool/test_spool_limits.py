@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 
 import pytest
-from spool_helpers import ManualClock, body, counter, key
+from spool_helpers import ManualClock, Opener, body, counter, key
 
 from relay._exceptions import SpoolFailure, SpoolFull
 from relay._observe.metrics import Metrics
 
 
-async def test_reject_policy_refuses_fast_and_accepts_again_after_acks(open_spool):
+async def test_reject_policy_refuses_fast_and_accepts_again_after_acks(open_spool: Opener) -> None:
     spool = await open_spool(max_bytes=3000)
     ids = await spool.append([(body(i, size=1000), key(i)) for i in range(3)])
     commits = spool.stats().commits
@@ -25,7 +26,7 @@ async def test_reject_policy_refuses_fast_and_accepts_again_after_acks(open_spoo
     assert spool.stats().bytes == 3000
 
 
-async def test_reject_counts_appends_still_in_flight(open_spool):
+async def test_reject_counts_appends_still_in_flight(open_spool: Opener) -> None:
     spool = await open_spool(max_bytes=2500)
     results = await asyncio.gather(
         *(spool.append([(body(i, size=1000), key(i))]) for i in range(5)), return_exceptions=True
@@ -35,7 +36,9 @@ async def test_reject_counts_appends_still_in_flight(open_spool):
     assert spool.stats().bytes == 2000
 
 
-async def test_a_request_larger_than_the_spool_is_refused_under_any_policy(open_spool):
+async def test_a_request_larger_than_the_spool_is_refused_under_any_policy(
+    open_spool: Opener,
+) -> None:
     spool = await open_spool(max_bytes=1500, when_full="drop_oldest")
     await spool.append([(body(1, size=1000), key(1))])
     with pytest.raises(SpoolFull, match="on their own"):
@@ -43,7 +46,7 @@ async def test_a_request_larger_than_the_spool_is_refused_under_any_policy(open_
     assert spool.stats().events == 1
 
 
-async def test_drop_oldest_makes_room_and_counts(open_spool, metrics: Metrics):
+async def test_drop_oldest_makes_room_and_counts(open_spool: Opener, metrics: Metrics) -> None:
     spool = await open_spool(max_bytes=3000, when_full="drop_oldest")
     ids = await spool.append([(body(i, size=1000), key(i)) for i in range(3)])
     new = await spool.append([(body(7, size=1000), key(7)), (body(8, size=1000), key(8))])
@@ -54,7 +57,9 @@ async def test_drop_oldest_makes_room_and_counts(open_spool, metrics: Metrics):
     assert [e.id for e in events] == [ids[2], *new]
 
 
-async def test_drop_oldest_spares_leased_events_while_it_can(open_spool, metrics: Metrics):
+async def test_drop_oldest_spares_leased_events_while_it_can(
+    open_spool: Opener, metrics: Metrics
+) -> None:
     spool = await open_spool(max_bytes=3000, when_full="drop_oldest")
     ids = await spool.append([(body(i, size=1000), key(i)) for i in range(3)])
     leased = await spool.lease(max_events=1, max_bytes=10**6, lease_s=30)
@@ -66,7 +71,9 @@ async def test_drop_oldest_spares_leased_events_while_it_can(open_spool, metrics
     assert counter(metrics, "lineage_relay_events_dropped_total", {"reason": "spool_full"}) == 1
 
 
-async def test_max_age_expires_old_events_and_counts(open_spool, metrics, clock: ManualClock):
+async def test_max_age_expires_old_events_and_counts(
+    open_spool: Opener, metrics: Metrics, clock: ManualClock
+) -> None:
     spool = await open_spool(max_age_s=60)
     old = await spool.append([(body(1), key(1)), (body(2), key(2))])
     clock.now += 50
@@ -80,7 +87,9 @@ async def test_max_age_expires_old_events_and_counts(open_spool, metrics, clock:
     assert spool.stats().oldest_received_at == clock.now - 20
 
 
-async def test_max_age_sweeps_by_itself(open_spool, metrics, clock: ManualClock):
+async def test_max_age_sweeps_by_itself(
+    open_spool: Opener, metrics: Metrics, clock: ManualClock
+) -> None:
     spool = await open_spool(max_age_s=10)
     await spool.append([(body(1), key(1))])
     clock.now += 11
@@ -92,7 +101,9 @@ async def test_max_age_sweeps_by_itself(open_spool, metrics, clock: ManualClock)
     assert counter(metrics, "lineage_relay_events_dropped_total", {"reason": "expired"}) == 1
 
 
-async def test_failed_commit_fails_every_waiter_and_every_later_append(open_spool, tmp_path):
+async def test_failed_commit_fails_every_waiter_and_every_later_append(
+    open_spool: Opener, tmp_path: Path
+) -> None:
     fail = False
     release = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -125,7 +136,7 @@ async def test_failed_commit_fails_every_waiter_and_every_later_append(open_spoo
     assert [e.id for e in events] == acked
 
 
-async def test_sqlite_disk_error_is_a_failure_too(open_spool):
+async def test_sqlite_disk_error_is_a_failure_too(open_spool: Opener) -> None:
     calls = 0
 
     def before_commit() -> None:
@@ -141,7 +152,7 @@ async def test_sqlite_disk_error_is_a_failure_too(open_spool):
     assert spool.stats().failed
 
 
-async def test_disk_full_refuses_appends_without_failing_the_spool(open_spool):
+async def test_disk_full_refuses_appends_without_failing_the_spool(open_spool: Opener) -> None:
     calls = 0
 
     def before_commit() -> None:
@@ -149,7 +160,7 @@ async def test_disk_full_refuses_appends_without_failing_the_spool(open_spool):
         calls += 1
         if calls == 2:
             error = sqlite3.OperationalError("database or disk is full")
-            error.sqlite_errorcode = 13  # type: ignore[attr-defined]
+            error.sqlite_errorcode = 13
             raise error
 
     spool = await open_spool(before_commit=before_commit)
@@ -163,7 +174,7 @@ async def test_disk_full_refuses_appends_without_failing_the_spool(open_spool):
     assert [e.id for e in events] == [*first, *again]
 
 
-async def test_unusable_directory_is_a_clear_error(open_spool, tmp_path):
+async def test_unusable_directory_is_a_clear_error(open_spool: Opener, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"not a directory")
     with pytest.raises(SpoolFailure, match=r"spool\.dir .*a-file"):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
-from spool_helpers import ManualClock, body, counter, key
+from spool_helpers import ManualClock, Opener, body, counter, key
 
 from relay._exceptions import SpoolError
 from relay._observe.metrics import Metrics
 
 
-async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(open_spool):
+async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(
+    open_spool: Opener,
+) -> None:
     spool = await open_spool()
     first = await spool.append([(body(1), key(1)), (body(2), key(2))])
     second = await spool.append([(body(3), key(3))])
@@ -23,7 +26,9 @@ async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(ope
     assert events[0].attempts == 0
 
 
-async def test_concurrent_appends_keep_each_requests_order_and_are_all_stored(open_spool):
+async def test_concurrent_appends_keep_each_requests_order_and_are_all_stored(
+    open_spool: Opener,
+) -> None:
     spool = await open_spool()
 
     async def client(c: int) -> list[int]:
@@ -49,7 +54,7 @@ async def test_concurrent_appends_keep_each_requests_order_and_are_all_stored(op
         assert [by_id[i] for i in ids] == expected
 
 
-async def test_group_commit_shares_one_commit_among_concurrent_appends(open_spool):
+async def test_group_commit_shares_one_commit_among_concurrent_appends(open_spool: Opener) -> None:
     commits = 0
     release = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,7 +82,7 @@ async def test_group_commit_shares_one_commit_among_concurrent_appends(open_spoo
     assert spool.stats().events == 51
 
 
-async def test_lease_is_exclusive_until_ack_and_respects_limits(open_spool):
+async def test_lease_is_exclusive_until_ack_and_respects_limits(open_spool: Opener) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i, size=1000), key(i)) for i in range(10)])
     a = await spool.lease(max_events=3, max_bytes=10**6, lease_s=30)
@@ -95,7 +100,7 @@ async def test_lease_is_exclusive_until_ack_and_respects_limits(open_spool):
     assert spool.stats().bytes == 7000
 
 
-async def test_lease_expires_and_events_come_back(open_spool, clock: ManualClock):
+async def test_lease_expires_and_events_come_back(open_spool: Opener, clock: ManualClock) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(3)])
     leased = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
@@ -108,7 +113,7 @@ async def test_lease_expires_and_events_come_back(open_spool, clock: ManualClock
     assert [e.attempts for e in again] == [0, 0, 0]
 
 
-async def test_release_gives_events_back_at_once(open_spool):
+async def test_release_gives_events_back_at_once(open_spool: Opener) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(4)])
     leased = await spool.lease(max_events=10, max_bytes=10**6, lease_s=300)
@@ -117,7 +122,9 @@ async def test_release_gives_events_back_at_once(open_spool):
     assert [e.id for e in again] == ids[:2]
 
 
-async def test_retry_at_defers_counts_attempts_and_keeps_id_order(open_spool, clock: ManualClock):
+async def test_retry_at_defers_counts_attempts_and_keeps_id_order(
+    open_spool: Opener, clock: ManualClock
+) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(4)])
     leased = await spool.lease(max_events=2, max_bytes=10**6, lease_s=30)
@@ -131,7 +138,9 @@ async def test_retry_at_defers_counts_attempts_and_keeps_id_order(open_spool, cl
     assert [e.attempts for e in due] == [1, 1, 0, 0]
 
 
-async def test_dead_letter_moves_events_out_of_the_queue(open_spool, metrics: Metrics):
+async def test_dead_letter_moves_events_out_of_the_queue(
+    open_spool: Opener, metrics: Metrics
+) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(3)])
     leased = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
@@ -149,8 +158,8 @@ async def test_dead_letter_moves_events_out_of_the_queue(open_spool, metrics: Me
 
 
 async def test_everything_survives_close_and_reopen_and_leases_are_void(
-    open_spool, clock: ManualClock
-):
+    open_spool: Opener, clock: ManualClock
+) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(6)])
     leased = await spool.lease(max_events=4, max_bytes=10**6, lease_s=3600)
@@ -174,7 +183,7 @@ async def test_everything_survives_close_and_reopen_and_leases_are_void(
     assert more[0] > ids[-1]
 
 
-async def test_ids_never_repeat_even_after_everything_was_acked(open_spool):
+async def test_ids_never_repeat_even_after_everything_was_acked(open_spool: Opener) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(3)])
     await spool.ack(ids)
@@ -183,7 +192,9 @@ async def test_ids_never_repeat_even_after_everything_was_acked(open_spool):
     assert (await reopened.append([(body(5), key(5))]))[0] > ids[-1]
 
 
-async def test_stats_and_gauges_follow_the_queue(open_spool, metrics: Metrics, clock):
+async def test_stats_and_gauges_follow_the_queue(
+    open_spool: Opener, metrics: Metrics, clock: ManualClock
+) -> None:
     spool = await open_spool()
     assert spool.stats().events == 0
     assert spool.stats().oldest_received_at is None
@@ -205,7 +216,7 @@ async def test_stats_and_gauges_follow_the_queue(open_spool, metrics: Metrics, c
     assert counter(metrics, "lineage_relay_spool_oldest_event_age_seconds") == 0
 
 
-async def test_wait_for_events_wakes_on_append_and_times_out(open_spool):
+async def test_wait_for_events_wakes_on_append_and_times_out(open_spool: Opener) -> None:
     spool = await open_spool()
     assert await spool.lease(max_events=1, max_bytes=100, lease_s=1) == []
     waiter = asyncio.create_task(spool.wait_for_events(30))
@@ -217,14 +228,16 @@ async def test_wait_for_events_wakes_on_append_and_times_out(open_spool):
     await spool.wait_for_events(0.01)  # nothing new: returns after the timeout
 
 
-async def test_an_append_between_lease_and_wait_is_not_missed(open_spool):
+async def test_an_append_between_lease_and_wait_is_not_missed(open_spool: Opener) -> None:
     spool = await open_spool()
     assert await spool.lease(max_events=1, max_bytes=100, lease_s=1) == []
     await spool.append([(body(1), key(1))])
     await asyncio.wait_for(spool.wait_for_events(60), 5)  # returns at once
 
 
-async def test_closed_spool_refuses_and_a_second_opener_is_refused(open_spool, tmp_path):
+async def test_closed_spool_refuses_and_a_second_opener_is_refused(
+    open_spool: Opener, tmp_path: Path
+) -> None:
     spool = await open_spool()
     with pytest.raises(SpoolError, match="in use by another lineage-relay"):
         await open_spool()
@@ -233,7 +246,7 @@ async def test_closed_spool_refuses_and_a_second_opener_is_refused(open_spool, t
         await spool.append([(body(1), key(1))])
 
 
-async def test_aclose_finishes_in_flight_appends(open_spool):
+async def test_aclose_finishes_in_flight_appends(open_spool: Opener) -> None:
     spool = await open_spool()
     tasks = [asyncio.create_task(spool.append([(body(i), key(i))])) for i in range(30)]
     await asyncio.sleep(0)
@@ -245,7 +258,7 @@ async def test_aclose_finishes_in_flight_appends(open_spool):
     assert [e.id for e in events] == ids
 
 
-async def test_dead_letters_can_be_replayed_into_the_queue(open_spool):
+async def test_dead_letters_can_be_replayed_into_the_queue(open_spool: Opener) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(4)])
     leased = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
@@ -261,7 +274,7 @@ async def test_dead_letters_can_be_replayed_into_the_queue(open_spool):
     assert len(leased) == 4
 
 
-async def test_open_cancelled_during_recovery_frees_the_directory(open_spool):
+async def test_open_cancelled_during_recovery_frees_the_directory(open_spool: Opener) -> None:
     first = await open_spool()
     await first.append([(body(1), key(1))])
     await first.aclose()
@@ -282,7 +295,9 @@ async def test_open_cancelled_during_recovery_frees_the_directory(open_spool):
     assert spool.stats().events == 1
 
 
-async def test_the_wal_is_copied_into_the_database_in_the_background(open_spool, tmp_path):
+async def test_the_wal_is_copied_into_the_database_in_the_background(
+    open_spool: Opener, tmp_path: Path
+) -> None:
     spool = await open_spool()
     db = tmp_path / "spool" / "spool.db"
     before = db.stat().st_size
@@ -297,7 +312,7 @@ async def test_the_wal_is_copied_into_the_database_in_the_background(open_spool,
     assert len(events) == 1200
 
 
-async def test_an_unstorable_event_fails_alone(open_spool):
+async def test_an_unstorable_event_fails_alone(open_spool: Opener) -> None:
     spool = await open_spool()
     bad_key = key(1)
     object.__setattr__(bad_key, "run_id", object())  # not JSON: ingest would never build this

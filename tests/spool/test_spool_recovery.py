@@ -9,10 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from spool_helpers import body, counter, key
+from spool_helpers import Opener, body, counter, key
 
 from relay._exceptions import SpoolError
 from relay._observe.metrics import Metrics
+from relay._spool import Spool
 from relay._spool.schema import APPLICATION_ID, DB_NAME, FORMAT_VERSION
 
 CORRUPT = "lineage_relay_spool_corrupt_records_total"
@@ -23,7 +24,7 @@ def marked(n: int) -> bytes:
     return b'{"eventType":"START","marker":"MARK%06d","pad":"%s"}' % (n, b"y" * 900)
 
 
-async def fill(open_spool, n: int, *, close: bool = True) -> dict[int, bytes]:
+async def fill(open_spool: Opener, n: int, *, close: bool = True) -> dict[int, bytes]:
     spool = await open_spool()
     written: dict[int, bytes] = {}
     for i in range(n):
@@ -34,12 +35,12 @@ async def fill(open_spool, n: int, *, close: bool = True) -> dict[int, bytes]:
     return written
 
 
-async def everything(spool) -> dict[int, bytes]:
+async def everything(spool: Spool) -> dict[int, bytes]:
     events = await spool.lease(max_events=100_000, max_bytes=10**9, lease_s=60)
     return {e.id: e.body for e in events}
 
 
-async def test_clean_reopen_counts_nothing(open_spool, metrics: Metrics):
+async def test_clean_reopen_counts_nothing(open_spool: Opener, metrics: Metrics) -> None:
     written = await fill(open_spool, 20)
     spool = await open_spool()
     assert await everything(spool) == written
@@ -48,8 +49,8 @@ async def test_clean_reopen_counts_nothing(open_spool, metrics: Metrics):
 
 
 async def test_bit_flip_inside_a_stored_body_is_quarantined_and_counted(
-    open_spool, metrics: Metrics, tmp_path: Path
-):
+    open_spool: Opener, metrics: Metrics, tmp_path: Path
+) -> None:
     written = await fill(open_spool, 30)
     db = tmp_path / "spool" / DB_NAME
     raw = bytearray(db.read_bytes())
@@ -68,7 +69,9 @@ async def test_bit_flip_inside_a_stored_body_is_quarantined_and_counted(
     assert spool.stats().dead_letters == 1
 
 
-async def test_body_damaged_after_open_is_never_handed_out(open_spool, metrics, tmp_path):
+async def test_body_damaged_after_open_is_never_handed_out(
+    open_spool: Opener, metrics: Metrics, tmp_path: Path
+) -> None:
     written = await fill(open_spool, 5)
     spool = await open_spool()
     # Bit rot while running: change a body behind the spool's back.
@@ -83,8 +86,8 @@ async def test_body_damaged_after_open_is_never_handed_out(open_spool, metrics, 
 
 @pytest.mark.parametrize("seed", range(6))
 async def test_torn_wal_tail_keeps_the_intact_prefix_and_counts(
-    open_spool, metrics: Metrics, tmp_path: Path, seed: int
-):
+    open_spool: Opener, metrics: Metrics, tmp_path: Path, seed: int
+) -> None:
     # A crash image: copy the files while the spool is open (after its commits), so the
     # events are in the WAL; then tear the WAL at a random point.
     written = await fill(open_spool, 40, close=False)
@@ -110,7 +113,9 @@ async def test_torn_wal_tail_keeps_the_intact_prefix_and_counts(
     assert spool.recovery.torn_wal_frames >= 1
 
 
-async def test_bit_flip_in_the_wal_is_counted(open_spool, metrics: Metrics, tmp_path: Path):
+async def test_bit_flip_in_the_wal_is_counted(
+    open_spool: Opener, metrics: Metrics, tmp_path: Path
+) -> None:
     written = await fill(open_spool, 30, close=False)
     image = tmp_path / "image"
     image.mkdir()
@@ -132,8 +137,8 @@ async def test_bit_flip_in_the_wal_is_counted(open_spool, metrics: Metrics, tmp_
 
 @pytest.mark.parametrize("seed", range(5))
 async def test_truncated_database_file_is_salvaged_not_crash_looped(
-    open_spool, metrics: Metrics, tmp_path: Path, seed: int
-):
+    open_spool: Opener, metrics: Metrics, tmp_path: Path, seed: int
+) -> None:
     written = await fill(open_spool, 60)
     db = tmp_path / "spool" / DB_NAME
     size = db.stat().st_size
@@ -159,8 +164,8 @@ async def test_truncated_database_file_is_salvaged_not_crash_looped(
 
 
 async def test_damaged_page_in_the_middle_of_the_file_is_salvaged(
-    open_spool, metrics: Metrics, tmp_path: Path
-):
+    open_spool: Opener, metrics: Metrics, tmp_path: Path
+) -> None:
     written = await fill(open_spool, 60)
     db = tmp_path / "spool" / DB_NAME
     raw = bytearray(db.read_bytes())
@@ -180,8 +185,8 @@ async def test_damaged_page_in_the_middle_of_the_file_is_salvaged(
 
 @pytest.mark.parametrize("seed", range(8))
 async def test_random_byte_flips_never_crash_and_never_hand_out_damaged_events(
-    open_spool, metrics: Metrics, tmp_path: Path, seed: int
-):
+    open_spool: Opener, metrics: Metrics, tmp_path: Path, seed: int
+) -> None:
     written = await fill(open_spool, 40)
     db = tmp_path / "spool" / DB_NAME
     raw = bytearray(db.read_bytes())
@@ -199,8 +204,8 @@ async def test_random_byte_flips_never_crash_and_never_hand_out_damaged_events(
 
 
 async def test_garbage_file_is_moved_aside_and_a_fresh_spool_starts(
-    open_spool, metrics: Metrics, tmp_path: Path
-):
+    open_spool: Opener, metrics: Metrics, tmp_path: Path
+) -> None:
     directory = tmp_path / "spool"
     directory.mkdir()
     (directory / DB_NAME).write_bytes(b"\x00not a database\x00" * 4096)
@@ -212,7 +217,9 @@ async def test_garbage_file_is_moved_aside_and_a_fresh_spool_starts(
     assert len(await spool.append([(body(1), key(1))])) == 1
 
 
-async def test_interrupted_salvage_is_finished_at_next_open(open_spool, tmp_path: Path):
+async def test_interrupted_salvage_is_finished_at_next_open(
+    open_spool: Opener, tmp_path: Path
+) -> None:
     written = await fill(open_spool, 5)
     directory = tmp_path / "spool"
     # The crash came after the damaged file was moved aside, before the rebuilt one took its
@@ -222,7 +229,9 @@ async def test_interrupted_salvage_is_finished_at_next_open(open_spool, tmp_path
     assert await everything(spool) == written
 
 
-async def test_newer_format_version_is_refused_with_a_clear_message(open_spool, tmp_path: Path):
+async def test_newer_format_version_is_refused_with_a_clear_message(
+    open_spool: Opener, tmp_path: Path
+) -> None:
     await fill(open_spool, 1)
     with sqlite3.connect(tmp_path / "spool" / DB_NAME) as conn:
         conn.execute(f"PRAGMA user_version = {FORMAT_VERSION + 1}")
@@ -230,7 +239,7 @@ async def test_newer_format_version_is_refused_with_a_clear_message(open_spool, 
         await open_spool()
 
 
-async def test_foreign_sqlite_file_is_refused(open_spool, tmp_path: Path):
+async def test_foreign_sqlite_file_is_refused(open_spool: Opener, tmp_path: Path) -> None:
     directory = tmp_path / "spool"
     directory.mkdir()
     with sqlite3.connect(directory / DB_NAME) as conn:
