@@ -326,3 +326,20 @@ async def test_an_unstorable_event_fails_alone(open_spool: Opener) -> None:
     assert isinstance(results[0], list) and isinstance(results[2], list)
     assert spool.stats().events == 2
     assert not spool.stats().failed
+
+
+async def test_concurrent_leases_never_share_an_event(open_spool: Opener) -> None:
+    spool = await open_spool()
+    ids = await spool.append([(body(i), key(i)) for i in range(300)])
+
+    async def worker() -> list[int]:
+        got: list[int] = []
+        while batch := await spool.lease(max_events=7, max_bytes=10**6, lease_s=60):
+            got.extend(e.id for e in batch)
+            await spool.ack([e.id for e in batch[::2]])  # ack some, keep the rest leased
+        return got
+
+    results = await asyncio.gather(*(worker() for _ in range(12)))
+    handed_out = [i for got in results for i in got]
+    assert sorted(handed_out) == ids  # every event exactly once
+    assert spool.stats().leased == spool.stats().events
