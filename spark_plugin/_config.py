@@ -85,6 +85,9 @@ class PluginConfig:
     column_lineage_max_columns: int = DEFAULT_COLUMN_LINEAGE_MAX_COLUMNS
     dedicated_queue: bool = True  # own listener-bus queue "lineage": a slow walk delays no one
     jvm_filter: bool = True  # Janino-compiled JVM filter; False: every event crosses into Python
+    # START when the execution starts (a second, lighter plan walk); default: START is sent with
+    # COMPLETE/FAIL when the execution ends, carrying the start time
+    early_start: bool = False
     disabled: bool = False
 
     def __post_init__(self) -> None:

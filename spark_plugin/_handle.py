@@ -330,6 +330,7 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
         job_name=name_job,
         submit=sender.submit,
         on_application_end=handle._on_application_end,
+        describe_start=walker.describe_start if config.early_start else None,
     )
     try:
         registration = ListenerRegistration(

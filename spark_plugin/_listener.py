@@ -60,6 +60,7 @@ _SEP = "\x1f"
 _MAX_TRACKED = 10_000
 
 Describe = Callable[[Any], ExecutionLineage | None]
+DescribeStart = Callable[[int], ExecutionLineage | None]
 JobName = Callable[[ExecutionLineage], str]
 Submit = Callable[[dict[str, Any]], bool]
 
@@ -68,6 +69,10 @@ Submit = Callable[[dict[str, Any]], bool]
 class _Started:
     root_id: int
     start_ms: int
+    # set when START was already sent at the execution's start (early_start)
+    run_id: str | None = None
+    job_name: str | None = None
+    lineage: ExecutionLineage | None = None
 
 
 @dataclass(slots=True)
@@ -89,9 +94,11 @@ class LineageListener:
         job_name: JobName,
         submit: Submit,
         on_application_end: Callable[[int], None],
+        describe_start: DescribeStart | None = None,
     ) -> None:
         self._context = context
         self._describe = describe
+        self._describe_start = describe_start
         self._job_name = job_name
         self._submit = submit
         self._on_application_end = on_application_end
@@ -123,7 +130,33 @@ class LineageListener:
     def on_start(self, execution_id: int, root_id: int, start_ms: int) -> None:
         if len(self._started) >= _MAX_TRACKED:
             self._started.pop(next(iter(self._started)))
-        self._started[execution_id] = _Started(root_id, start_ms)
+        started = _Started(root_id, start_ms)
+        self._started[execution_id] = started
+        if self._describe_start is not None and root_id == execution_id:
+            self._start_early(self._describe_start, execution_id, started)
+
+    def _start_early(self, describe: DescribeStart, execution_id: int, started: _Started) -> None:
+        """Send START now, from the running plan (inputs, outputs, no column lineage)."""
+        try:
+            lineage = describe(execution_id)
+        except Exception:
+            log.debug("lineage-relay: plan walk at start failed", exc_info=True)
+            return
+        if lineage is None:
+            return  # END decides, from the finished plan
+        started.run_id = new_run_id(started.start_ms)
+        started.job_name = self._job_name(lineage)
+        started.lineage = lineage
+        self._submit(
+            execution_event(
+                self._context,
+                "START",
+                started.start_ms,
+                run_id=started.run_id,
+                job_name=started.job_name,
+                lineage=lineage,
+            )
+        )
 
     def on_end(self, execution_id: int, end_ms: int, qe: Any, error: ErrorInfo | None) -> None:
         started = self._started.pop(execution_id, None) or _Started(execution_id, end_ms)
@@ -135,7 +168,7 @@ class LineageListener:
             return
         # outermost first: the root, then its nested executions in the order they began
         parts = [ended, *sorted(self._nested.pop(execution_id, []), key=lambda e: e.execution_id)]
-        self._report(parts, started.start_ms, end_ms)
+        self._report(parts, started, end_ms)
 
     def on_application_end(self, end_ms: int) -> None:
         self._on_application_end(end_ms)
@@ -151,21 +184,25 @@ class LineageListener:
             log.debug("lineage-relay: plan walk failed", exc_info=True)
             return None
 
-    def _report(self, parts: list[_Ended], start_ms: int, end_ms: int) -> None:
+    def _report(self, parts: list[_Ended], started: _Started, end_ms: int) -> None:
         lineages = [p.lineage for p in parts if p.lineage is not None]
+        if not lineages and started.lineage is not None:
+            lineages = [started.lineage]  # START went out: the run must still end
         if not lineages:
             self.skipped += 1
             return
         error = next((p.error for p in parts if p.error is not None), None)
         merged = merge_executions(lineages)
-        job_name = self._job_name(merged)
-        run_id = new_run_id(start_ms)
         ctx = self._context
-        self._submit(
-            execution_event(
-                ctx, "START", start_ms, run_id=run_id, job_name=job_name, lineage=merged
+        if started.run_id is not None and started.job_name is not None:
+            run_id, job_name = started.run_id, started.job_name
+        else:
+            run_id, job_name = new_run_id(started.start_ms), self._job_name(merged)
+            self._submit(
+                execution_event(
+                    ctx, "START", started.start_ms, run_id=run_id, job_name=job_name, lineage=merged
+                )
             )
-        )
         self._submit(
             execution_event(
                 ctx,

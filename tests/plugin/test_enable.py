@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,7 @@ def test_recorded_events_are_valid_openlineage(recorded: dict[str, Any], shared_
 
 @pytest.mark.parametrize("jvm_filter", [True, False], ids=["jvm-filter", "direct-proxy"])
 def test_close_really_removes_the_listener(spark: Any, tmp_path: Path, jvm_filter: bool) -> None:
+    spark.range(1).count()  # Spark adds its SQL UI listener lazily, at the first SQL execution
     bus = spark.sparkContext._jsc.sc().listenerBus()
     listeners_before = bus.listeners().size()
     with receiving() as receiver:
@@ -204,6 +206,7 @@ def test_lineage_enabled_false_is_a_logged_no_op(
     spark: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LINEAGE_ENABLED", "false")
+    spark.range(1).count()  # Spark adds its SQL UI listener lazily, at the first SQL execution
     bus = spark.sparkContext._jsc.sc().listenerBus()
     listeners_before = bus.listeners().size()
     with receiving() as receiver, caplog.at_level("INFO", logger="spark_plugin"):
@@ -270,3 +273,48 @@ def test_callback_server_is_loopback_only_and_cannot_be_authenticated(spark: Any
 def test_public_api() -> None:
     assert spark_plugin.__all__ == sorted(spark_plugin.__all__)
     assert {"enable", "Lineage", "UnsupportedSessionError"} <= set(spark_plugin.__all__)
+
+
+def test_early_start_is_sent_while_the_execution_runs(spark: Any, tmp_path: Path) -> None:
+    # The action sleeps in its task; it is only cancelled once its START has arrived, so the
+    # START was necessarily sent while the execution ran.
+    sleeping = spark.range(1).selectExpr(
+        "reflect('java.lang.Thread', 'sleep', CAST(120000 AS BIGINT)) AS slept"
+    )
+    outcome: list[BaseException] = []
+
+    def run_action() -> None:
+        spark.sparkContext.setJobGroup("early-start", "held until cancelled", True)
+        try:
+            sleeping.write.mode("overwrite").parquet(str(tmp_path / "held"))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with receiving() as receiver:
+        handle = enable(spark, url=receiver.url, early_start=True)
+        worker = threading.Thread(target=run_action)
+        try:
+
+            def action_events() -> list[dict[str, Any]]:
+                return [e for e in receiver.events() if e["run"]["runId"] != handle.app_run_id]
+
+            worker.start()
+            assert receiver.wait_for(lambda _: len(action_events()) >= 1, 60)
+            (start,) = action_events()
+            assert start["eventType"] == "START"
+            assert start["outputs"][0]["name"] == str(tmp_path / "held")
+        finally:
+            # the SQL execution starts before its Spark job: cancel until the action has ended
+            for _ in range(240):
+                spark.sparkContext.cancelJobGroup("early-start")
+                worker.join(0.25)
+                if not worker.is_alive():
+                    break
+        assert outcome  # the cancelled action failed
+        assert handle.flush(30)
+        start, end = action_events()
+        assert end["eventType"] == "FAIL"
+        assert start["run"]["runId"] == end["run"]["runId"]
+        assert start["job"]["name"] == end["job"]["name"]
+        assert "cancel" in end["run"]["facets"]["errorMessage"]["message"].lower()
+        handle.close()
