@@ -174,6 +174,18 @@ def test_file_to_file_each_format(spark: Any, run: Run, data: Path, fmt: str) ->
     assert _src(dst.column_lineage["loud"]) == {(source.name, column, ("TRANSFORMATION",))}
 
 
+def test_insert_overwrite_directory(spark: Any, run: Run, data: Path) -> None:
+    spark.read.parquet(str(data / "depts.parquet")).createOrReplaceTempView("depts_v")
+    out = data / "dir_out"
+    # the path is the test's own temporary directory
+    statement = f"INSERT OVERWRITE DIRECTORY '{out}' USING parquet SELECT dept FROM depts_v"  # noqa: S608
+    captured = run(lambda: spark.sql(statement))
+    lineage = _one(captured, "execute_insert_into_data_source_dir_command")
+    (dst,) = lineage.outputs
+    assert (dst.namespace, dst.name, dst.lifecycle_state) == ("file", str(out), "OVERWRITE")
+    assert _src(dst.column_lineage["dept"]) == {("depts.parquet", "dept", ("IDENTITY",))}
+
+
 def test_partitioned_directory_read_and_write(spark: Any, run: Run, data: Path) -> None:
     out = data / "by_dept_copy"
     df = spark.read.parquet(str(data / "by_dept")).where("dept_id = 10")
