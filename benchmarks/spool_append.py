@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -96,19 +97,44 @@ async def run_level(
     }
 
 
+def fsync_floor(directory: Path, seconds: float = 1.0) -> tuple[float, float]:
+    """p50/p99 ms of write(4 KiB) + fdatasync in `directory`: what one commit cannot beat."""
+    path = directory / "fsync-probe"
+    latencies: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            os.pwrite(fd, b"x" * 4096, 0)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            latencies.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    latencies.sort()
+    return 1000 * latencies[len(latencies) // 2], 1000 * latencies[int(len(latencies) * 0.99)]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per level (< 60 s in all)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per level")
     parser.add_argument("--size", type=int, default=3500, help="event size in bytes")
-    parser.add_argument("--dir", type=Path, default=None, help="where to put the spool")
+    parser.add_argument("--dir", type=Path, default=None, help="parent of the scratch spools")
     parser.add_argument("--drain", action="store_true", help="lease+ack concurrently")
     args = parser.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 10.0)
-    base = args.dir or Path(tempfile.mkdtemp(prefix="spool-bench-"))
+    with tempfile.TemporaryDirectory(prefix="spool-bench-", dir=args.dir) as scratch:
+        await run(args, seconds, Path(scratch))
+
+
+async def run(args: argparse.Namespace, seconds: float, base: Path) -> None:
+    floor_p50, floor_p99 = fsync_floor(base)
     drain = ", with drain" if args.drain else ""
     print(f"spool append benchmark: {args.size}-byte events, {seconds:g} s per level, "
           f"synchronous=FULL, spool in {base}{drain}")  # fmt: skip
+    print(f"disk: write 4 KiB + fdatasync p50 {floor_p50:.2f} ms, p99 {floor_p99:.2f} ms")
     print(f"{'concurrency':>11} {'appends/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'per commit':>10}")
     results: dict[int, dict[str, float]] = {}
     for concurrency in (1, 16, 64):
