@@ -61,6 +61,45 @@ async def test_command_line_serves_until_sigterm() -> None:
         assert await asyncio.wait_for(process.wait(), timeout=30) == 0
 
 
+@pytest.mark.slow
+async def test_command_line_serves_https(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay.testing.mock_openmetadata",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        str(cert_file),
+        "--tls-key",
+        str(key_file),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
+        match = re.match(r"mock-openmetadata listening on (\S+) ", line)
+        assert match, line
+        assert match.group(1).startswith("https://127.0.0.1:")
+        client_context = ssl.create_default_context()
+        ca.configure_trust(client_context)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{match.group(1)}/v1/system/version", ssl=client_context) as resp,
+        ):
+            assert resp.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+
+
 def test_command_line_errors_name_the_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
