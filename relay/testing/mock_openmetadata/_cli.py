@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--control-listen",
         type=_address,
         metavar="HOST:PORT",
-        help="control API address (default: the API port + 1)",
+        help="control API address (default: the API port + 1; ephemeral when that is 0)",
     )
     parser.add_argument(
         "--token",
