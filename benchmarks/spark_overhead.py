@@ -154,6 +154,8 @@ def _timed_pairs(
             for n in range(per_block):
                 action(spark, out, n)
             block[mode] = time.perf_counter() - began
+            # the same untimed settling after every block: Spark's listener queues drained
+            spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(60_000)
             if handle is not None:
                 closing = time.perf_counter()
                 handle.close(30)
