@@ -545,7 +545,7 @@ public class LineageRelayPlanDigest {
             str(n, loc.isDefined() ? loc.get().toString() : null);
             n.append('}');
         } else if (k.equals("DropTableCommand") || k.equals("TruncateTableCommand")) {
-            Object ident = call(p, k.equals("DropTableCommand") ? "tableName" : "tableName");
+            Object ident = call(p, "tableName");
             n.append(",\"cmd\":{\"t\":");
             str(n, k.equals("DropTableCommand") ? "drop" : "truncate");
             n.append(",\"table\":");
