@@ -117,6 +117,7 @@ class Lineage:
             "runs": listener.runs if listener else 0,
             "skipped_executions": listener.skipped if listener else 0,
             "listener_errors": listener.errors if listener else 0,
+            "walk_failures": listener.walk_failures if listener else 0,
             "listener_s": listener.callback_s if listener else 0.0,
         }
 
@@ -152,8 +153,10 @@ class Lineage:
         registration, listener, sender = self._registration, self._listener, self._sender
         if sender is None:  # a disabled handle starts closed; kept for the type checker
             return True
+        # a SparkContext stopped without our hook (e.g. from the JVM) has no bus left to leave
+        jvm_alive = getattr(self._spark_context, "_jsc", None) is not None
         try:
-            if registration is not None and listener is not None:
+            if registration is not None and listener is not None and jvm_alive:
                 listener.mute_after(deadline)
                 try:
                     registration.wait_until_drained(deadline - time.monotonic())

@@ -110,6 +110,7 @@ class LineageListener:
         self.runs = 0  # root executions reported
         self.skipped = 0  # root executions with nothing to report
         self.errors = 0  # callbacks that failed (logged, swallowed)
+        self.walk_failures = 0  # plan walks that raised (analysis errors included)
 
     def mute_after(self, deadline_monotonic: float) -> None:
         """From `deadline_monotonic` on, callbacks return at once (shutdown must not wait)."""
@@ -181,6 +182,7 @@ class LineageListener:
         except Exception:
             # analysis errors re-throw from qe.analyzed(); a walker bug must not stop the run's
             # other executions from being reported
+            self.walk_failures += 1
             log.debug("lineage-relay: plan walk failed", exc_info=True)
             return None
 

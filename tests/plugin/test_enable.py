@@ -55,6 +55,8 @@ def recorded(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         failing = spark.range(3).selectExpr("assert_true(id < 0) AS boom")
         with pytest.raises(Exception, match=r"USER_RAISED_EXCEPTION|is not true"):
             failing.write.mode("overwrite").parquet(str(base / "never"))
+        with pytest.raises(Exception, match="TABLE_OR_VIEW_NOT_FOUND"):
+            spark.sql("SELECT * FROM no_such_table_anywhere").collect()  # reports nothing
         assert enable(spark, url="http://127.0.0.1:1") is handle  # twice: same handle
         assert handle.flush(30)
         closed_cleanly = handle.close()
@@ -88,6 +90,7 @@ def test_application_start_first_and_complete_last(recorded: dict[str, Any]) -> 
     assert details["appName"] == "lineage relay tests" and details["master"] == "local[2]"
     assert recorded["closed_cleanly"]
     assert (handle.emitted, handle.dropped, handle.failed) == (len(events), 0, 0)
+    assert handle.stats()["listener_errors"] == 0
 
 
 def test_each_root_execution_is_one_run_start_then_complete_or_fail(
