@@ -95,6 +95,10 @@ class PlanWalker:
         data: dict[str, Any] = orjson.loads(raw)
         if "error" in data and not data.get("analysis"):
             raise PlanDigestError(f"plan digest failed in the JVM: {data['error']}")
+        if data.get("errors"):
+            # parts the helper could not read (an unknown Spark version's field, say); the rest
+            # of the digest is still good
+            _log.debug("lineage-relay: partial plan digest: %s", data["errors"])
         return data
 
     def describe(self, qe: Any) -> ExecutionLineage | None:
