@@ -120,3 +120,18 @@ def test_config_is_frozen() -> None:
     config = PluginConfig()
     with pytest.raises(AttributeError):
         config.url = "http://x:1"  # type: ignore[misc]
+
+
+def test_kill_switch_values() -> None:
+    from spark_plugin._config import disabled_by_environment
+
+    assert disabled_by_environment({"LINEAGE_ENABLED": "off"})
+    assert not disabled_by_environment({"LINEAGE_ENABLED": "true"})
+    assert not disabled_by_environment({})
+    with pytest.raises(ConfigError, match="LINEAGE_ENABLED"):
+        disabled_by_environment({"LINEAGE_ENABLED": "perhaps"})
+
+
+def test_runtime_options() -> None:
+    config = load_plugin_config({}, {}, {"early_start": True, "jvm_filter": False, "retries": 0})
+    assert config.early_start and not config.jvm_filter and config.retries == 0
