@@ -249,3 +249,30 @@ async def test_foreign_sqlite_file_is_refused(open_spool: Opener, tmp_path: Path
     with sqlite3.connect(directory / DB_NAME) as conn:  # left untouched
         assert conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID
         assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+async def test_wal_damage_is_counted_once_not_again_after_the_next_crash(
+    open_spool: Opener, tmp_path: Path
+) -> None:
+    await fill(open_spool, 30, close=False)
+    image = tmp_path / "image"
+    image.mkdir()
+    for name in (DB_NAME, DB_NAME + "-wal"):
+        shutil.copy(tmp_path / "spool" / name, image / name)
+    wal = image / (DB_NAME + "-wal")
+    raw = bytearray(wal.read_bytes())
+    raw[raw.index(b"MARK000010") + 5] ^= 0x40
+    wal.write_bytes(bytes(raw))
+    first_metrics = Metrics()
+    spool = await open_spool(dir=image, metrics=first_metrics)
+    assert counter(first_metrics, CORRUPT) >= 1
+    await spool.append([(marked(100), key(100))])
+    # Crash again (copy the files while open), then start: nothing new is damaged.
+    second = tmp_path / "second"
+    second.mkdir()
+    for name in (DB_NAME, DB_NAME + "-wal"):
+        shutil.copy(image / name, second / name)
+    again = Metrics()
+    reopened = await open_spool(dir=second, metrics=again)
+    assert counter(again, CORRUPT) == 0
+    assert marked(100) in (await everything(reopened)).values()
