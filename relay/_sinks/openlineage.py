@@ -97,8 +97,13 @@ def _per_event_results(answer: HttpAnswer, count: int) -> list[EventResult] | No
     failed = doc.get("failedEvents")
     status = doc.get("status")
     if not isinstance(failed, list) or not failed:
-        if answer.status == 400 or status == "failure":
+        if answer.status == 400:
             return None
+        if status == "failure":
+            # A 2xx that says "failure" without naming events: keep them all, try again.
+            message = doc.get("message")
+            said = message if isinstance(message, str) and message else "status failure"
+            return [EventResult.retriable(f"HTTP {answer.status}: {said}")] * count
         return [DELIVERED] * count if 200 <= answer.status < 300 else None
     results: list[EventResult] = [DELIVERED] * count
     listed = False

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from relay._clock import SystemClock
 from relay._config import OpenMetadataConfig, Secret
@@ -328,3 +330,23 @@ async def test_a_multi_megabyte_batch_is_streamed(
     results = await sink.send(many)
     assert len(results) == len(many)
     assert len(mock.openlineage_events) == len(many)
+
+
+async def test_a_2xx_failure_without_event_details_keeps_every_event(metrics: Metrics) -> None:
+    async def failure(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"status": "failure", "message": "lineage store unavailable"})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/openlineage/lineage/batch", failure)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    config = OpenMetadataConfig(host_port=str(server.make_url("/api")))
+    sink = make_sink(config, metrics)
+    try:
+        results = await sink.send(spark_events())
+    finally:
+        await sink.aclose()
+        await server.close()
+    assert {r.outcome for r in results} == {Outcome.RETRIABLE}
+    assert all("lineage store unavailable" in r.reason for r in results)
