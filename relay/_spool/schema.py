@@ -275,10 +275,13 @@ def inspect_wal(wal: Path) -> WalDamage:
 # open + recovery
 
 
-def open_database(directory: Path) -> tuple[sqlite3.Connection, RecoveryReport]:
+def open_database(
+    directory: Path, *, now: float | None = None
+) -> tuple[sqlite3.Connection, RecoveryReport]:
     """Open (or create) the spool in `directory`, repairing what it must. Never raises for
     damage it can work around; raises SpoolError for a newer format or a foreign file."""
     started = time.monotonic()
+    now = time.time() if now is None else now
     report = RecoveryReport()
     directory.mkdir(parents=True, exist_ok=True)
     _prepare(directory)
@@ -309,7 +312,7 @@ def open_database(directory: Path) -> tuple[sqlite3.Connection, RecoveryReport]:
         if _check_version(conn, path):
             _init_schema(conn)
         else:
-            _verify(conn, report)
+            _verify(conn, report, now)
             # Start from an empty WAL: what SQLite recovered goes into the database, and a
             # damaged tail is not found (and counted) again after the next crash.
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -323,11 +326,14 @@ def open_database(directory: Path) -> tuple[sqlite3.Connection, RecoveryReport]:
         if not _is_corruption(exc):
             raise SpoolFailure(f"spool database {path} cannot be opened: {exc}") from exc
         log.error("spool database %s is damaged (%s); salvaging what can be read", path, exc)
-        conn = _salvage(directory, report)
+        conn = _salvage(directory, report, now)
     if not existed:
         fsync_dir(directory)
     report.seconds = time.monotonic() - started
     return conn, report
+
+
+_MAX_RETRY_DELAY_S = 7 * 24 * 3600
 
 
 class _Malformed(sqlite3.DatabaseError):
@@ -346,7 +352,7 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
-def _verify(conn: sqlite3.Connection, report: RecoveryReport) -> None:
+def _verify(conn: sqlite3.Connection, report: RecoveryReport, now: float) -> None:
     """Check the file's structure, then every record's CRC; quarantine bad records.
 
     Raises sqlite3.DatabaseError when SQLite finds the file itself malformed.
@@ -366,6 +372,13 @@ def _verify(conn: sqlite3.Connection, report: RecoveryReport) -> None:
         if checksum(key, body) != crc or len(body) != size:
             bad.append((ev_id, "corrupt: checksum mismatch"))
     report.checked_bytes += checked
+    # retry_at is outside the CRC: a damaged one far in the future would park an event for
+    # good. No backoff or Retry-After plausibly reaches this far: make those due now.
+    horizon = now + _MAX_RETRY_DELAY_S
+    parked = conn.execute("SELECT count(*) FROM events WHERE retry_at > ?", (horizon,)).fetchone()
+    if parked[0]:
+        conn.execute("UPDATE events SET retry_at = 0 WHERE retry_at > ?", (horizon,))
+        log.warning("spool recovery: %d event(s) had an implausible retry time; due now", parked[0])
     orphans: list[int] = []
     if conn.execute("SELECT count(*) FROM bodies").fetchone()[0] != matched:
         orphans = [
@@ -377,7 +390,6 @@ def _verify(conn: sqlite3.Connection, report: RecoveryReport) -> None:
     if not bad and not orphans:
         return
     conn.execute("BEGIN IMMEDIATE")
-    now = time.time()
     for ev_id, reason in bad:
         quarantine(conn, ev_id, reason, now)
     for body_id in orphans:
@@ -437,7 +449,7 @@ def _prepare(directory: Path) -> None:
         temp.unlink()  # crashed while copying: the original is still in place, start over
 
 
-def _salvage(directory: Path, report: RecoveryReport) -> sqlite3.Connection:
+def _salvage(directory: Path, report: RecoveryReport, now: float) -> sqlite3.Connection:
     """Copy every readable, intact record of the damaged database into a fresh one, move the
     damaged files aside (never deleted) and open the fresh one."""
     path, temp = directory / DB_NAME, directory / (DB_NAME + _SALVAGE_SUFFIX)
@@ -458,7 +470,7 @@ def _salvage(directory: Path, report: RecoveryReport) -> sqlite3.Connection:
                 # Tolerate a header that promises more pages than the (truncated) file has.
                 broken.execute("PRAGMA writable_schema=ON")
                 broken.execute("PRAGMA query_only=ON")
-                _copy_readable(broken, fresh, report)
+                _copy_readable(broken, fresh, report, now)
             finally:
                 broken.close()
         fresh.execute("COMMIT")
@@ -543,7 +555,7 @@ def _next_readable(conn: sqlite3.Connection, sql: str, last: int) -> int | None:
 
 
 def _copy_readable(
-    broken: sqlite3.Connection, fresh: sqlite3.Connection, report: RecoveryReport
+    broken: sqlite3.Connection, fresh: sqlite3.Connection, report: RecoveryReport, now: float
 ) -> None:
     events, ev_regions = _read_ids(
         broken,
@@ -561,7 +573,6 @@ def _copy_readable(
     for row in bodies:
         key, body = _as_bytes(row[1]), _as_bytes(row[2])
         by_id[int(row[0])] = None if key is None or body is None else (key, body)
-    now = time.time()
     lost = 0
     for ev in events:
         ev_id = int(ev[0])

@@ -382,7 +382,7 @@ class _Worker:
                 "its own spool directory"
             ) from None
         try:
-            self._conn, self.report = schema.open_database(directory)
+            self._conn, self.report = schema.open_database(directory, now=self.clock.time())
         except SpoolError:
             raise
         except (sqlite3.Error, OSError) as exc:

@@ -276,3 +276,13 @@ async def test_wal_damage_is_counted_once_not_again_after_the_next_crash(
     reopened = await open_spool(dir=second, metrics=again)
     assert counter(again, CORRUPT) == 0
     assert marked(100) in (await everything(reopened)).values()
+
+
+async def test_an_implausible_retry_time_does_not_park_an_event_for_good(
+    open_spool: Opener, tmp_path: Path
+) -> None:
+    written = await fill(open_spool, 3)
+    with sqlite3.connect(tmp_path / "spool" / DB_NAME) as conn:
+        conn.execute("UPDATE events SET retry_at = 1e18 WHERE id = ?", (min(written),))
+    spool = await open_spool()
+    assert await everything(spool) == written
