@@ -37,7 +37,8 @@ _QUEUE_NAME = "lineage"
 
 
 class Lineage:
-    """What `enable()` returns: counters, `flush()`, `close()`.
+    """What `enable()` returns: counters, `flush()`, `close()`; also a context manager
+    (`with enable(spark) as lineage: ...` closes it at the end).
 
     A disabled plugin (``LINEAGE_ENABLED=false``, ``spark.openlineage.disabled=true``) returns a
     handle whose `enabled` is False and whose methods do nothing.
@@ -69,6 +70,12 @@ class Lineage:
             f"<spark_plugin.Lineage {state} url={self.config.post_url!r} emitted={self.emitted} "
             f"dropped={self.dropped} failed={self.failed}>"
         )
+
+    def __enter__(self) -> Lineage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- public ------------------------------------------------------------------------------
 

@@ -198,11 +198,11 @@ def test_close_really_removes_the_listener(spark: Any, tmp_path: Path, jvm_filte
         assert (listener.runs, listener.callback_s) == (runs_before, time_before)
         assert len(receiver.events()) == seen
         assert handle.close()  # idempotent
-    # a new enable after close gets a new handle
-    with receiving() as receiver:
-        again = enable(spark, url=receiver.url)
+    # a new enable after close gets a new handle; the handle is a context manager
+    with receiving() as receiver, enable(spark, url=receiver.url) as again:
         assert again is not handle and again.enabled
-        again.close()
+    assert again.closed
+    assert [e["eventType"] for e in receiver.events()] == ["START", "COMPLETE"]
 
 
 def test_lineage_enabled_false_is_a_logged_no_op(
