@@ -496,11 +496,12 @@ def _salvage(directory: Path, report: RecoveryReport, now: float) -> sqlite3.Con
     return connect(path)
 
 
-def _read_ids(conn: sqlite3.Connection, sql: str) -> tuple[list[tuple[Any, ...]], int]:
-    """Rows of `sql` (which selects `id` first, takes `id > ?`, orders by id) that SQLite can
-    still read, skipping damaged b-tree regions; also the number of regions skipped."""
-    rows: list[tuple[Any, ...]] = []
-    regions = 0
+def _readable_rows(
+    conn: sqlite3.Connection, sql: str, skipped: list[int]
+) -> Iterator[tuple[Any, ...]]:
+    """Stream the rows of `sql` (which selects `id` first, takes `id > ?`, orders by id) that
+    SQLite can still read, stepping over damaged b-tree regions; `skipped[0]` counts them.
+    Streamed, so salvaging a big spool needs no more memory than a small one."""
     last = -1
     while True:
         try:
@@ -508,14 +509,14 @@ def _read_ids(conn: sqlite3.Connection, sql: str) -> tuple[list[tuple[Any, ...]]
                 if not isinstance(row[0], int) or row[0] <= last:
                     # A wrecked page can yield rows out of order: treat it as unreadable.
                     raise sqlite3.DatabaseError("row ids out of order")
-                rows.append(row)
                 last = row[0]
-            return rows, regions
+                yield row
+            return
         except sqlite3.DatabaseError:
-            regions += 1
+            skipped[0] += 1
             nxt = _next_readable(conn, sql, last)
             if nxt is None:
-                return rows, regions
+                return
             last = nxt
 
 
@@ -557,31 +558,51 @@ def _next_readable(conn: sqlite3.Connection, sql: str, last: int) -> int | None:
 def _copy_readable(
     broken: sqlite3.Connection, fresh: sqlite3.Connection, report: RecoveryReport, now: float
 ) -> None:
-    events, ev_regions = _read_ids(
+    skipped = [0]  # unreadable regions: each held at least one record we cannot name
+    events = _readable_rows(
         broken,
         "SELECT id, received_at, retry_at, attempts, size, crc, last_error FROM events "
         "WHERE id > ? ORDER BY id",
+        skipped,
     )
-    bodies, body_regions = _read_ids(
-        broken, "SELECT id, key, body FROM bodies WHERE id > ? ORDER BY id"
+    bodies = _readable_rows(
+        broken, "SELECT id, key, body FROM bodies WHERE id > ? ORDER BY id", skipped
     )
-    dead, dead_regions = _read_ids(
-        broken, "SELECT id, received_at, attempts, size, crc, key, body, reason, dead_at "
-        "FROM dead_letters WHERE id > ? ORDER BY id",
-    )  # fmt: skip
-    by_id: dict[int, tuple[bytes, bytes] | None] = {}
-    for row in bodies:
-        key, body = _as_bytes(row[1]), _as_bytes(row[2])
-        by_id[int(row[0])] = None if key is None or body is None else (key, body)
     lost = 0
-    for ev in events:
-        ev_id = int(ev[0])
-        stored = by_id.pop(ev_id, None)
+    top = 0
+    ev, bd = next(events, None), next(bodies, None)
+    # Merge the two tables by id: both streams are in id order.
+    while ev is not None or bd is not None:
+        if ev is not None and (bd is None or ev[0] < bd[0]):
+            top = max(top, ev[0])
+            lost += 1  # metadata without its body
+            ev = next(events, None)
+            continue
+        if bd is not None and (ev is None or bd[0] < ev[0]):
+            top = max(top, bd[0])
+            lost += 1
+            key, body = _as_bytes(bd[1]), _as_bytes(bd[2])
+            if key is not None and body is not None:
+                # Its metadata (and CRC) is gone: keep the bytes, only as an inspectable
+                # dead letter, never handed to the forwarder.
+                fresh.execute(
+                    "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                    (bd[0], now, len(body), checksum(key, body), key, body,
+                     "corrupt: metadata lost, body unverified", now),
+                )  # fmt: skip
+                report.quarantined += 1
+            bd = next(bodies, None)
+            continue
+        if ev is None or bd is None:
+            break  # unreachable: both streams have a row with the same id here
+        ev_id = ev[0]
+        top = max(top, ev_id)
+        key, body = _as_bytes(bd[1]), _as_bytes(bd[2])
         fields = _event_fields(ev)
-        if stored is None or fields is None:
+        ev, bd = next(events, None), next(bodies, None)
+        if key is None or body is None or fields is None:
             lost += 1
             continue
-        key, body = stored
         report.checked_bytes += len(body)
         received_at, retry_at, attempts, size, crc, last_error = fields
         if checksum(key, body) != crc or len(body) != size or not _key_ok(key):
@@ -598,39 +619,30 @@ def _copy_readable(
             (ev_id, received_at, retry_at, attempts, size, crc, last_error),
         )
         fresh.execute("INSERT OR IGNORE INTO bodies VALUES (?, ?, ?)", (ev_id, key, body))
-    for ev_id, leftover in by_id.items():
-        lost += 1
-        if leftover is None:
-            continue
-        # Its metadata (and CRC) is gone: keep the bytes, but only as an inspectable dead letter.
-        key, body = leftover
-        fresh.execute(
-            "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
-            (ev_id, now, len(body), checksum(key, body), key, body,
-             "corrupt: metadata lost, body unverified", now),
-        )  # fmt: skip
-        report.quarantined += 1
-    for row in dead:
+    for row in _readable_rows(
+        broken,
+        "SELECT id, received_at, attempts, size, crc, key, body, reason, dead_at "
+        "FROM dead_letters WHERE id > ? ORDER BY id",
+        skipped,
+    ):
+        top = max(top, row[0])
         d_key, d_body = _as_bytes(row[5]), _as_bytes(row[6])
-        if d_key is None or d_body is None:
-            lost += 1
-            continue
         try:
+            if d_key is None or d_body is None:
+                raise TypeError("dead letter without bytes")
             fresh.execute(
                 "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (int(row[0]), float(row[1]), int(row[2]), len(d_body), int(row[4]), d_key,
+                (row[0], float(row[1]), int(row[2]), len(d_body), int(row[4]), d_key,
                  d_body, str(row[7]), float(row[8])),
             )  # fmt: skip
         except (TypeError, ValueError):
             lost += 1
-    # A region unreadable in a table held at least one record we cannot name.
-    lost += ev_regions + body_regions + dead_regions
+    lost += skipped[0]
     report.corrupt_records += lost
-    top = max([int(r[0]) for r in (events[-1:] + bodies[-1:] + dead[-1:])] or [0])
     try:
         seq = broken.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         top = max(top, int(seq[0]) if seq else 0)
-    except sqlite3.DatabaseError:
+    except (sqlite3.DatabaseError, TypeError, ValueError):
         pass
     # Ids keep growing past every id ever handed out, even through a rebuild.
     fresh.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
