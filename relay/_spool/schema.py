@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -233,41 +233,50 @@ def inspect_wal(wal: Path) -> WalDamage:
     synced, acknowledged transactions were damaged later (bad disk, bit flip).
     """
     try:
-        data = wal.read_bytes()
+        f = wal.open("rb")
     except FileNotFoundError:
         return WalDamage()
-    if not data:
+    with f:
+        return _scan_wal(f)
+
+
+def _scan_wal(f: BinaryIO) -> WalDamage:
+    """`inspect_wal` on an open file, a frame at a time (a WAL can be large)."""
+    header = f.read(_WAL_HEADER)
+    if not header:
         return WalDamage()
-    if len(data) < _WAL_HEADER:
+    if len(header) < _WAL_HEADER:
         return WalDamage(damaged_frames=1)
-    magic, _version, page_size, _seq, salt1, salt2, c0, c1 = struct.unpack(">8I", data[:32])
+    magic, _version, page_size, _seq, salt1, salt2, c0, c1 = struct.unpack(">8I", header)
     if magic not in (_WAL_MAGIC_LE, _WAL_MAGIC_BE):
         return WalDamage(damaged_frames=1)
     big = magic == _WAL_MAGIC_BE
-    s0, s1 = _wal_checksum(data[:24], 0, 0, big)
+    s0, s1 = _wal_checksum(header[:24], 0, 0, big)
     if (s0, s1) != (c0, c1) or page_size < 512 or page_size & (page_size - 1):
         # A broken header makes SQLite ignore the whole WAL.
-        frames = (len(data) - _WAL_HEADER) // (_FRAME_HEADER + max(int(page_size), 512))
+        size = f.seek(0, os.SEEK_END)
+        frames = (size - _WAL_HEADER) // (_FRAME_HEADER + max(int(page_size), 512))
         return WalDamage(damaged_frames=max(1, frames), lost_commits=max(1, frames))
     frame_size = _FRAME_HEADER + page_size
-    offset, damaged, lost_commits, valid = _WAL_HEADER, 0, 0, True
-    while offset + frame_size <= len(data):
-        hdr = data[offset : offset + _FRAME_HEADER]
+    damaged, lost_commits, valid = 0, 0, True
+    while True:
+        frame = f.read(frame_size)
+        if len(frame) < frame_size:
+            if frame:
+                damaged += 1  # SQLite writes whole frames: a partial one is a torn write
+            break
+        hdr = frame[:_FRAME_HEADER]
         _pgno, commit, f_salt1, f_salt2, f0, f1 = struct.unpack(">6I", hdr)
         if (f_salt1, f_salt2) != (salt1, salt2):
             break  # an older generation's frame: already checkpointed, not ours to count
         if valid:
             s0, s1 = _wal_checksum(hdr[:8], s0, s1, big)
-            s0, s1 = _wal_checksum(data[offset + _FRAME_HEADER : offset + frame_size], s0, s1, big)
+            s0, s1 = _wal_checksum(frame[_FRAME_HEADER:], s0, s1, big)
             valid = (s0, s1) == (f0, f1)
         elif commit:
             lost_commits += 1
         if not valid:
             damaged += 1
-        offset += frame_size
-    else:
-        if offset < len(data):
-            damaged += 1  # SQLite writes whole frames: a partial one is a torn write
     return WalDamage(damaged_frames=damaged, lost_commits=lost_commits)
 
 
