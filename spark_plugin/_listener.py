@@ -27,6 +27,7 @@ event, and a blocked callback would hold `spark.stop()`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -159,9 +160,19 @@ class LineageListener:
             )
         )
 
-    def on_end(self, execution_id: int, end_ms: int, qe: Any, error: ErrorInfo | None) -> None:
+    def on_end(
+        self,
+        execution_id: int,
+        end_ms: int,
+        qe: Any,
+        error: ErrorInfo | None,
+        sql: str | None = None,
+    ) -> None:
         started = self._started.pop(execution_id, None) or _Started(execution_id, end_ms)
-        ended = _Ended(execution_id, self._lineage_of(qe), error)
+        lineage = self._lineage_of(qe)
+        if lineage is not None and sql and not lineage.sql:
+            lineage = dataclasses.replace(lineage, sql=sql)
+        ended = _Ended(execution_id, lineage, error)
         if started.root_id != execution_id:
             if len(self._nested) >= _MAX_TRACKED:
                 self._nested.pop(next(iter(self._nested)))
@@ -244,8 +255,9 @@ class FilterBridge:
             if kind == "S":
                 core.on_start(int(fields[1]), int(fields[2]), int(fields[3]))
             elif kind == "E":
-                error = ErrorInfo(fields[4], fields[5]) if fields[3] == "1" else None
-                core.on_end(int(fields[1]), int(fields[2]), qe, error)
+                # E, id, time, sql text, failed, [message, stack trace]
+                error = ErrorInfo(fields[5], _SEP.join(fields[6:])) if fields[4] == "1" else None
+                core.on_end(int(fields[1]), int(fields[2]), qe, error, fields[3] or None)
             elif kind == "A":
                 core.on_application_end(int(fields[1]))
         except Exception:  # noqa: BLE001 - a callback must never raise into Spark
@@ -303,8 +315,13 @@ class DirectBridge:
                 root_id = int(root.get()) if root.isDefined() else execution_id
                 core.on_start(execution_id, root_id, int(event.time()))
             elif self._end_class.isInstance(event):
+                qe = event.qe()
                 core.on_end(
-                    int(event.executionId()), int(event.time()), event.qe(), self._error_of(event)
+                    int(event.executionId()),
+                    int(event.time()),
+                    qe,
+                    self._error_of(event),
+                    self._sql_text(qe),
                 )
         except Exception:  # noqa: BLE001 - a callback must never raise into Spark
             core.failed("a SQL execution event")
@@ -316,6 +333,16 @@ class DirectBridge:
             self.core.on_application_end(int(event.time()))
         except Exception:  # noqa: BLE001 - a callback must never raise into Spark
             self.core.failed("the application end")
+
+    @staticmethod
+    def _sql_text(qe: Any) -> str | None:
+        if qe is None:
+            return None
+        try:
+            text = qe.logical().origin().sqlText()
+            return str(text.get()) if text.isDefined() else None
+        except Exception:  # noqa: BLE001 - the text is optional
+            return None
 
     def _error_of(self, event: Any) -> ErrorInfo | None:
         failure = event.executionFailure()  # errorMessage() is Some("") on success in 4.x

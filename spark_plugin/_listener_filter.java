@@ -12,6 +12,8 @@ import java.util.function.BiConsumer;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerApplicationEnd;
 import org.apache.spark.scheduler.SparkListenerEvent;
+import org.apache.spark.sql.catalyst.trees.TreeNode;
+import org.apache.spark.sql.execution.QueryExecution;
 import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd;
 import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart;
 
@@ -47,13 +49,13 @@ public class LineageRelayListenerFilter extends SparkListener {
                 SparkListenerSQLExecutionEnd end = (SparkListenerSQLExecutionEnd) event;
                 // errorMessage() is Some("") on success in Spark 4.x: executionFailure() decides
                 scala.Option failure = end.executionFailure();
-                String header = "E" + SEP + end.executionId() + SEP + end.time();
+                String header = "E" + SEP + end.executionId() + SEP + end.time() + SEP + sqlText(end);
                 if (failure.isDefined()) {
                     Throwable error = (Throwable) failure.get();
                     String message = error.getMessage() != null ? error.getMessage() : error.toString();
                     StringWriter trace = new StringWriter();
                     error.printStackTrace(new PrintWriter(trace));
-                    header = header + SEP + "1" + SEP + message + SEP + trace.toString();
+                    header = header + SEP + "1" + SEP + message.replace(SEP, " ") + SEP + trace.toString();
                 } else {
                     header = header + SEP + "0";
                 }
@@ -62,6 +64,36 @@ public class LineageRelayListenerFilter extends SparkListener {
         } catch (Throwable ignored) {
             // the Python side logs its own failures; a broken bridge must not disturb Spark
         }
+    }
+
+    /** The statement's text when it came from spark.sql() (the parser keeps it in the origin). */
+    private static String sqlText(SparkListenerSQLExecutionEnd end) {
+        try {
+            QueryExecution qe = end.qe();
+            if (qe == null) {
+                return "";
+            }
+            TreeNode plan = qe.logical();
+            String text = originText(plan);
+            // A command run eagerly (CTAS, INSERT) is a node built by the analyzer without the
+            // text; its query, straight below it, was parsed from the same statement.
+            scala.collection.Iterator children = plan.children().iterator();
+            while (text == null && children.hasNext()) {
+                text = originText((TreeNode) children.next());
+            }
+            scala.collection.Iterator inner = plan.innerChildren().iterator();
+            while (text == null && inner.hasNext()) {
+                text = originText((TreeNode) inner.next());
+            }
+            return text == null ? "" : text.replace(SEP, " ");
+        } catch (Throwable ignored) {
+            return "";
+        }
+    }
+
+    private static String originText(TreeNode node) {
+        scala.Option text = node.origin().sqlText();
+        return text.isDefined() ? (String) text.get() : null;
     }
 
     public void onApplicationEnd(SparkListenerApplicationEnd event) {

@@ -16,6 +16,7 @@ from spark_plugin import UnsupportedSessionError, _state, enable
 pytestmark = pytest.mark.spark
 
 AIRFLOW_RUN = "0191f3c2-8d6e-7a52-b3a5-7f6a54b2c9d1"
+CTAS = "CREATE TABLE enable_ctas USING parquet AS SELECT k, count AS n FROM enable_counts"
 
 
 def drain_listener_bus(spark: Any) -> None:
@@ -52,6 +53,7 @@ def recorded(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         )
         numbers = spark.read.parquet(str(base / "numbers"))
         numbers.groupBy("k").count().write.mode("overwrite").saveAsTable("enable_counts")
+        spark.sql(CTAS)
         failing = spark.range(3).selectExpr("assert_true(id < 0) AS boom")
         with pytest.raises(Exception, match=r"USER_RAISED_EXCEPTION|is not true"):
             failing.write.mode("overwrite").parquet(str(base / "never"))
@@ -68,6 +70,7 @@ def recorded(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             "closed_cleanly": closed_cleanly,
         }
     spark.sql("DROP TABLE IF EXISTS enable_counts")
+    spark.sql("DROP TABLE IF EXISTS enable_ctas")
 
 
 def test_application_start_first_and_complete_last(recorded: dict[str, Any]) -> None:
@@ -100,8 +103,8 @@ def test_each_root_execution_is_one_run_start_then_complete_or_fail(
     action_runs = {
         run_id: evs for run_id, evs in runs(events).items() if run_id != handle.app_run_id
     }
-    # parquet write, saveAsTable (3 nested executions merged), failing write
-    assert len(action_runs) == 3
+    # parquet write, saveAsTable (3 nested executions merged), CTAS (2 merged), failing write
+    assert len(action_runs) == 4
     for evs in action_runs.values():
         assert len(evs) == 2 and evs[0]["eventType"] == "START"
         assert evs[0]["job"]["name"] == evs[1]["job"]["name"]
@@ -118,7 +121,7 @@ def test_each_root_execution_is_one_run_start_then_complete_or_fail(
                 e["run"]["facets"]["spark_properties"]["properties"]["spark.master"] == "local[2]"
             )
     ends = sorted(evs[1]["eventType"] for evs in action_runs.values())
-    assert ends == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert ends == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
 
 
 def test_job_names_and_outputs(recorded: dict[str, Any]) -> None:
@@ -144,6 +147,16 @@ def test_job_names_and_outputs(recorded: dict[str, Any]) -> None:
     assert [s["name"] for s in symlinks] == ["default.enable_counts"]
     assert outputs[0]["name"].endswith("/enable_counts")
     assert [i["name"] for i in table["inputs"]] == [str(base / "numbers")]
+
+
+def test_sql_statements_carry_their_text(recorded: dict[str, Any]) -> None:
+    ctas = [e for e in recorded["events"] if "enable_ctas" in e["job"]["name"]]
+    assert [e["eventType"] for e in ctas] == ["START", "COMPLETE"]
+    assert all(e["job"]["facets"]["sql"]["query"] == CTAS for e in ctas)
+    assert [i["name"].rsplit("/", 1)[-1] for i in ctas[1]["inputs"]] == ["enable_counts"]
+    # DataFrame actions have no SQL text
+    others = [e for e in recorded["events"] if "enable_ctas" not in e["job"]["name"]]
+    assert all("sql" not in e["job"]["facets"] for e in others)
 
 
 def test_failing_write_is_a_fail_with_the_error(recorded: dict[str, Any]) -> None:
