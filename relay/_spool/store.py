@@ -526,9 +526,11 @@ class _Worker:
         answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = [
             (r.future, None, full) for r in batch if r.kind == "append"
         ]
-        if others:
+        if others and len(others) < len(batch):
             more, _ = self._transaction(others)
             answers.extend(more)
+        else:  # nothing left to leave out: answer, and let the caller try again later
+            answers.extend((r.future, None, full) for r in others)
         return answers
 
     def _fail(self, exc: BaseException) -> None:

@@ -179,3 +179,22 @@ async def test_unusable_directory_is_a_clear_error(open_spool: Opener, tmp_path:
     blocker.write_bytes(b"not a directory")
     with pytest.raises(SpoolFailure, match=r"spool\.dir .*a-file"):
         await open_spool(dir=blocker / "spool")
+
+
+async def test_disk_full_on_an_ack_is_answered_not_retried_forever(open_spool: Opener) -> None:
+    full = False
+
+    def before_commit() -> None:
+        if full:
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode = 13
+            raise error
+
+    spool = await open_spool(before_commit=before_commit)
+    ids = await spool.append([(body(1), key(1))])
+    full = True
+    with pytest.raises(SpoolFull):
+        await asyncio.wait_for(spool.ack(ids), 10)
+    full = False
+    await spool.ack(ids)
+    assert spool.stats().events == 0
