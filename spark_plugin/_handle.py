@@ -303,6 +303,11 @@ def enable(
         if config.disabled:
             log.info("lineage-relay: spark.openlineage.disabled=true: Spark lineage is disabled")
             return Lineage(config)
+        if "OpenLineageSparkListener" in conf.get("spark.extraListeners", ""):
+            log.warning(
+                "lineage-relay: the OpenLineage Spark listener jar is registered too "
+                "(spark.extraListeners): every run will be reported twice; keep one"
+            )
         try:
             handle = _start(spark, sc, config, conf)
         except (ConfigError, UnsupportedSessionError):
