@@ -487,12 +487,18 @@ class _Worker:
             if self._before_commit is not None:
                 self._before_commit()
             conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:
             self.totals, self._leased = saved
             self._event_rows, self._body_rows = [], []
             self._last_id = None  # re-read from the database: the rollback undid our ids
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            if not isinstance(exc, sqlite3.Error | OSError) or _is_logic_error(exc):
+                # A bug, not the disk: answer everyone rather than leave them waiting.
+                log.exception("spool: unexpected error in a batch of %d request(s)", len(batch))
+                failure = SpoolError(f"internal spool error: {exc!r}")
+                failure.__cause__ = exc
+                return [(r.future, None, failure) for r in batch], False
             code = getattr(exc, "sqlite_errorcode", None)
             if code is not None and code & 0xFF == _SQLITE_FULL:
                 return self._disk_full(batch, exc), False
@@ -500,16 +506,6 @@ class _Worker:
             error = SpoolFailure(f"spool write or sync failed: {exc}; the relay must stop")
             error.__cause__ = exc
             return [(r.future, None, error) for r in batch], False
-        except Exception as exc:  # a bug: answer everyone rather than leave them waiting
-            self.totals, self._leased = saved
-            self._event_rows, self._body_rows = [], []
-            self._last_id = None
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            log.exception("spool: unexpected error in a batch of %d request(s)", len(batch))
-            failure = SpoolError(f"internal spool error: {exc!r}")
-            failure.__cause__ = exc
-            return [(r.future, None, failure) for r in batch], False
         self._commits += 1
         if self._unchecked_bytes >= _CHECKPOINT_EVERY_BYTES and self._checkpointer is not None:
             self._unchecked_bytes = 0
@@ -810,12 +806,15 @@ class _Worker:
             for ev_id, received_at, size, crc, key, body in rows:
                 if schema.checksum(key, body) != crc or len(body) != size:
                     continue  # a damaged body stays where it is: never handed out
-                conn.execute(
-                    "INSERT INTO events (id, received_at, size, crc) VALUES (?, ?, ?, ?)",
+                inserted = conn.execute(
+                    "INSERT OR IGNORE INTO events (id, received_at, size, crc) VALUES (?, ?, ?, ?)",
                     (ev_id, received_at, size, crc),
-                )
+                ).rowcount
+                if inserted != 1:
+                    continue  # already queued (a copy): leave the dead letter as it is
                 conn.execute(
-                    "INSERT INTO bodies (id, key, body) VALUES (?, ?, ?)", (ev_id, key, body)
+                    "INSERT OR REPLACE INTO bodies (id, key, body) VALUES (?, ?, ?)",
+                    (ev_id, key, body),
                 )
                 conn.execute("DELETE FROM dead_letters WHERE id = ?", (ev_id,))
                 t = self.totals
@@ -854,6 +853,18 @@ class _Worker:
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         self.totals = _Totals(events=int(events), bytes=int(size), dead=int(dead))
         self._refresh_oldest(conn)
+
+
+_LOGIC_CODES: Final = frozenset({18, 19, 20, 25})  # TOOBIG, CONSTRAINT, MISMATCH, RANGE
+
+
+def _is_logic_error(exc: BaseException) -> bool:
+    """True when retrying on a healthy disk would fail the same way: a bug to report, no
+    reason to stop the relay. Anything else from SQLite (I/O, corruption, unknown) stops it."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _LOGIC_CODES
 
 
 _NO_FUTURE: Final[Any] = object()

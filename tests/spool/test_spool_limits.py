@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from spool_helpers import ManualClock, Opener, body, counter, key
 
-from relay._exceptions import SpoolFailure, SpoolFull
+from relay._exceptions import SpoolError, SpoolFailure, SpoolFull
 from relay._observe.metrics import Metrics
 
 
@@ -198,3 +198,22 @@ async def test_disk_full_on_an_ack_is_answered_not_retried_forever(open_spool: O
     full = False
     await spool.ack(ids)
     assert spool.stats().events == 0
+
+
+async def test_an_sqlite_constraint_error_is_a_bug_not_a_disk_failure(open_spool: Opener) -> None:
+    calls = 0
+
+    def before_commit() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: events.id")
+
+    spool = await open_spool(before_commit=before_commit)
+    await spool.append([(body(1), key(1))])
+    with pytest.raises(SpoolError, match="internal spool error") as info:
+        await spool.append([(body(2), key(2))])
+    assert not isinstance(info.value, SpoolFailure)
+    assert not spool.stats().failed
+    assert len(await spool.append([(body(3), key(3))])) == 1
+    assert spool.stats().events == 2
