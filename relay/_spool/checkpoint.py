@@ -17,6 +17,8 @@ from pathlib import Path
 
 __all__ = ["Checkpointer"]
 
+_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED: contention, not a disk problem
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,12 @@ class Checkpointer:
                 if self._stopping:
                     return
                 # SQLITE_BUSY (the writer is checkpointing itself) comes back as busy=1: fine.
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.OperationalError as exc:
+                    if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _BUSY:
+                        raise
+                    continue  # someone else holds a lock for now: try at the next poke
                 self.checkpoints += 1
         except sqlite3.Error as exc:
             self._failed(exc)
