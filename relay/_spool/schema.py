@@ -145,7 +145,8 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         conn.execute("PRAGMA cache_size=-16384")  # 16 MiB
-        conn.execute("PRAGMA busy_timeout=0")  # one writer (us, under the lock file): never wait
+        # One writer (us, under the lock file); only our checkpointer shares the file, briefly.
+        conn.execute("PRAGMA busy_timeout=5000")
     except BaseException:
         conn.close()
         raise

@@ -855,7 +855,8 @@ class _Worker:
         self._refresh_oldest(conn)
 
 
-_LOGIC_CODES: Final = frozenset({18, 19, 20, 25})  # TOOBIG, CONSTRAINT, MISMATCH, RANGE
+# BUSY, LOCKED (contention that outlived busy_timeout), TOOBIG, CONSTRAINT, MISMATCH, RANGE
+_LOGIC_CODES: Final = frozenset({5, 6, 18, 19, 20, 25})
 
 
 def _is_logic_error(exc: BaseException) -> bool:
