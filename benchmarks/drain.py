@@ -136,8 +136,16 @@ def start_target(kind: str, latency_ms: int) -> Target:
 # -- the relay side --------------------------------------------------------------------------
 
 
-def sample_events(n: int) -> list[tuple[bytes, EventKey]]:
-    samples = [p.read_bytes() for p in sorted(SPARK.glob("*.json"))]
+def sample_events(n: int, *, small: bool = False) -> list[tuple[bytes, EventKey]]:
+    """N events from the Spark samples, each round with new run ids.
+
+    `small`: only the application run's START and COMPLETE (about 1.4 KiB), to see the
+    forwarder's own pace where the spool's byte throughput is not the limit.
+    """
+    paths = sorted(SPARK.glob("*.json"))
+    if small:
+        paths = [p for p in paths if p.stat().st_size < 4096]
+    samples = [p.read_bytes() for p in paths]
     originals: list[str] = []
     for body in samples:
         run_id = parse_event(body).run_id
@@ -302,7 +310,7 @@ async def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.ERROR)
     n = args.events or (5_000 if args.quick else 50_000)
     theoretical = args.pool * args.batch / (args.latency_ms / 1000)
-    items = sample_events(n)
+    items = sample_events(n, small=args.small)
     print(
         f"events={n} (Spark samples, {sum(len(b) for b, _ in items) / n / 1024:.1f} KiB avg), "
         f"pool={args.pool}, batch={args.batch}, latency={args.latency_ms} ms, "
@@ -329,7 +337,9 @@ async def main(args: argparse.Namespace) -> None:
             print(row(f"drain ({kind})", result, theoretical), flush=True)
         if args.outage_s > 0:
             # Enough for the outage to hit mid-drain: pool x batch events go out at once.
-            outage_items = items + sample_events(max(0, 3 * args.pool * args.batch - n))
+            outage_items = items + sample_events(
+                max(0, 3 * args.pool * args.batch - n), small=args.small
+            )
             target = start_target("mock", args.latency_ms)
             try:
                 outage = await drain(
@@ -383,6 +393,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recovery-timeout-s", type=float, default=5.0,
                         help="breaker.recovery_timeout_s for the outage run")  # fmt: skip
     parser.add_argument("--target", choices=["mock", "stub", "both"], default="both")
+    parser.add_argument("--small", action="store_true",
+                        help="only the small samples (START/COMPLETE of the application run)")
     parser.add_argument("--serve", choices=["mock", "stub"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
