@@ -345,8 +345,8 @@ class _Worker:
         self._last_id: int | None = None
         self._checkpointer: Checkpointer | None = None
         self._unchecked_bytes = 0  # appended since the background checkpointer was last poked
-        self._event_rows: list[tuple[int, float, int, int]] = []  # planned, not yet inserted
-        self._body_rows: list[tuple[int, bytes, bytes]] = []
+        # Rows appends planned, not yet inserted: (id, received_at, size, crc, key, body).
+        self._rows: list[tuple[int, float, int, int, bytes, bytes]] = []
 
     # -- thread body --------------------------------------------------------------------------
 
@@ -468,12 +468,15 @@ class _Worker:
     def _transaction(
         self, batch: list[_Request]
     ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]], bool]:
+        """Run the batch in one transaction and commit it (one fsync)."""
         conn = self._db()
         saved = (replace(self.totals), dict(self._leased))
         answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         appended = False
+        single = self._single_statement(batch)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not single:
+                conn.execute("BEGIN IMMEDIATE")
             for request in batch:
                 try:
                     result = self._handle(conn, request)
@@ -482,35 +485,69 @@ class _Worker:
                 else:
                     answers.append((request.future, result, None))
                     appended = appended or request.kind == "append"
-            if self._event_rows:
+            if single:
+                # Only appends, few enough rows for one INSERT: in autocommit that statement
+                # inserts, commits and fsyncs in a single SQLite call.
+                if not self._rows:
+                    return answers, False
+                if self._before_commit is not None:
+                    self._before_commit()
                 self._flush_rows(conn)
-            if self._before_commit is not None:
-                self._before_commit()
-            conn.execute("COMMIT")
-        except Exception as exc:
-            self.totals, self._leased = saved
-            self._event_rows, self._body_rows = [], []
-            self._last_id = None  # re-read from the database: the rollback undid our ids
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if not isinstance(exc, sqlite3.Error | OSError) or _is_logic_error(exc):
-                # A bug, not the disk: answer everyone rather than leave them waiting.
-                log.exception("spool: unexpected error in a batch of %d request(s)", len(batch))
-                failure = SpoolError(f"internal spool error: {exc!r}")
-                failure.__cause__ = exc
-                return [(r.future, None, failure) for r in batch], False
-            code = getattr(exc, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF == _SQLITE_FULL:
-                return self._disk_full(batch, exc), False
-            self._fail(exc)
-            error = SpoolFailure(f"spool write or sync failed: {exc}; the relay must stop")
-            error.__cause__ = exc
-            return [(r.future, None, error) for r in batch], False
+            else:
+                if self._rows:
+                    self._flush_rows(conn)
+                if self._before_commit is not None:
+                    self._before_commit()
+                conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 -- classified in _abort; callers always answered
+            return self._abort(batch, exc, saved), False
         self._commits += 1
         if self._unchecked_bytes >= _CHECKPOINT_EVERY_BYTES and self._checkpointer is not None:
             self._unchecked_bytes = 0
             self._checkpointer.poke()
         return answers, appended
+
+    def _single_statement(self, batch: list[_Request]) -> bool:
+        """True for a batch of appends that one INSERT can hold and that drops nothing."""
+        rows = size = 0
+        for request in batch:
+            if request.kind != "append":
+                return False
+            items = request.args[0]
+            rows += len(items)
+            size += sum(len(body) for body, _ in items)
+        if rows > _ROWS_PER_INSERT:
+            return False
+        # drop_oldest deletes first: that needs a transaction around delete + insert.
+        return (
+            self.config.when_full == "reject" or self.totals.bytes + size <= self.config.max_bytes
+        )
+
+    def _abort(
+        self, batch: list[_Request], exc: BaseException,
+        saved: tuple[_Totals, dict[int, tuple[float, int]]],
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:  # fmt: skip
+        """Undo the batch in memory and on disk, and answer its callers."""
+        conn = self._db()
+        self.totals, self._leased = saved
+        self._rows = []
+        self._last_id = None  # re-read from the database: the rollback undid our ids
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        if not isinstance(exc, sqlite3.Error | OSError) or _is_logic_error(exc):
+            # A bug, not the disk: answer everyone rather than leave them waiting.
+            log.exception("spool: unexpected error in a batch of %d request(s)", len(batch))
+            failure = SpoolError(f"internal spool error: {exc!r}")
+            failure.__cause__ = exc
+            return [(r.future, None, failure) for r in batch]
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF == _SQLITE_FULL:
+            return self._disk_full(batch, exc)
+        self._fail(exc)
+        error = SpoolFailure(f"spool write or sync failed: {exc}; the relay must stop")
+        error.__cause__ = exc
+        return [(r.future, None, error) for r in batch]
 
     def _disk_full(
         self, batch: list[_Request], exc: BaseException
@@ -550,25 +587,17 @@ class _Worker:
         )  # fmt: skip
 
     def _flush_rows(self, conn: sqlite3.Connection) -> None:
-        """Insert the rows appends planned, a few statements for the whole batch: each SQLite
-        call hands the GIL to the event loop and back, so fewer calls mean faster commits."""
-        events, bodies = self._event_rows, self._body_rows
-        self._event_rows, self._body_rows = [], []
-        for start in range(0, len(events), _ROWS_PER_INSERT):
-            chunk_e = events[start : start + _ROWS_PER_INSERT]
-            chunk_b = bodies[start : start + _ROWS_PER_INSERT]
-            conn.execute(
-                _insert_sql("events (id, received_at, size, crc)", 4, len(chunk_e)),
-                [v for row in chunk_e for v in row],
-            )
-            conn.execute(
-                _insert_sql("bodies (id, key, body)", 3, len(chunk_b)),
-                [v for row in chunk_b for v in row],
-            )
+        """Insert the rows appends planned, one statement per `_ROWS_PER_INSERT` rows: each
+        SQLite call hands the GIL to the event loop and back, so fewer calls, faster commits."""
+        rows = self._rows
+        self._rows = []
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
 
     def _handle(self, conn: sqlite3.Connection, request: _Request) -> Any:
         args = request.args
-        if request.kind != "append" and self._event_rows:
+        if request.kind != "append" and self._rows:
             self._flush_rows(conn)  # later requests in the batch see earlier appends
         match request.kind:
             case "append":
@@ -624,14 +653,11 @@ class _Worker:
         now = self.clock.time()
         first = self._next_id(conn)
         ids = list(range(first, first + len(items)))
-        event_rows: list[tuple[int, float, int, int]] = []
-        body_rows: list[tuple[int, bytes, bytes]] = []
-        for ev_id, (body, raw_key) in zip(ids, encoded, strict=True):
-            event_rows.append((ev_id, now, len(body), schema.checksum(raw_key, body)))
-            body_rows.append((ev_id, raw_key, body))
+        self._rows.extend(
+            (ev_id, now, len(body), schema.checksum(raw_key, body), raw_key, body)
+            for ev_id, (body, raw_key) in zip(ids, encoded, strict=True)
+        )
         self._unchecked_bytes += size
-        self._event_rows.extend(event_rows)
-        self._body_rows.extend(body_rows)
         self._last_id = ids[-1]
         t = self.totals
         t.events += len(items)
@@ -885,10 +911,10 @@ def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_sql(table: str, columns: int, rows: int) -> str:
-    row = "(" + ",".join("?" * columns) + ")"
-    return f"INSERT INTO {table} VALUES " + ",".join([row] * rows)  # noqa: S608 -- constants
+@functools.lru_cache(maxsize=128)
+def _insert_sql(rows: int) -> str:
+    values = ",".join(["(?,?,?,?,?,?)"] * rows)
+    return "INSERT INTO incoming VALUES " + values  # noqa: S608 -- placeholders only
 
 
 def _sql_in(template: str, chunk: Sequence[int]) -> str:
