@@ -14,7 +14,7 @@ from spool_helpers import Opener, body, counter, key
 from relay._exceptions import SpoolError
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
-from relay._spool.schema import APPLICATION_ID, DB_NAME, FORMAT_VERSION
+from relay._spool.schema import APPLICATION_ID, DB_NAME, FORMAT_VERSION, PAGE_SIZE
 
 CORRUPT = "lineage_relay_spool_corrupt_records_total"
 
@@ -169,7 +169,7 @@ async def test_damaged_page_in_the_middle_of_the_file_is_salvaged(
     written = await fill(open_spool, 60)
     db = tmp_path / "spool" / DB_NAME
     raw = bytearray(db.read_bytes())
-    page = 4096
+    page = PAGE_SIZE
     victim = raw.index(b"MARK000030") // page * page
     raw[victim : victim + 8] = b"\xff" * 8  # wreck the b-tree page header
     db.write_bytes(bytes(raw))
