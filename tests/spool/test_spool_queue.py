@@ -24,6 +24,7 @@ async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(
     assert [e.body for e in events] == [body(1), body(2), body(3)]
     assert events[0].key == key(1)
     assert events[0].attempts == 0
+    assert events[0].received_at == ManualClock().now  # the injected clock, to the microsecond
 
 
 async def test_concurrent_appends_keep_each_requests_order_and_are_all_stored(
