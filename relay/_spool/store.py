@@ -242,7 +242,10 @@ class Spool:
             self._closing = self._loop.create_future()
             self._worker.closed = self._closing
             self._worker.requests.put(_STOP)
-        await asyncio.shield(self._closing)
+        closing = self._closing
+        while not closing.done() and self._worker.thread.is_alive():
+            # The thread answers when it is done; a thread that died (a bug) never will.
+            await asyncio.wait([closing], timeout=0.1)
         await asyncio.to_thread(self._worker.thread.join)
         self._metrics.spool_oldest_age.set_function(lambda: 0.0)
 
@@ -269,6 +272,8 @@ class Spool:
             await self._call(kind, list(ids), *args)
 
     async def _call(self, kind: _Kind, *args: Any) -> Any:
+        if not self._worker.thread.is_alive():
+            raise SpoolFailure(f"the spool's I/O thread for {self._config.dir} is gone")
         future: asyncio.Future[Any] = self._loop.create_future()
         self._worker.requests.put(_Request(kind, args, future))
         return await future
@@ -366,8 +371,13 @@ class _Worker:
         self._post(lambda: _settle(self._opened, None, None))
         try:
             self._serve()
+        except Exception:
+            # Never leave a caller waiting on a thread that is gone.
+            log.critical("spool: the I/O thread died; refusing every request", exc_info=True)
+            self._failed = True
         finally:
             self._shutdown()
+            self._answer_leftovers()
 
     def _open(self) -> None:
         directory = Path(self.config.dir)
@@ -419,7 +429,11 @@ class _Worker:
                 self._next_expiry = time.monotonic() + _HOUSEKEEPING_S
                 batch.append(_Request("expire", (), _NO_FUTURE))
             if batch:
-                self._run_batch(batch)
+                try:
+                    self._run_batch(batch)
+                except BaseException:
+                    self._answer(batch, SpoolFailure("the spool's I/O thread failed"))
+                    raise
             if stop:
                 return
 
@@ -438,6 +452,24 @@ class _Worker:
         closed = self.closed
         if closed is not None:
             self._post(lambda: _settle(closed, None, None))
+
+    def _answer_leftovers(self) -> None:
+        """Fail whatever is still queued once the thread stops (it will never run)."""
+        leftovers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        error = SpoolError("the spool is closed")
+        while True:
+            try:
+                item = self.requests.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Request) and item.future is not _NO_FUTURE:
+                leftovers.append((item.future, None, error))
+        if leftovers:
+            self._post(lambda: _settle_all(leftovers))
+
+    def _answer(self, batch: list[_Request], error: BaseException) -> None:
+        answers = [(r.future, None, error) for r in batch if r.future is not _NO_FUTURE]
+        self._post(lambda: _settle_all(answers))
 
     def _release_lock(self) -> None:
         if self._lock_fd >= 0:
@@ -918,6 +950,13 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _settle_all(
+    answers: Sequence[tuple[asyncio.Future[Any], Any, BaseException | None]],
+) -> None:
+    for future, result, error in answers:
+        _settle(future, result, error)
 
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from spool_helpers import ManualClock, Opener, body, counter, key
 
-from relay._exceptions import SpoolError
+from relay._exceptions import SpoolError, SpoolFailure
 from relay._observe.metrics import Metrics
+from relay._spool import store
 
 
 async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(
@@ -344,3 +345,23 @@ async def test_concurrent_leases_never_share_an_event(open_spool: Opener) -> Non
     handed_out = [i for got in results for i in got]
     assert sorted(handed_out) == ids  # every event exactly once
     assert spool.stats().leased == spool.stats().events
+
+
+async def test_a_dying_io_thread_answers_its_callers(
+    open_spool: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = await open_spool()
+    await spool.append([(body(1), key(1))])
+
+    def broken(self: object, batch: object) -> None:
+        raise RuntimeError("a bug in the spool thread")
+
+    monkeypatch.setattr(store._Worker, "_run_batch", broken)
+    with pytest.raises(SpoolFailure):
+        await asyncio.wait_for(spool.append([(body(2), key(2))]), 10)
+    for _ in range(200):
+        if not spool._worker.thread.is_alive():
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(SpoolFailure):
+        await asyncio.wait_for(spool.append([(body(3), key(3))]), 10)
