@@ -3,7 +3,9 @@
 Every request goes through one queue to one thread. The thread takes everything that queued up
 while it was busy, runs it in ONE transaction and commits once: the commit's fsync covers every
 append in the batch (group commit), and a caller is answered only after that commit returns.
-The event loop never touches SQLite.
+A batch of appends alone is a single autocommit INSERT (insert, commit and fsync in one SQLite
+call). The event loop never touches SQLite; a second connection (checkpoint.py) copies the WAL
+into the database in the background.
 
 Leases live in memory only (a restart voids them, which is what a restart should do). Counts for
 `stats()` are kept in memory and published to the loop with each batch's answers.
