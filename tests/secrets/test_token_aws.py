@@ -125,6 +125,9 @@ async def test_no_credentials(moto_server, clock, monkeypatch) -> None:
 async def test_debug_logging_never_shows_the_secret(moto_server, secrets_client, clock, caplog):
     name = _name()
     await secrets_client.create_secret(Name=name, SecretString="debug.log.secret")
+    # The test's own CreateSecret call is logged by botocore with its body (the secret);
+    # only what the relay's provider logs is under test.
+    caplog.clear()
     with caplog.at_level(logging.DEBUG):
         async with _provider(moto_server, clock, name) as provider:
             token = await provider.token()
