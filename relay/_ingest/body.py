@@ -60,6 +60,10 @@ async def read_body(request: web.BaseRequest, limits: BodyLimits) -> Body:
     if length is not None and length > wire_limit:
         raise _too_large(length, wire_limit, compressed=declared_gzip)
     try:
+        if request.content.is_eof():
+            # The whole body is already buffered (the usual case for an event of a few
+            # KiB): reading cannot wait on the client, so no timer is armed.
+            return await _read(request, limits, declared_gzip=declared_gzip)
         async with asyncio.timeout(limits.read_timeout_s):
             return await _read(request, limits, declared_gzip=declared_gzip)
     except (ConnectionError, PayloadEncodingError) as exc:

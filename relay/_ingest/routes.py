@@ -345,7 +345,10 @@ class Ingest:
         elapsed_s: float,
         reason: str | None,
     ) -> None:
-        if not log.isEnabledFor(logging.INFO):
+        # An accepted request is routine: at thousands per second an INFO line each would
+        # cost more than the request itself (the metrics count them). Refusals stay visible.
+        level = logging.DEBUG if reason is None else logging.INFO
+        if not log.isEnabledFor(level):
             return
         fields: dict[str, object] = {
             "method": request.method,
@@ -363,7 +366,7 @@ class Ingest:
             body = response.body
             if isinstance(body, bytes):
                 fields["error"] = orjson.loads(body).get("error", "")
-        log.info("ingest", extra=fields)
+        log.log(level, "ingest", extra=fields)
 
 
 class _Outcome(NamedTuple):

@@ -169,6 +169,8 @@ async def test_request_log_lines_never_contain_the_ingest_token(
     entries = [json.loads(line) for line in json_logs.getvalue().splitlines()]
     requests = [e for e in entries if e["msg"] == "ingest"]
     assert [e["status"] for e in requests] == [201, 401, 401]
+    # Accepted requests are routine (DEBUG); refusals are what an operator looks for (INFO).
+    assert [e["level"] for e in requests] == ["debug", "info", "info"]
     assert requests[0]["events"] == 1 and requests[0]["endpoint"] == "/api/v1/lineage"
     assert requests[1]["reason"] == "unauthorized" and "bearer token" in requests[1]["error"]
     assert token not in json_logs.getvalue()
