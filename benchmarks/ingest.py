@@ -1,19 +1,23 @@
 """Ingest throughput and latency: the relay against a bare aiohttp handler.
 
-Both servers run in their own process on 127.0.0.1 and are loaded in the same run,
+Each server runs in its own process on 127.0.0.1; all are loaded in the same run,
 with the same real Spark COMPLETE event (the project's own sample under
 tests/fixtures), at 16 concurrent keep-alive connections:
 
-    bare   aiohttp POST handler: reads the body, answers 201 (no parsing, no storing)
-    relay  `lineage-relay serve` as shipped: envelope check, SQLite spool with fsync'd
-           group commit, canonical JSON log line per request, delivery part running
-           (towards an address where nothing listens, so it backs off)
+    bare      aiohttp POST handler: reads the body, answers 201 (no parsing, no storing)
+    envelope  the bare handler plus the relay's own envelope check (orjson parse, body
+              hash) and its 201 JSON answer, still storing nothing: the ceiling of any
+              relay that checks what it acknowledges, on this machine
+    relay     `lineage-relay serve` as shipped: envelope check, SQLite spool with fsync'd
+              group commit, metrics, delivery part running (towards an address where
+              nothing listens, so it backs off); log level info, as shipped
 
 The load generator is `wrk` with a Lua POST script when installed, else an aiohttp
 client in a separate process. Output: a table, then
 
     RESULT ingest_ratio=<relay req/s / bare req/s>
     RESULT ingest_p99_ms=<relay p99 latency in ms>
+    RESULT ingest_envelope_ratio=<envelope req/s / bare req/s>
 
 Usage: python benchmarks/ingest.py [--quick] [--duration S] [--connections N]
 """
@@ -54,17 +58,23 @@ class Result:
 # -- servers ------------------------------------------------------------------------------
 
 
-def serve_bare() -> None:
-    """Child process: the baseline handler. Prints its port, serves until killed."""
+def serve_bare(check_envelope: bool) -> None:
+    """Child process: a baseline handler. Prints its port, serves until killed."""
     from aiohttp import web
 
-    async def handle(request: web.Request) -> web.Response:
+    from relay._ingest.envelope import parse_event
+
+    async def bare(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(status=201)
 
+    async def envelope(request: web.Request) -> web.Response:
+        parse_event(await request.read())
+        return web.Response(status=201, body=b'{"received": 1}', content_type="application/json")
+
     async def main() -> None:
         app = web.Application()
-        app.router.add_post(PATH, handle)
+        app.router.add_post(PATH, envelope if check_envelope else bare)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -75,9 +85,10 @@ def serve_bare() -> None:
     asyncio.run(main())
 
 
-def start_bare() -> tuple[subprocess.Popen[str], str]:
+def start_bare(check_envelope: bool) -> tuple[subprocess.Popen[str], str]:
+    flag = "--serve-envelope" if check_envelope else "--serve-bare"
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-bare"], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, flag], stdout=subprocess.PIPE, text=True, cwd=REPO
     )
     assert proc.stdout is not None
     port = int(proc.stdout.readline().strip())
@@ -265,11 +276,14 @@ def main() -> int:
         print(f"disk: fsync of an 8 KiB write p50 {fsync_p50:.2f} ms, p99 {fsync_p99:.2f} ms "
               f"(with {args.connections} connections, group commit caps the relay near "
               f"{args.connections * 1000 / fsync_p50:.0f} req/s)")  # fmt: skip
-        bare_proc, bare_url = start_bare()
-        try:
-            bare = load("bare", bare_url, workdir)
-        finally:
-            stop(bare_proc)
+        baselines: list[Result] = []
+        for name, check in (("bare", False), ("envelope", True)):
+            proc, url = start_bare(check)
+            try:
+                baselines.append(load(name, url, workdir))
+            finally:
+                stop(proc)
+        bare, envelope = baselines
         relay_proc, relay_url = start_relay(workdir / "spool", workdir / "relay.log")
         try:
             relay = load("relay", relay_url, workdir)
@@ -278,10 +292,10 @@ def main() -> int:
             stop(relay_proc)
 
     print()
-    print(f"{'server':<8} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'server':<9} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'non-2xx':>8} {'errors':>7}")  # fmt: skip
-    for r in (bare, relay):
-        print(f"{r.name:<8} {r.requests:>9} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+    for r in (bare, envelope, relay):
+        print(f"{r.name:<9} {r.requests:>9} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
               f"{r.non_2xx:>8} {r.errors:>7}")  # fmt: skip
     print(
         f"relay acknowledged and spooled {stored} events (incl. warm-up), each fsync'd "
@@ -291,12 +305,13 @@ def main() -> int:
         print("WARNING: the relay refused or dropped requests; the figures are not clean")
     print(f"RESULT ingest_ratio={relay.rps / bare.rps:.3f}")
     print(f"RESULT ingest_p99_ms={relay.p99_ms:.2f}")
+    print(f"RESULT ingest_envelope_ratio={envelope.rps / bare.rps:.3f}")
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve-bare"]:
-        serve_bare()
+    if sys.argv[1:2] in (["--serve-bare"], ["--serve-envelope"]):
+        serve_bare(check_envelope=sys.argv[1] == "--serve-envelope")
     elif sys.argv[1:2] == ["--loadgen"]:
         loadgen_child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
     else:
