@@ -54,19 +54,24 @@ def _schema(path: str, name: str) -> str:
     return f"{_SPEC}/facets/{path}.json#/$defs/{name}"
 
 
+# Each standard facet names the version of its schema that defines every field we emit (the
+# versions of the spec snapshot the tests validate against): `root` in `parent` needs
+# ParentRunFacet >= 1-1-0, the `dataset` key of `columnLineage` (indirect lineage at dataset
+# level) ColumnLineageDatasetFacet 1-2-0; the integration's 1.23 events cite older versions
+# where they emit less.
 _SCHEMAS = {
-    "parent": _schema("1-1-0/ParentRunFacet", "ParentRunFacet"),
+    "parent": _schema("1-2-0/ParentRunFacet", "ParentRunFacet"),
     "processing_engine": _schema("1-1-1/ProcessingEngineRunFacet", "ProcessingEngineRunFacet"),
     "errorMessage": _schema("1-0-1/ErrorMessageRunFacet", "ErrorMessageRunFacet"),
-    "jobType": _schema("2-0-3/JobTypeJobFacet", "JobTypeJobFacet"),
-    "sql": _schema("1-0-1/SQLJobFacet", "SQLJobFacet"),
+    "jobType": _schema("2-0-4/JobTypeJobFacet", "JobTypeJobFacet"),
+    "sql": _schema("1-1-0/SQLJobFacet", "SQLJobFacet"),
     "dataSource": _schema("1-0-1/DatasourceDatasetFacet", "DatasourceDatasetFacet"),
-    "schema": _schema("1-1-1/SchemaDatasetFacet", "SchemaDatasetFacet"),
+    "schema": _schema("1-2-0/SchemaDatasetFacet", "SchemaDatasetFacet"),
     "symlinks": _schema("1-0-1/SymlinksDatasetFacet", "SymlinksDatasetFacet"),
     "lifecycleStateChange": _schema(
         "1-0-1/LifecycleStateChangeDatasetFacet", "LifecycleStateChangeDatasetFacet"
     ),
-    "columnLineage": _schema("1-1-0/ColumnLineageDatasetFacet", "ColumnLineageDatasetFacet"),
+    "columnLineage": _schema("1-2-0/ColumnLineageDatasetFacet", "ColumnLineageDatasetFacet"),
     "outputStatistics": _schema(
         "1-0-2/OutputStatisticsOutputDatasetFacet", "OutputStatisticsOutputDatasetFacet"
     ),
@@ -272,6 +277,8 @@ def _dataset(ref: DatasetRef, *, output: bool, full: bool) -> dict[str, Any]:
         stats: dict[str, Any] = {"rowCount": ref.row_count}
         if ref.size_bytes is not None:
             stats["size"] = ref.size_bytes
+        if ref.file_count is not None:
+            stats["fileCount"] = ref.file_count
         output_facets["outputStatistics"] = _facet("outputStatistics", **stats)
     dataset["outputFacets"] = output_facets
     return dataset
@@ -326,6 +333,7 @@ def _merge_refs(first: DatasetRef, other: DatasetRef) -> DatasetRef:
         lifecycle_state=first.lifecycle_state or other.lifecycle_state,
         row_count=first.row_count if first.row_count is not None else other.row_count,
         size_bytes=first.size_bytes if first.size_bytes is not None else other.size_bytes,
+        file_count=first.file_count if first.file_count is not None else other.file_count,
         column_lineage=first.column_lineage or other.column_lineage,
         dataset_lineage=first.dataset_lineage or other.dataset_lineage,
     )

@@ -67,6 +67,7 @@ class DatasetRef:
     lifecycle_state: str | None = None  # CREATE, OVERWRITE, DROP, TRUNCATE, ALTER, RENAME
     row_count: int | None = None
     size_bytes: int | None = None
+    file_count: int | None = None
     column_lineage: dict[str, tuple[ColumnSource, ...]] = field(default_factory=dict)
     dataset_lineage: tuple[ColumnSource, ...] = ()  # INDIRECT sources for the whole dataset
 

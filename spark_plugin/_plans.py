@@ -370,6 +370,7 @@ def lineage_from_digest(
     if output is not None:
         metrics = digest.get("metrics") or {}
         rows, size = metrics.get("numOutputRows"), metrics.get("numOutputBytes")
+        files = metrics.get("numFiles")
         col_map: dict[str, Any] = {}
         ds_lineage: tuple[Any, ...] = ()
         if columns and query_id >= 0 and output.schema:
@@ -392,6 +393,7 @@ def lineage_from_digest(
                 lifecycle_state=output.lifecycle_state,
                 row_count=rows if isinstance(rows, int) else None,
                 size_bytes=size if isinstance(size, int) else None,
+                file_count=files if isinstance(files, int) else None,
                 column_lineage=col_map,
                 dataset_lineage=ds_lineage,
             ),

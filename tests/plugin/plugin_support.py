@@ -113,7 +113,15 @@ def closed_port_url() -> str:
 
 
 class SpecValidator:
-    """Validates RunEvents against OpenLineage.json and every facet schema found for a facet key."""
+    """Validates RunEvents against OpenLineage.json and each facet against the schema its
+    `_schemaURL` names.
+
+    A facet whose `_schemaURL` names no schema of the spec snapshot is an error, and so is a
+    standard facet key (`parent`, `columnLineage`, ...) whose `_schemaURL` names another schema
+    or another version than the one the spec defines that key in: so a facet that grows a
+    field (say `dataset` in `columnLineage`) without its URL moving to the version that defines
+    it fails here. Custom facets (`spark_properties`, ...) name the base `RunFacet`/`JobFacet`.
+    """
 
     def __init__(self, spec_dir: Path) -> None:
         from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
@@ -121,37 +129,60 @@ class SpecValidator:
 
         core = json.loads((spec_dir / "OpenLineage.json").read_text())
         resources = [(core["$id"], Resource.from_contents(core))]
-        self._facet_schemas: dict[str, dict[str, Any]] = {}
+        self._core_id: str = core["$id"]
+        self._ids: set[str] = {core["$id"]}
+        self._key_ids: dict[str, str] = {}  # standard facet key -> $id of its schema
         for path in sorted((spec_dir / "facets").glob("*.json")):
             schema = json.loads(path.read_text())
             resources.append((schema["$id"], Resource.from_contents(schema)))
+            self._ids.add(schema["$id"])
             for key in schema.get("properties", {}):
-                self._facet_schemas[key] = schema
-        registry: Registry[Any] = Registry().with_resources(resources)
-        checker = Draft202012Validator.FORMAT_CHECKER
-        self._event = Draft202012Validator(
-            {"$ref": f"{core['$id']}#/$defs/RunEvent"}, registry=registry, format_checker=checker
+                self._key_ids[key] = schema["$id"]
+        self._registry: Registry[Any] = Registry().with_resources(resources)
+        self._validator_class = Draft202012Validator
+        self._checker = Draft202012Validator.FORMAT_CHECKER
+        self._event = self._validator(f"{core['$id']}#/$defs/RunEvent")
+        self._by_url: dict[str, Any] = {}
+
+    def _validator(self, url: str) -> Any:
+        return self._validator_class(
+            {"$ref": url}, registry=self._registry, format_checker=self._checker
         )
-        self._facets = {
-            key: Draft202012Validator(schema, registry=registry, format_checker=checker)
-            for key, schema in self._facet_schemas.items()
-        }
 
     def errors(self, event: dict[str, Any]) -> list[str]:
         found = [f"event: {e.message}" for e in self._event.iter_errors(event)]
-        containers = [event["run"].get("facets", {}), event["job"].get("facets", {})]
+        containers = [
+            ("run", event["run"].get("facets", {})),
+            ("job", event["job"].get("facets", {})),
+        ]
         for dataset in [*event.get("inputs", []), *event.get("outputs", [])]:
-            containers.append(dataset.get("facets", {}))
-            containers.append(dataset.get("inputFacets", {}))
-            containers.append(dataset.get("outputFacets", {}))
-        for facets in containers:
-            for key in facets:
-                validator = self._facets.get(key)
-                if validator is not None:
-                    found += [
-                        f"{key}: {e.message}" for e in validator.iter_errors({key: facets[key]})
-                    ]
+            name = dataset.get("name")
+            containers.append((f"dataset {name}", dataset.get("facets", {})))
+            containers.append((f"dataset {name} inputFacets", dataset.get("inputFacets", {})))
+            containers.append((f"dataset {name} outputFacets", dataset.get("outputFacets", {})))
+        for where, facets in containers:
+            for key, facet in facets.items():
+                found += self._facet_errors(f"{where}.{key}", key, facet)
         return found
 
+    def _facet_errors(self, where: str, key: str, facet: Any) -> list[str]:
+        url = facet.get("_schemaURL") if isinstance(facet, dict) else None
+        if not isinstance(url, str):
+            return [f"{where}: no _schemaURL"]
+        base = url.partition("#")[0]
+        if base not in self._ids:
+            return [f"{where}: _schemaURL {url} names no schema of the spec"]
+        errors = []
+        expected = self._key_ids.get(key)
+        if expected is not None and base != expected:
+            errors.append(f"{where}: _schemaURL {url}, but the spec defines {key!r} in {expected}")
+        if expected is None and base != self._core_id:
+            errors.append(f"{where}: custom facet {key!r} must name the core RunFacet/JobFacet")
+        validator = self._by_url.get(url)
+        if validator is None:
+            validator = self._by_url[url] = self._validator(url)
+        errors += [f"{where}: {e.message}" for e in validator.iter_errors(facet)]
+        return errors
+
     def facet_keys_checked(self) -> set[str]:
-        return set(self._facets)
+        return set(self._key_ids)

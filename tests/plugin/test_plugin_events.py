@@ -65,6 +65,7 @@ TOTALS = DatasetRef(
     lifecycle_state="OVERWRITE",
     row_count=42,
     size_bytes=1234,
+    file_count=2,
     column_lineage={
         "id": (ColumnSource("file", "/data/orders", "id", (IDENTITY,)),),
         "total": (ColumnSource("file", "/data/orders", "amount", (AGGREGATION,)),),
@@ -169,6 +170,7 @@ def test_sql_run_start_is_light_complete_is_full() -> None:
     assert out_complete["facets"]["columnLineage"]["dataset"][0]["field"] == "id"
     assert out_complete["outputFacets"]["outputStatistics"]["rowCount"] == 42
     assert out_complete["outputFacets"]["outputStatistics"]["size"] == 1234
+    assert out_complete["outputFacets"]["outputStatistics"]["fileCount"] == 2
 
 
 def test_fail_carries_the_error_in_both_facets() -> None:
@@ -260,3 +262,12 @@ def test_events_are_valid_against_the_openlineage_spec(shared_dir: Path) -> None
     broken["run"]["facets"]["parent"]["run"]["runId"] = "not-a-uuid"
     del broken["outputs"][0]["facets"]["columnLineage"]["fields"]["id"]["inputFields"][0]["field"]
     assert len(validator.errors(broken)) == 2  # the check can fail
+    # a facet citing a schema version that does not define what it carries fails too: the
+    # `dataset` key of columnLineage exists from 1-2-0 on
+    stale = run_event("COMPLETE", ctx)
+    lineage_facet = stale["outputs"][0]["facets"]["columnLineage"]
+    lineage_facet["_schemaURL"] = lineage_facet["_schemaURL"].replace("/1-2-0/", "/1-1-0/")
+    assert [e for e in validator.errors(stale) if "columnLineage" in e] != []
+    custom = run_event("COMPLETE", ctx)
+    custom["run"]["facets"]["spark_properties"]["_schemaURL"] = "https://example.com/x.json"
+    assert [e for e in validator.errors(custom) if "spark_properties" in e] != []
