@@ -1,4 +1,5 @@
-"""Child process for test_never_block: real Spark jobs with the relay dead, hanging, then at exit.
+"""Child process for test_never_block: issue 2's jobs (`show_jobs`) with the relay dead, hanging,
+then at interpreter exit.
 
 Usage: python never_block_job.py <receiver_url_for_the_exit_case>
 Prints one JSON line per case on stdout.
@@ -17,13 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plugin_support import Receiver, closed_port_url
+from show_jobs import ShowData, jobs_for, prepare, verify
 
 from spark_plugin import enable
 
 FLUSH_TIMEOUT_S = 1.0
 
 
-def session(app: str) -> Any:
+def session(app: str, base: Path) -> Any:
+    """A local session with Hive support; each case has its own warehouse and metastore."""
     from pyspark.sql import SparkSession
 
     spark = (
@@ -33,39 +36,48 @@ def session(app: str) -> Any:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.warehouse.dir", str(base / "warehouse"))
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={base / 'metastore_db'};create=true",
+        )
+        .enableHiveSupport()
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("OFF")
     return spark
 
 
-def jobs(spark: Any, base: Path) -> list[str]:
-    """A few real actions; returns what each produced, so the parent can check they ran."""
-    done = []
-    for n in range(2):
-        out = base / f"out_{n}"
-        spark.range(1000).selectExpr("id", "id % 7 AS k").write.mode("overwrite").parquet(str(out))
-        done.append(str(spark.read.parquet(str(out)).groupBy("k").count().count()))
-    return done
+def run_jobs(spark: Any, data: ShowData) -> dict[str, Any]:
+    """Every job kind; what ran and the rows each wrote, so the parent can check they ran."""
+    ran = []
+    for kind, job in jobs_for(data).items():
+        job(spark, data)
+        ran.append(kind)
+    return {"ran": ran, "rows": verify(spark, data)}
+
+
+def show_data(base: Path, name: str) -> ShowData:
+    folder = base / name
+    folder.mkdir(parents=True)
+    return ShowData(
+        base=folder, prefix=name, derby=f"jdbc:derby:memory:{name};create=true", hive=True
+    )
 
 
 def case(name: str, url: str, base: Path) -> dict[str, Any]:
-    spark = session(f"never block {name}")
+    data = show_data(base, name)
+    spark = session(f"never block {name}", data.base)
+    prepare(spark, data)
     handle = enable(spark, url=url, flush_timeout_s=FLUSH_TIMEOUT_S, timeout_s=2.0)
-    results = jobs(spark, base / name)
+    outcome = run_jobs(spark, data)
     began = time.monotonic()
     spark.stop()
     stop_s = time.monotonic() - began
     sender = handle._sender
     assert sender is not None
     joined = sender.join(5.0)  # the in-flight POST ends on its own timeout
-    return {
-        "case": name,
-        "results": results,
-        "stop_s": stop_s,
-        "joined": joined,
-        **handle.stats(),
-    }
+    return {"case": name, **outcome, "stop_s": stop_s, "joined": joined, **handle.stats()}
 
 
 def main() -> None:
@@ -78,9 +90,11 @@ def main() -> None:
     finally:
         hanging.close()
     # exit without spark.stop(): the interpreter's exit hook flushes within the deadline
-    spark = session("never block exit")
+    data = show_data(base, "exit")
+    spark = session("never block exit", data.base)
+    prepare(spark, data)
     enable(spark, url=exit_url, flush_timeout_s=FLUSH_TIMEOUT_S)
-    print(json.dumps({"case": "exit", "results": jobs(spark, base / "exit")}), flush=True)
+    print(json.dumps({"case": "exit", **run_jobs(spark, data)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -170,3 +170,32 @@ JOBS: dict[str, Callable[[Any, ShowData], object]] = {
 def jobs_for(data: ShowData) -> dict[str, Callable[[Any, ShowData], object]]:
     """The jobs this session can run (the Hive one needs Hive support)."""
     return {k: v for k, v in JOBS.items() if data.hive or k != "hive_insert"}
+
+
+def verify(spark: Any, data: ShowData) -> dict[str, int]:
+    """Rows the jobs wrote (so a caller can tell they really ran), by job kind."""
+    counts = {
+        "file_to_file": spark.read.parquet(str(data.base / "file_out")).count(),
+        "join_aggregate_save_as_table": spark.table(data.table("totals")).count(),
+        "sql_ctas": spark.table(data.table("ctas")).count(),
+        "union_insert_into": spark.table(data.table("staff")).count(),
+        "jdbc_write": spark.read.jdbc(data.derby.split(";")[0], "APP.WHO").count(),
+        "jdbc_read": spark.read.parquet(str(data.base / "from_jdbc")).count(),
+        "window_explode": spark.read.parquet(str(data.base / "windowed")).count(),
+    }
+    if data.hive:
+        counts["hive_insert"] = spark.table(data.table("hive_out")).count()
+    return counts
+
+
+# what `verify` finds after one run of the jobs
+EXPECTED_ROWS = {
+    "file_to_file": 3,
+    "join_aggregate_save_as_table": 2,
+    "sql_ctas": 2,
+    "union_insert_into": 6,
+    "jdbc_write": 3,
+    "jdbc_read": 2,
+    "window_explode": 9,
+    "hive_insert": 2,
+}

@@ -1,6 +1,9 @@
 """A dead or hanging receiver never blocks or fails Spark; stop() flushes within the deadline.
 
-Runs real Spark in a child process (it must call `spark.stop()`, which the shared session cannot).
+Runs issue 2's jobs (`show_jobs`, the ones `test_plugin_show` asserts the events of) in a child
+process with real Spark: it must call `spark.stop()`, which the shared session cannot. How long
+`spark.stop()` takes is measured by `benchmarks/spark_overhead.py` (RESULT spark_stop_s_*); here
+only a hang is caught.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 from plugin_support import receiving
+from show_jobs import EXPECTED_ROWS, JOBS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -28,7 +32,7 @@ def child() -> dict[str, Any]:
             [sys.executable, str(CHILD), receiver.url],
             capture_output=True,
             text=True,
-            timeout=170,
+            timeout=170,  # under pytest's 180 s per-test timeout
             check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -41,38 +45,48 @@ def child() -> dict[str, Any]:
     return cases
 
 
-def expected_results() -> list[str]:
-    return ["7", "7"]
+def assert_jobs_ran(record: dict[str, Any]) -> None:
+    """Every job kind ran to its normal end (the failing one fails by design) and wrote."""
+    assert record["ran"] == list(JOBS)
+    assert record["rows"] == EXPECTED_ROWS
+
+
+def assert_all_lost_and_counted(record: dict[str, Any]) -> None:
+    # app START and COMPLETE, and START + COMPLETE/FAIL of one run per job (the row checks
+    # after the jobs are read-only runs of their own): nothing delivered, everything counted
+    assert record["emitted"] == 0
+    assert record["submitted"] == record["dropped"] >= 2 + 2 * len(JOBS)
+    assert record["runs"] >= len(JOBS)
+    assert record["joined"] and record["pending"] == 0
+    assert record["listener_errors"] == 0
 
 
 def test_closed_port_jobs_run_and_stop_returns(child: dict[str, Any]) -> None:
     record = child["closed_port"]
-    assert record["results"] == expected_results()
+    assert_jobs_ran(record)
     assert record["stop_s"] < FLUSH_TIMEOUT_S + 1 + HANG_GUARD_S
-    assert record["joined"]
-    assert record["emitted"] == 0
-    # app START, 2 writes and 2 reads as START+COMPLETE, app COMPLETE: all lost and counted
-    assert record["submitted"] == record["dropped"] >= 2 + 2 * 2
-    assert record["pending"] == 0
-    assert record["listener_errors"] == 0
+    assert_all_lost_and_counted(record)
+    assert record["dropped_by_reason"]["undeliverable"] >= 1
 
 
 def test_hanging_receiver_jobs_run_and_stop_returns(child: dict[str, Any]) -> None:
     record = child["hanging"]
-    assert record["results"] == expected_results()
+    assert_jobs_ran(record)
     assert record["stop_s"] < FLUSH_TIMEOUT_S + 1 + HANG_GUARD_S
-    assert record["emitted"] == 0
-    assert record["dropped"] == record["submitted"] >= 2 + 2 * 2
+    assert_all_lost_and_counted(record)
     # most never got a chance: they were still queued when the deadline passed
     assert record["dropped_by_reason"]["shutdown"] >= 1
-    assert record["joined"] and record["pending"] == 0
 
 
 def test_interpreter_exit_flushes_open_handles(child: dict[str, Any]) -> None:
-    assert child["exit"]["results"] == expected_results()
+    assert_jobs_ran(child["exit"])
     events = child["exit_events"]
     app = [e for e in events if e["job"]["name"] == "never_block_exit"]
     assert [e["eventType"] for e in app] == ["START", "COMPLETE"]
     actions = [e for e in events if e["job"]["name"].startswith("never_block_exit.")]
-    assert len(actions) == 2 * 4
-    assert {e["eventType"] for e in actions} == {"START", "COMPLETE"}
+    by_run: dict[str, list[str]] = {}
+    for event in actions:
+        by_run.setdefault(event["run"]["runId"], []).append(event["eventType"])
+    assert len(by_run) >= len(JOBS)
+    assert sorted(set(map(tuple, by_run.values()))) == [("START", "COMPLETE"), ("START", "FAIL")]
+    assert sum(types == ["START", "FAIL"] for types in by_run.values()) == 1
