@@ -62,7 +62,9 @@ class SpoolStats:
     failed: bool = False  # a write or sync failed: the spool refuses everything from now on
 
 
-_Kind = Literal["append", "lease", "ack", "retry", "dead", "release", "list", "replay", "expire"]
+_Kind = Literal[
+    "append", "lease", "ack", "retry", "dead", "release", "list", "replay", "expire", "waiting"
+]
 
 
 class _Request:
@@ -185,9 +187,23 @@ class Spool:
         """Delivered: delete for good (unknown ids are ignored)."""
         await self._call_ids("ack", ids)
 
-    async def retry_at(self, ids: Sequence[int], when: float, error: str) -> None:
-        """Not delivered yet: release the lease, attempts += 1, available again at epoch `when`."""
-        await self._call_ids("retry", ids, when, error)
+    async def retry_at(
+        self, ids: Sequence[int], when: float, error: str, *, count_attempt: bool = True
+    ) -> None:
+        """Not delivered yet: release the lease, available again at epoch `when`; attempts += 1
+        unless `count_attempt` is False (held back unsent, e.g. behind an earlier event of its
+        run: that is no attempt, and must not bring `retry_attempts` closer)."""
+        await self._call_ids("retry", ids, when, error, 1 if count_attempt else 0)
+
+    async def waiting_runs(self) -> dict[str, float]:
+        """Run id -> latest retry time of that run's pending events not due yet.
+
+        A forwarder starting on an existing spool reads this once: a run whose earlier event
+        waits for its retry must not have a later event sent first (per-run order survives
+        a restart). One scan of the narrow events table, plus the keys of waiting events."""
+        self._check_usable()
+        runs: dict[str, float] = await self._call("waiting")
+        return runs
 
     async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
         """Permanently refused: move to the dead-letter table with the reason."""
@@ -644,15 +660,15 @@ class _Worker:
                 self._remove(conn, args[0])
                 return None
             case "retry":
-                ids, when, error = args
+                ids, when, error, step = args
                 for chunk in _chunks(ids):
                     conn.execute(
                         _sql_in(
-                            "UPDATE events SET retry_at = ?, attempts = attempts + 1, "
+                            "UPDATE events SET retry_at = ?, attempts = attempts + ?, "
                             "last_error = ? WHERE id IN ({ids})",
                             chunk,
                         ),
-                        (when, error[:2000], *chunk),
+                        (when, step, error[:2000], *chunk),
                     )
                     for ev_id in chunk:
                         self._leased.pop(ev_id, None)
@@ -670,6 +686,8 @@ class _Worker:
                 return self._replay(conn, args[0])
             case "expire":
                 return self._expire(conn)
+            case "waiting":
+                return self._waiting_runs(conn)
         raise AssertionError(request.kind)  # pragma: no cover
 
     # -- operations (spool thread, inside the batch transaction) ------------------------------
@@ -854,6 +872,20 @@ class _Worker:
             )
             out.append((event, reason))
         return out
+
+    def _waiting_runs(self, conn: sqlite3.Connection) -> dict[str, float]:
+        runs: dict[str, float] = {}
+        for retry_at, raw in conn.execute(
+            "SELECT e.retry_at, b.key FROM events e JOIN bodies b ON b.id = e.id "
+            "WHERE e.retry_at > ?", (self.clock.time(),),
+        ):  # fmt: skip
+            try:
+                run_id = schema.decode_key(raw).run_id
+            except (ValueError, TypeError):
+                continue  # a damaged key: lease dead-letters that event when it comes due
+            if run_id is not None and retry_at > runs.get(run_id, 0.0):
+                runs[run_id] = retry_at
+        return runs
 
     def _replay(self, conn: sqlite3.Connection, ids: list[int] | None) -> int:
         if ids is None:

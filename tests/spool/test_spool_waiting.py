@@ -1,0 +1,46 @@
+"""What the forwarder needs of the spool to keep per-run order: hold-backs that are not
+attempts, and the runs whose events wait for a retry (read once at start, after a restart)."""
+
+from __future__ import annotations
+
+from spool_helpers import ManualClock, Opener, body, key
+
+
+async def test_a_hold_back_moves_the_retry_time_but_counts_no_attempt(
+    open_spool: Opener, clock: ManualClock
+) -> None:
+    spool = await open_spool()
+    ids = await spool.append([(body(i), key(i)) for i in range(2)])
+    first, second = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
+    await spool.retry_at([first.id], clock.now + 5, "HTTP 503")
+    await spool.retry_at([second.id], clock.now + 5, "held back", count_attempt=False)
+    assert await spool.lease(max_events=10, max_bytes=10**6, lease_s=30) == []  # both wait
+    clock.now += 5
+    due = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
+    assert [(e.id, e.attempts) for e in due] == [(ids[0], 1), (ids[1], 0)]
+
+
+async def test_waiting_runs_names_each_run_with_its_latest_retry_time(
+    open_spool: Opener, clock: ManualClock
+) -> None:
+    spool = await open_spool()
+    assert await spool.waiting_runs() == {}
+    items = [
+        (body(0), key(0, run_id="run-a")),
+        (body(1), key(1, run_id="run-a")),
+        (body(2), key(2, run_id="run-b")),
+        (body(3), key(3, run_id="run-c")),
+    ]
+    await spool.append(items)
+    a0, a1, b, c = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
+    await spool.retry_at([a0.id], clock.now + 10, "HTTP 503")
+    await spool.retry_at([a1.id], clock.now + 20, "HTTP 503")
+    await spool.retry_at([b.id], clock.now - 1, "due already")  # due: nothing waits
+    await spool.ack([c.id])
+    assert await spool.waiting_runs() == {"run-a": clock.now + 20}
+
+    await spool.aclose()
+    reopened = await open_spool()  # what a restarted forwarder reads
+    assert await reopened.waiting_runs() == {"run-a": clock.now + 20}
+    clock.now += 20
+    assert await reopened.waiting_runs() == {}
