@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +334,92 @@ def test_early_start_is_sent_while_the_execution_runs(spark: Any, tmp_path: Path
         assert start["job"]["name"] == end["job"]["name"]
         assert "cancel" in end["run"]["facets"]["errorMessage"]["message"].lower()
         handle.close()
+
+
+@pytest.fixture
+def spark_conf(spark: Any) -> Iterator[Callable[[dict[str, str]], None]]:
+    """set(keys): put keys into the running SparkContext's conf (what `enable` reads), removed
+    again after the test."""
+    live = spark.sparkContext._conf  # wraps the JVM SparkContext's own SparkConf
+    added: list[str] = []
+
+    def put(values: dict[str, str]) -> None:
+        for key, value in values.items():
+            assert not live.contains(key), f"{key} is already set on the shared session"
+            live.set(key, value)
+            added.append(key)
+
+    yield put
+    for key in added:
+        live._jconf.remove(key)
+
+
+def test_defaults_come_from_spark_conf(
+    spark: Any, spark_conf: Callable[[dict[str, str]], None], tmp_path: Path
+) -> None:
+    with receiving() as receiver:
+        spark_conf(
+            {
+                "spark.openlineage.transport.url": receiver.url,
+                "spark.openlineage.transport.endpoint": "/api/v1/openlineage/lineage",
+                "spark.openlineage.transport.auth.apiKey": "conf-token",
+                "spark.openlineage.transport.timeoutInMillis": "1500",
+                "spark.openlineage.namespace": "from_conf",
+                "spark.openlineage.parentJobNamespace": "airflow",
+                "spark.openlineage.parentJobName": "dag.conf_task",
+                "spark.openlineage.parentRunId": AIRFLOW_RUN,
+                "spark.openmetadata.transport.pipelineServiceName": "spark_from_conf",
+            }
+        )
+        with enable(spark) as handle:  # no argument: everything from SparkConf
+            assert handle.config.timeout_s == 1.5
+            spark.range(3).write.mode("overwrite").parquet(str(tmp_path / "conf"))
+            assert handle.flush(30)
+        assert receiver.received, "nothing was posted to the SparkConf URL"
+        assert {r.path for r in receiver.received} == {"/api/v1/openlineage/lineage"}
+        assert {r.headers["Authorization"] for r in receiver.received} == {"Bearer conf-token"}
+        app_start, start, complete, app_complete = receiver.events()
+        assert {e["job"]["namespace"] for e in receiver.events()} == {"from_conf"}
+        parent = app_start["run"]["facets"]["parent"]
+        assert parent["run"] == {"runId": AIRFLOW_RUN}
+        assert parent["job"] == {"namespace": "airflow", "name": "dag.conf_task"}
+        # the action's parent is the application run, whose own parent is the Airflow task
+        assert complete["run"]["facets"]["parent"]["run"] == {"runId": handle.app_run_id}
+        assert complete["run"]["facets"]["parent"]["root"]["run"] == {"runId": AIRFLOW_RUN}
+        openmetadata = app_start["job"]["facets"]["openmetadata"]
+        assert openmetadata["pipelineServiceName"] == "spark_from_conf"
+        assert complete["job"]["facets"]["openmetadata"] == openmetadata
+        assert (start["eventType"], app_complete["eventType"]) == ("START", "COMPLETE")
+
+
+def test_lineage_relay_url_when_spark_conf_has_none(
+    spark: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with receiving() as receiver:
+        monkeypatch.setenv("LINEAGE_RELAY_URL", receiver.url)
+        with enable(spark) as handle:
+            assert handle.config.post_url == f"{receiver.url}/api/v1/lineage"
+            spark.range(3).write.mode("overwrite").parquet(str(tmp_path / "env"))
+            assert handle.flush(30)
+        assert [e["eventType"] for e in receiver.events()] == [
+            "START", "START", "COMPLETE", "COMPLETE",
+        ]  # fmt: skip
+        assert {r.path for r in receiver.received} == {"/api/v1/lineage"}
+
+
+def test_spark_openlineage_disabled_is_a_logged_no_op(
+    spark: Any,
+    spark_conf: Callable[[dict[str, str]], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spark.range(1).count()  # Spark adds its SQL UI listener lazily, at the first SQL execution
+    bus = spark.sparkContext._jsc.sc().listenerBus()
+    listeners_before = bus.listeners().size()
+    with receiving() as receiver, caplog.at_level("INFO", logger="spark_plugin"):
+        spark_conf({"spark.openlineage.disabled": "true"})
+        handle = enable(spark, url=receiver.url)
+        assert not handle.enabled and handle.closed
+        assert "spark.openlineage.disabled=true" in caplog.text
+        assert bus.listeners().size() == listeners_before
+        spark.range(3).count()
+        assert handle.close() and receiver.requests == 0
