@@ -8,7 +8,8 @@ Rules, for each event in arrival (spool id) order:
 - an event whose run has an earlier event in flight in another call waits in memory
   (parked) until that call ends: a run's events never travel in two concurrent calls;
 - an event whose run has an earlier event scheduled for retry is scheduled for the same
-  moment, so both come back together, in order;
+  moment, so both come back together, in order (in the spool, not parked: only the spool
+  hands the earlier event back, so a parked later one could overtake it);
 - the events of one run in one batch keep their order within the `{"events": [...]}` array.
 
 Pure bookkeeping: no I/O, no clock; the forwarder passes the time in.
@@ -63,6 +64,8 @@ class BatchPlanner:
         self._busy_runs: Counter[str] = Counter()
         self._blocked: dict[str, float] = {}
         self._parked: list[SpooledEvent] = []
+        # Parked behind a call that then failed: deferred with it by the next `plan`.
+        self._held_back: list[SpooledEvent] = []
         self._held: set[int] = set()  # ids in flight or parked
         self._failed: set[int] = set()  # ids whose last call failed: their next call is a retry
 
@@ -83,7 +86,8 @@ class BatchPlanner:
         self._failed.clear()
 
     def has_sendable_parked(self, now: float) -> bool:
-        return any(self._may_go(e, now) is None for e in self._parked)
+        """Whether `plan` has work without a lease: parked events to send or to defer."""
+        return bool(self._held_back) or any(self._may_go(e, now) is None for e in self._parked)
 
     def plan(
         self,
@@ -100,6 +104,12 @@ class BatchPlanner:
         and their runs wait with them.
         """
         plan = Plan()
+        for event in self._held_back:
+            run = event.key.run_id
+            when = self._blocked.get(run, now) if run is not None else now
+            plan.deferred.append((event, when, "waiting for an earlier event of the same run"))
+            self._held.discard(event.id)
+        self._held_back = []
         carry, self._parked = self._parked, []
         full = False
         retry_allowed: bool | None = None
@@ -114,13 +124,13 @@ class BatchPlanner:
             self._remember(key, event.id)
             run = event.key.run_id
             wait = self._may_go(event, now)
-            if wait == _BUSY or full:
-                self._park(event)
-                continue
-            if wait is not None:
+            if wait is not None and wait != _BUSY:  # blocked: to the spool, even if full
                 plan.deferred.append((event, self._blocked[wait], "waiting for an earlier event "
                                       "of the same run"))  # fmt: skip
                 self._held.discard(event.id)
+                continue
+            if wait == _BUSY or full:
+                self._park(event)
                 continue
             if event.id in self._failed:
                 if retry_allowed is None:
@@ -196,6 +206,7 @@ class BatchPlanner:
             if self._busy_runs[run] <= 0:
                 del self._busy_runs[run]
         retry_at = retry_at or {}
+        blocked: set[str] = set()
         for event in events:
             self._held.discard(event.id)
             when = retry_at.get(event.id)
@@ -205,13 +216,20 @@ class BatchPlanner:
             self._failed.add(event.id)
             if event.key.run_id is not None:
                 self.block(event.key.run_id, when)
+                blocked.add(event.key.run_id)
+        if blocked and self._parked:
+            # Their earlier event goes back to the spool: they follow it there. Kept parked,
+            # they could be sent when the block ends while it is still in the spool.
+            self._held_back.extend(e for e in self._parked if e.key.run_id in blocked)
+            self._parked = [e for e in self._parked if e.key.run_id not in blocked]
 
     def block(self, run: str, until: float) -> None:
         self._blocked[run] = max(self._blocked.get(run, 0.0), until)
 
     def take_parked(self) -> list[SpooledEvent]:
         """Hand back every parked event (shutdown: they are released to the spool)."""
-        parked, self._parked = self._parked, []
+        parked, self._parked = [*self._held_back, *self._parked], []
+        self._held_back = []
         for event in parked:
             self._held.discard(event.id)
         return parked

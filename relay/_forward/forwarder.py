@@ -17,6 +17,12 @@ Nothing is ever discarded for age or attempt count unless `retry_attempts` is se
 - A batch answer with per-event results is split: acked, retried, dead-lettered.
 - The breaker sees each call's outcome; while it is open nothing is leased or sent, except
   the single half-open probe. The retry budget keeps retried calls near 20% of calls.
+- After the breaker closes, the calls in flight ramp up 2, 4, 8, ... to the pool size (one
+  more per successful call, so the limit doubles each round of calls): a server just back is
+  not hit by the whole pool at once.
+- Per-run order holds across restarts: at start the runs with an event waiting for its retry
+  are read from the spool, and their later events wait with it. Events held back for their
+  run's sake are rescheduled without counting an attempt (they were not sent).
 """
 
 from __future__ import annotations
@@ -65,7 +71,11 @@ class SpoolLike(Protocol):
 
     async def ack(self, ids: Sequence[int]) -> None: ...
 
-    async def retry_at(self, ids: Sequence[int], when: float, error: str) -> None: ...
+    async def retry_at(
+        self, ids: Sequence[int], when: float, error: str, *, count_attempt: bool = True
+    ) -> None: ...
+
+    async def waiting_runs(self) -> dict[str, float]: ...
 
     async def dead_letter(self, ids: Sequence[int], reason: str) -> None: ...
 
@@ -110,6 +120,7 @@ class Forwarder:
         self._rand = rand
         self._on_spool_failure = on_spool_failure
         self._pool = openmetadata.connection_pool_size
+        self._limit = self._pool  # calls in flight allowed now: ramps up after an outage
         self._backoff = Backoff(
             base_s=openmetadata.retry_delay_ms / 1000, cap_s=openmetadata.retry_max_delay_ms / 1000
         )
@@ -193,6 +204,10 @@ class Forwarder:
 
     async def _run(self) -> None:
         try:
+            # Runs whose events wait for a retry since before a restart keep their later
+            # events behind them, as they would have in the process that scheduled them.
+            for run, until in (await self._spool.waiting_runs()).items():
+                self._planner.block(run, until)
             while not self._closing:
                 delay = self._must_wait()
                 if delay is not None:
@@ -224,7 +239,7 @@ class Forwarder:
     def _must_wait(self) -> float | None:
         """None when a call may be prepared now; else seconds to wait (inf: until woken)."""
         # Up to `pool` HTTP calls at once, and as many batches being recorded in the spool.
-        if self._calls_in_flight >= self._pool or len(self._tasks) >= 2 * self._pool:
+        if self._calls_in_flight >= self._limit or len(self._tasks) >= 2 * self._pool:
             return float("inf")
         now = self._clock.monotonic()
         if self._throttle_until > now:
@@ -256,11 +271,13 @@ class Forwarder:
         while True:
             room = config.max_batch_events - len(self._planner.parked)
             leased: list[SpooledEvent] = []
+            # The time before the lease: a run blocked until T is freed only if the lease
+            # looked at T or later, so its retried event (due at T) is among the leased ones.
+            now = self._clock.time()
             if room > 0:
                 leased = await self._spool.lease(
                     max_events=room, max_bytes=config.max_batch_bytes, lease_s=config.lease_s
                 )
-            now = self._clock.time()
             if not leased and not self._planner.has_sendable_parked(now):
                 await self._wait_for_events(self._idle_wait_s(linger_until))
                 return None
@@ -322,7 +339,8 @@ class Forwarder:
 
     def _defer_retry(self, event: SpooledEvent) -> float:
         """A retry the budget refused goes back until the budget has a token again, and no
-        sooner than its backoff (which grows with each deferral: no churn at the head)."""
+        sooner than its backoff (a deferral is not an attempt: the backoff stays that of the
+        calls that really failed)."""
         delay = max(self._budget.wait_s(), self._backoff.delay_s(event.attempts, self._rand))
         return self._clock.time() + min(delay, self._backoff.cap_s)
 
@@ -332,7 +350,15 @@ class Forwarder:
             # ordinary backlog, not retries against a struggling server, so the budget (which
             # guards against retry storms) no longer holds it back.
             self._planner.forget_failures()
+            # One call worked; the whole pool with a backlog behind it may not yet: ramp up.
+            self._limit = min(2, self._pool)
         self._wakeup.set()
+
+    def _call_succeeded(self, permit: Permit) -> None:
+        self.breaker.record_success(permit)
+        if not permit.probe and self._limit < self._pool:
+            self._limit += 1  # as TCP slow start: one more per success doubles it each round
+            self._wakeup.set()
 
     async def _apply_plan_side_effects(
         self,
@@ -347,7 +373,8 @@ class Forwarder:
         for event, when, why in deferred:
             groups[(when, why)].append(event.id)
         for (when, why), ids in groups.items():
-            await self._spool.retry_at(ids, when, why)
+            # Held back, not sent: no attempt counts against `retry_attempts`.
+            await self._spool.retry_at(ids, when, why, count_attempt=False)
             self._note_retry_due(when)
 
     def _note_retry_due(self, when: float) -> None:
@@ -387,7 +414,7 @@ class Forwarder:
                 self._calls_in_flight -= 1
                 self._wakeup.set()
             if failure is None:
-                self.breaker.record_success(permit)
+                self._call_succeeded(permit)
             else:
                 self.breaker.record_failure(permit)
             outstanding = None
@@ -440,8 +467,7 @@ class Forwarder:
             return [EventResult.retriable(str(exc))] * len(events), _CallFailure(exc, retry_after)
         if len(results) != len(events):
             error = RetriableSinkError(
-                f"sink {self._sink.name!r} answered {len(results)} results for "
-                f"{len(events)} events"
+                f"sink {self._sink.name!r} answered {len(results)} results for {len(events)} events"
             )
             return [EventResult.retriable(str(error))] * len(events), _CallFailure(error, None)
         return results, None
@@ -577,6 +603,7 @@ class Forwarder:
             "times_opened": self.breaker.opened_count,
             "last_opened": _iso(self.breaker.last_opened_at),
             "recovery_timeout_s": self.breaker.recovery_timeout_s,
+            "in_flight_limit": self._limit,
         }
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from relay._config import SpoolConfig
+from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig, SpoolConfig
 from relay._events import EventKey
+from relay._forward.forwarder import Forwarder
 from relay._ingest.envelope import parse_event
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
+from relay.testing.fakes import MemorySink
 
 SPARK_EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "events" / "spark"
 
@@ -46,6 +49,16 @@ def fresh_copies(copies: int) -> list[tuple[bytes, EventKey]]:
     return items
 
 
+def dataset_items(count: int) -> list[tuple[bytes, EventKey]]:
+    """`count` small dataset events: no run, so no per-run order holds any of them back."""
+    return [
+        (f'{{"dataset":{i}}}'.encode(),
+         EventKey(kind="dataset", event_time=f"2026-11-20T02:00:{i % 60:02d}Z", producer="p",
+                  body_hash=str(i)))
+        for i in range(count)
+    ]  # fmt: skip
+
+
 async def wait_until(predicate: Callable[[], bool], *, within_s: float = 20.0) -> None:
     """Poll a condition (no timing assertion: the bound only stops a broken test)."""
     async with asyncio.timeout(within_s):
@@ -73,3 +86,36 @@ async def spool(tmp_path: Path, metrics: Metrics) -> AsyncIterator[Spool]:
         yield opened
     finally:
         await opened.aclose()
+
+
+FAST_RETRY = OpenMetadataConfig(retry_delay_ms=1, retry_max_delay_ms=20)
+
+
+def make_forwarder(
+    spool: Spool,
+    sink: MemorySink,
+    metrics: Metrics,
+    *,
+    forwarder: ForwarderConfig | None = None,
+    openmetadata: OpenMetadataConfig = FAST_RETRY,
+    breaker: BreakerConfig | None = None,
+    rand: Callable[[], float] = random.random,
+) -> Forwarder:
+    return Forwarder(
+        spool,
+        sink,
+        forwarder=forwarder or ForwarderConfig(linger_ms=0),
+        openmetadata=openmetadata,
+        breaker=breaker or BreakerConfig(),
+        metrics=metrics,
+        rand=rand,
+    )
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[list[Forwarder]]:
+    """Forwarders started by a test, closed at teardown."""
+    started: list[Forwarder] = []
+    yield started
+    for forwarder in started:
+        await forwarder.aclose()

@@ -129,3 +129,33 @@ def test_the_retry_budget_defers_failed_events_and_their_runs() -> None:
     assert sorted((e.id, when) for e, when, _ in plan.deferred) == [(1, 9.0), (5, 9.0), (6, 9.0)]
     planner.forget_failures()
     assert not planner.is_retry([event(1)])
+
+
+def test_events_parked_behind_a_failed_call_follow_it_to_the_spool() -> None:
+    planner = BatchPlanner(max_events=1, max_bytes=1 << 20)
+    first = planner.plan([event(1), event(2, kind="COMPLETE")], now=0)
+    assert [e.id for e in first.send] == [1]
+    assert [e.id for e in planner.parked] == [2]
+    planner.dispatched(first.send)
+    planner.finished(first.send, retry_at={1: 5.0})
+    # Kept in memory, event 2 would be sent once the block ends, while event 1 may still be in
+    # the spool (no lease while the parked events fill the batch): it is deferred instead.
+    assert planner.parked == []
+    assert planner.has_sendable_parked(0)
+    plan = planner.plan([], now=0)
+    assert plan.send == []
+    assert [(e.id, when) for e, when, _ in plan.deferred] == [(2, 5.0)]
+    assert not planner.has_sendable_parked(6.0)
+
+
+def test_a_blocked_event_is_deferred_even_when_the_batch_is_full() -> None:
+    planner = BatchPlanner(max_events=1, max_bytes=1 << 20)
+    first = planner.plan([event(1)], now=0)
+    planner.dispatched(first.send)
+    planner.finished(first.send, retry_at={1: 5.0})
+    plan = planner.plan(
+        [event(3, run="run-b"), event(4, run="run-c"), event(5, kind="COMPLETE")], now=1.0
+    )
+    assert [e.id for e in plan.send] == [3]
+    assert [e.id for e in planner.parked] == [4]  # the batch is full
+    assert [(e.id, when) for e, when, _ in plan.deferred] == [(5, 5.0)]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 
-import pytest
-from conftest import fresh_copies, spark_samples, wait_until, wait_until_async
+from conftest import (
+    dataset_items,
+    fresh_copies,
+    make_forwarder,
+    spark_samples,
+    wait_until,
+    wait_until_async,
+)
 
 from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
-from relay._events import EventKey, SpooledEvent
+from relay._events import SpooledEvent
 from relay._exceptions import PermanentSinkError, RetriableSinkError
 from relay._forward.breaker import BreakerState
 from relay._forward.forwarder import Forwarder
@@ -19,38 +24,6 @@ from relay._observe.metrics import Metrics
 from relay._sinks.base import DELIVERED, EventResult
 from relay._spool import Spool
 from relay.testing.fakes import MemorySink
-
-FAST_RETRY = OpenMetadataConfig(retry_delay_ms=1, retry_max_delay_ms=20)
-
-
-def make_forwarder(
-    spool: Spool,
-    sink: MemorySink,
-    metrics: Metrics,
-    *,
-    forwarder: ForwarderConfig | None = None,
-    openmetadata: OpenMetadataConfig = FAST_RETRY,
-    breaker: BreakerConfig | None = None,
-    rand: Callable[[], float] = random.random,
-) -> Forwarder:
-    return Forwarder(
-        spool,
-        sink,
-        forwarder=forwarder or ForwarderConfig(linger_ms=0),
-        openmetadata=openmetadata,
-        breaker=breaker or BreakerConfig(),
-        metrics=metrics,
-        rand=rand,
-    )
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[list[Forwarder]]:
-    """Forwarders started by a test, closed at teardown."""
-    started: list[Forwarder] = []
-    yield started
-    for forwarder in started:
-        await forwarder.aclose()
 
 
 async def test_delivers_every_event_once_in_batches(
@@ -331,12 +304,7 @@ async def test_the_retry_budget_keeps_retries_near_a_fifth_of_calls(
     spool: Spool, metrics: Metrics, running: list[Forwarder]
 ) -> None:
     # Dataset events (no run to keep in order), five per call.
-    items = [
-        (f'{{"dataset":{i}}}'.encode(),
-         EventKey(kind="dataset", event_time=f"2026-11-20T02:00:{i % 60:02d}Z", producer="p",
-                  body_hash=str(i)))
-        for i in range(300)
-    ]  # fmt: skip
+    items = dataset_items(300)
     await spool.append(items)
 
     class FlakySink(MemorySink):
