@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import uuid
 from typing import Any
 
@@ -135,6 +137,32 @@ async def test_invalid_batch_is_rejected_whole(
     status, body = await _post(client, mock.url + BATCH, {"events": []})
     assert (status, body["message"]) == (400, "[events size must be between 1 and 2147483647]")
     assert mock.openlineage_events == []
+
+
+async def test_large_batches_answer_alike_and_leave_the_gc_on(
+    mock: MockOpenMetadata, client: aiohttp.ClientSession
+) -> None:
+    """Bodies large enough to be decoded with the GC paused: same answers, GC on afterwards,
+    whether the batch was processed, refused by validation or not even JSON."""
+    events = [run_event() for _ in range(150)]
+    assert len(json.dumps({"events": events})) > 64 * 1024
+    status, body = await _post(client, mock.url + BATCH, {"events": events})
+    assert (status, body["summary"]["successful"], body["lineageEdgesCreated"]) == (200, 150, 150)
+    assert gc.isenabled()
+    bad = [*events[:-1], {**events[-1], "unknown": 1}]
+    status, body = await _post(client, mock.url + BATCH, {"events": bad})
+    assert (status, body["message"]) == (
+        400,
+        'Unrecognized field "unknown" (class org.openmetadata.schema.api.lineage.openlineage'
+        ".OpenLineageRunEvent), not marked as ignorable",
+    )
+    assert gc.isenabled()
+    raw = b'{"events": [' + b" " * 70_000
+    async with client.post(mock.url + BATCH, data=raw) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["message"].startswith("Unable to process JSON")
+    assert gc.isenabled()
+    assert len(mock.openlineage_events) == 150
 
 
 async def test_namespace_mapping_and_no_auto_create() -> None:

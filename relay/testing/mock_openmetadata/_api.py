@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ from ._validation import Invalid, validate
 
 STATE_KEY = web.AppKey("mock_state", MockState)
 _OPEN_PATHS = frozenset({"/api/v1/system/version"})
+_GC_PAUSE_BYTES = 64 * 1024  # bodies below this parse in microseconds: not worth the toggle
 # What ``error_rate`` injects: a retriable server error.
 _RANDOM_ERROR = FaultRule(mode="error", status=503)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -173,13 +175,38 @@ async def _respond(
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
+    return _decode(await request.read())
+
+
+def _decode(raw: bytes) -> Any:
     if not raw:
         raise ApiError(400, "Request body must not be null")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"Unable to process JSON: {exc}") from None
+
+
+@contextlib.contextmanager
+def _gc_paused(size: int) -> Iterator[None]:
+    """Pause the cyclic GC for one synchronous stretch of work on a large body.
+
+    A batch of 500 Spark events decodes into ~500k containers. With the GC on, the
+    collections their allocation triggers walk every one of them (and again in each older
+    generation, and the whole heap when they are promoted), which cost more than decoding
+    and checking them (measured: the native batch endpoint ~2x slower). The decoded tree is
+    acyclic and dies by reference counting at the end of the stretch, so with the GC paused
+    it is never walked at all. Nothing awaits inside, so no other request runs meanwhile;
+    objects that outlive the stretch (the event log) are collected as usual later.
+    """
+    if size < _GC_PAUSE_BYTES or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # -- system -----------------------------------------------------------------------------------
@@ -394,27 +421,34 @@ def _disabled() -> web.Response:
 async def _openlineage_single(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     _openlineage_available(state)
-    body = await _json_body(request)
-    validate(OPENLINEAGE_RUN_EVENT, body)
-    if not state.openlineage.settings.enabled:
-        return _disabled()
-    state.events.append(body)
-    state.events_received += 1
-    status, answer = single_response(state.openlineage.process(body))
-    return json_response(answer, status)
+    raw = await request.read()
+    with _gc_paused(len(raw)):
+        body = _decode(raw)
+        validate(OPENLINEAGE_RUN_EVENT, body)
+        if not state.openlineage.settings.enabled:
+            return _disabled()
+        state.events.append(body)
+        state.events_received += 1
+        status, answer = single_response(state.openlineage.process(body))
+        return json_response(answer, status)
 
 
 async def _openlineage_batch(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     _openlineage_available(state)
-    body = await _json_body(request)
-    validate(OPENLINEAGE_BATCH, body)
-    if not state.openlineage.settings.enabled:
-        return _disabled()
-    state.events.extend(body["events"])
-    state.events_received += len(body["events"])
-    status, answer = batch_response([state.openlineage.process(e) for e in body["events"]])
-    return json_response(answer, status)
+    raw = await request.read()
+    with _gc_paused(len(raw)):
+        body = _decode(raw)
+        validate(OPENLINEAGE_BATCH, body)
+        if not state.openlineage.settings.enabled:
+            return _disabled()
+        events = body["events"]
+        state.events.extend(events)
+        state.events_received += len(events)
+        status, answer = batch_response([state.openlineage.process(e) for e in events])
+        response = json_response(answer, status)
+        del body, events  # freed here, while the GC is paused: never walked by it
+        return response
 
 
 async def _not_found(request: web.Request) -> web.Response:
