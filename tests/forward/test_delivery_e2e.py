@@ -7,6 +7,7 @@ Each test runs an in-process `Relay` (ingest, spool on disk, forwarder) and an i
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import aiohttp
 import orjson
 import pytest
 from conftest import fresh_copies, spark_samples, wait_until, wait_until_async
+from prometheus_client.parser import text_string_to_metric_families
 
 from relay._app import Relay
 from relay._config import load_config
@@ -220,9 +222,15 @@ async def test_a_hanging_server_is_cut_by_the_read_timeout(
     bodies = spark_samples()
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: pending(relay) == 0)
-    assert counter(
-        relay, "lineage_relay_openmetadata_requests_total", endpoint=BATCH_PATH, status="timeout"
-    ) == 1
+    assert (
+        counter(
+            relay,
+            "lineage_relay_openmetadata_requests_total",
+            endpoint=BATCH_PATH,
+            status="timeout",
+        )
+        == 1
+    )
     # The mock logs the hung call when it notices the disconnect, maybe after the retry.
     await wait_until(lambda: len(native_calls(mock)) == 2)
     assert sorted(c["status"] for c in native_calls(mock)) == [0, 200]
@@ -275,8 +283,10 @@ async def test_partial_success_retries_only_the_retriable_events(
 
 
 async def test_forbidden_keeps_events_and_degrades_health(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
-) -> None:
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.ERROR, logger="relay._forward.forwarder")
     await mock.set_faults({"mode": "error", "status": 403, "path": NATIVE})
     relay = await start_relay(**{"breaker.failure_threshold": 100})
     bodies = spark_samples()
@@ -287,6 +297,10 @@ async def test_forbidden_keeps_events_and_degrades_health(
     assert "EditLineage" in doc["components"]["openmetadata"]["problem"]
     assert pending(relay) == len(bodies)
     assert relay.spool is not None and relay.spool.stats().dead_letters == 0
+    # One clear line at ERROR saying what to fix, not one per refused call.
+    said = [r.getMessage() for r in caplog.records if r.name == "relay._forward.forwarder"]
+    assert len([m for m in said if "403" in m and "EditLineage" in m]) == 1, said
+    assert TOKEN not in caplog.text
 
     await mock.clear_faults()
     await wait_until(lambda: pending(relay) == 0)
@@ -340,3 +354,148 @@ async def test_no_token_keeps_events_and_names_the_source(
     assert "RELAY_TEST_OM_TOKEN" in doc["components"]["openmetadata"]["problem"]
     assert pending(relay) == len(bodies)
     assert native_calls(mock) == []  # nothing sent without a token
+
+
+async def test_an_event_the_server_refuses_with_400_is_isolated_and_the_rest_delivered(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    # The relay checks only the envelope; OpenMetadata refuses the whole batch (400, no
+    # per-event results) because one runId is not a UUID: the relay splits to find it.
+    items = fresh_copies(3)
+    run = items[7][1].run_id
+    assert run is not None
+    bad = items[7][0].replace(run.encode(), b"not-a-uuid")
+    bodies = [body for body, _ in items]
+    bodies[7] = bad
+    relay = await start_relay(**{"forwarder.linger_ms": 200})
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: pending(relay) == 0)
+
+    assert relay.spool is not None
+    [(dead, reason)] = await relay.spool.dead_letters()
+    assert dead.body == bad
+    assert reason.startswith("HTTP 400") and "runId" in reason  # the server's message
+    good = [b for b in bodies if b != bad]
+    assert received_bodies(mock) == canonical(good)
+    statuses = [c["status"] for c in native_calls(mock)]
+    assert statuses.count(400) >= 2 and statuses.count(200) >= 2  # halves, not one by one
+    assert len(statuses) <= 2 * 4 + 1  # about two calls per halving of 15 events
+    assert counter(relay, "lineage_relay_dead_letters_total", reason="http_400") == 1
+
+
+async def test_a_server_without_the_native_endpoint_keeps_events_and_names_the_rest_sink(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    await mock.set_faults({"mode": "error", "status": 404, "path": NATIVE})
+    relay = await start_relay(**{"breaker.failure_threshold": 100})
+    bodies = spark_samples()
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: len(native_calls(mock)) >= 2)
+    doc = await health(http, relay)
+    assert doc["status"] == "degraded"
+    problem = doc["components"]["openmetadata"]["problem"]
+    assert 'openmetadata.sink = "rest"' in problem and "404" in problem
+    assert pending(relay) == len(bodies)  # kept, not dead-lettered: a setup problem
+    assert relay.spool is not None and relay.spool.stats().dead_letters == 0
+
+    await mock.clear_faults()  # (an upgraded server)
+    await wait_until(lambda: pending(relay) == 0)
+    assert received_bodies(mock) == canonical(bodies)
+
+
+def _families(text: str) -> dict[str, tuple[str, set[tuple[str, tuple[str, ...]]]]]:
+    """name -> (type, {(sample name, sorted label names)}) from a Prometheus exposition."""
+    out: dict[str, tuple[str, set[tuple[str, tuple[str, ...]]]]] = {}
+    for family in text_string_to_metric_families(text):
+        samples = {(s.name, tuple(sorted(s.labels))) for s in family.samples}
+        out[family.name] = (family.type, samples)
+    return out
+
+
+async def test_the_delivery_metrics_and_health_components_are_exported(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    # One retried call (503) and one dead letter, so every labelled series has a sample.
+    await mock.set_faults({"mode": "error", "status": 503, "path": NATIVE, "times": 1})
+    items = fresh_copies(1)
+    refused_run = items[1][1].run_id  # the child run: its START, RUNNING and COMPLETE
+    mock.set_openlineage_failures(
+        {"run_id": refused_run, "reason": "unknown table", "retriable": False}
+    )
+    relay = await start_relay()
+    bodies = [body for body, _ in items]
+    assert await post_batch(http, relay, bodies) in (200, 201)
+    await wait_until(lambda: pending(relay) == 0)
+
+    async with http.get(f"{relay.url}/metrics") as response:
+        assert response.status == 200
+        families = _families(await response.text())
+    expected = {
+        "openmetadata_lineage_events_sent": (
+            "counter", ("openmetadata_lineage_events_sent_total", ())),
+        "openmetadata_lineage_send_duration_seconds": (
+            "histogram", ("openmetadata_lineage_send_duration_seconds_bucket", ("le",))),
+        "openmetadata_connection_status": ("gauge", ("openmetadata_connection_status", ())),
+        "lineage_relay_openmetadata_requests": (
+            "counter", ("lineage_relay_openmetadata_requests_total", ("endpoint", "status"))),
+        "lineage_relay_forward_batches": (
+            "counter", ("lineage_relay_forward_batches_total", ("result",))),
+        "lineage_relay_retries": ("counter", ("lineage_relay_retries_total", ())),
+        "lineage_relay_dead_letters": (
+            "counter", ("lineage_relay_dead_letters_total", ("reason",))),
+        "lineage_relay_circuit_state": ("gauge", ("lineage_relay_circuit_state", ())),
+    }  # fmt: skip
+    for name, (kind, sample) in expected.items():
+        assert name in families, f"{name} is not exported"
+        assert families[name][0] == kind, name
+        assert sample in families[name][1], (name, families[name][1])
+
+    def value(name: str, **labels: str) -> float:
+        return counter(relay, name, **labels)
+
+    refused = sum(1 for _, key in items if key.run_id == refused_run)
+    assert value("openmetadata_lineage_events_sent_total") == len(bodies) - refused
+    assert value("lineage_relay_retries_total") == 1
+    assert value("lineage_relay_dead_letters_total", reason="http_200") == refused
+    assert (
+        value("lineage_relay_openmetadata_requests_total", endpoint=BATCH_PATH, status="503") == 1
+    )
+    assert (
+        value("lineage_relay_openmetadata_requests_total", endpoint=BATCH_PATH, status="200") >= 1
+    )
+    assert value("lineage_relay_forward_batches_total", result="retry") == 1
+    assert value("lineage_relay_forward_batches_total", result="partial") >= 1
+    assert value("openmetadata_lineage_send_duration_seconds_count") == len(native_calls(mock))
+    assert value("openmetadata_connection_status") == 1
+    assert value("lineage_relay_circuit_state") == 0
+
+    doc = await health(http, relay)
+    assert doc["status"] == "healthy"
+    om, breaker = doc["components"]["openmetadata"], doc["components"]["breaker"]
+    assert om["status"] == "healthy" and om["last_success"] and "503" in om["last_error"]
+    assert breaker["status"] == "healthy" and breaker["state"] == "closed"
+    assert doc["components"]["forwarding"]["max_lag_s"] == 300
+
+
+async def test_health_turns_degraded_when_the_oldest_event_is_older_than_max_lag_s(
+    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    # Delivery held up (403, events kept, breaker stays closed): only the lag changes.
+    await mock.set_faults({"mode": "error", "status": 403, "path": NATIVE})
+    relay = await start_relay(**{"breaker.failure_threshold": 100, "forwarder.max_lag_s": 1})
+    assert await post_batch(http, relay, spark_samples()) in (200, 201)
+
+    async def lag() -> dict[str, Any]:
+        component: dict[str, Any] = (await health(http, relay))["components"]["forwarding"]
+        return component
+
+    first = await lag()
+    if first["oldest_event_age_s"] <= 1:  # (a very slow machine may be past it already)
+        assert first["status"] == "healthy"
+
+    async def degraded() -> bool:
+        return (await lag())["status"] == "degraded"
+
+    await wait_until_async(degraded)
+    component = await lag()
+    assert component["oldest_event_age_s"] > 1 and "max_lag_s" in component["error"]
