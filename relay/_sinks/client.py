@@ -20,7 +20,6 @@ then calls `raise_for_status` for the generic rules.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import ssl
 import time
@@ -30,7 +29,9 @@ from types import TracebackType
 from typing import Protocol, Self
 
 import aiohttp
+import aiohttp.payload
 import orjson
+from aiohttp.abc import AbstractStreamWriter
 
 from .._clock import Clock, SystemClock
 from .._config import OpenMetadataConfig, Secret
@@ -130,6 +131,45 @@ def raise_for_status(answer: HttpAnswer, *, clock: Clock, retry_after_max_s: flo
     )
 
 
+_SLICE_BYTES = 256 * 1024
+
+
+class _BodyPayload(aiohttp.payload.Payload):
+    """A request body handed to the socket in slices of itself, never copied first.
+
+    aiohttp's own choices for a multi-MB body both copy it: `bytes` in one write (and a
+    ResourceWarning: it could hold the loop), `BytesIO` once to measure it (`getbuffer`
+    un-shares the bytes) and again in 64 KiB reads. Here each slice is a memoryview of the
+    body, and the writer drains between slices once its buffer is full, so other calls and
+    the spool's answers keep flowing while a 5 MB batch goes out.
+    """
+
+    _autoclose = True  # nothing to close: immutable bytes, can be sent again on a retry
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, content_type="application/json")
+        self._body = body
+        self._size = len(body)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._body.decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self._body
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        view = memoryview(self._body)
+        if content_length is not None:
+            view = view[:content_length]
+        for start in range(0, len(view), _SLICE_BYTES):
+            await writer.write(view[start : start + _SLICE_BYTES])
+
+
 class OpenMetadataClient:
     """One pooled aiohttp session to OpenMetadata; an async context manager."""
 
@@ -214,9 +254,8 @@ class OpenMetadataClient:
         started = time.perf_counter()
         status_label = "error"
         try:
-            # A BytesIO is written in chunks: a multi-MB bytes body would hold the loop.
             async with session.post(
-                url, data=io.BytesIO(body), headers=headers, allow_redirects=False
+                url, data=_BodyPayload(body), headers=headers, allow_redirects=False
             ) as response:
                 payload = await response.read()
                 status_label = str(response.status)
