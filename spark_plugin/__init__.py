@@ -13,19 +13,26 @@ integration's events, and posts them to the relay (default ``http://127.0.0.1:50
 background thread through a bounded queue: a slow or dead receiver never blocks or fails Spark;
 what cannot be delivered is dropped and counted.
 
-Security: py4j's callback channel. For the JVM to call the listener, pyspark's py4j *callback
-server* must run in this Python process (`ensure_callback_server_started`, the same call pyspark's
-own streaming listeners make). It listens on 127.0.0.1 on an ephemeral port and is
-**unauthenticated**: with this py4j/pyspark pair the JVM's callback client carries no auth token,
-and setting one on the Python side makes every callback fail. Any local process that finds the
-port can therefore call methods of Python objects registered with py4j (our listener, pyspark's
-own callbacks). It is never reachable beyond loopback. Run Spark drivers where local users are
-trusted (one user per host or container), as for pyspark's streaming listeners.
+Security: py4j's callback channel. For the JVM to call the listener, py4j's *callback server*
+must run in this Python process. It listens on 127.0.0.1 on an ephemeral port. pyspark's own
+`ensure_callback_server_started` leaves it **unauthenticated** (the JVM's callback client carries
+no token), so any local process that finds the port could call methods of Python objects
+registered with py4j. When `enable` starts it, it gives both sides a random token (see
+`_callback`; `Lineage.callback_channel` says what happened); a server someone started before
+`enable` is kept as it was. It is never reachable beyond loopback.
 """
 
 from relay._exceptions import ConfigError, UnsupportedSessionError
 
+from ._callback import CallbackChannel
 from ._config import PluginConfig
 from ._handle import Lineage, enable
 
-__all__ = ["ConfigError", "Lineage", "PluginConfig", "UnsupportedSessionError", "enable"]
+__all__ = [
+    "CallbackChannel",
+    "ConfigError",
+    "Lineage",
+    "PluginConfig",
+    "UnsupportedSessionError",
+    "enable",
+]

@@ -1,7 +1,7 @@
 """`enable()` and the handle it returns: wires config, sender, plan walker, listener and stop hook.
 
 Order at enable: read the config (a disabled plugin stops here, logged), start py4j's callback
-server (loopback only, see the package docstring on its missing authentication), build the plan
+server (loopback only, with an auth token when we start it: see `_callback`), build the plan
 walker and the listener, register the listener on its own listener-bus queue, post the
 application START, hook `SparkContext.stop`.
 
@@ -22,6 +22,7 @@ from typing import Any
 from relay._exceptions import ConfigError, UnsupportedSessionError
 
 from . import _state
+from ._callback import CallbackChannel, start_callback_server
 from ._config import PluginConfig, disabled_by_environment, load_plugin_config
 from ._events import AppContext, RunRef, application_event, new_run_id
 from ._listener import LineageListener, ListenerRegistration
@@ -61,6 +62,7 @@ class Lineage:
         self._registration = registration
         self._context = context
         self._closed = sender is None
+        self.callback_channel: CallbackChannel | None = None  # how the JVM reaches our listener
         self._app_completed = False
         self._original_stop: Any = None
 
@@ -321,12 +323,10 @@ def enable(
 
 
 def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -> Lineage:
-    from pyspark.java_gateway import ensure_callback_server_started
-
     from ._plans import PlanWalker
 
     gateway = sc._gateway
-    ensure_callback_server_started(gateway)  # type: ignore[no-untyped-call]
+    channel = start_callback_server(gateway)
     context = _context(config, sc, conf)
     walker = PlanWalker(
         spark._jsparkSession,
@@ -335,6 +335,7 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
     )
     sender = Sender(config)
     handle = Lineage(config, spark_context=sc, sender=sender, context=context)
+    handle.callback_channel = channel
 
     def name_job(lineage: ExecutionLineage) -> str:
         return job_name(context.app_name, lineage)

@@ -261,27 +261,41 @@ def test_spark_connect_session_gets_a_clear_error() -> None:
     assert isinstance(info.value, TypeError)
 
 
-def test_callback_server_is_loopback_only_and_cannot_be_authenticated(spark: Any) -> None:
+def test_callback_server_is_loopback_only_and_authenticated(spark: Any, tmp_path: Path) -> None:
+    """The channel the JVM calls our listener through: 127.0.0.1 only, and with a token both
+    sides know when the plugin (or a test, through the same helper) started it."""
+    import socket
+
+    from spark_plugin._callback import CallbackChannel, callback_client_token
+
     with receiving() as receiver:
         handle = enable(spark, url=receiver.url)
         try:
             gateway = spark.sparkContext._gateway
-            host, port = gateway._callback_server.server_socket.getsockname()[:2]
+            server = gateway._callback_server
+            host, port = server.server_socket.getsockname()[:2]
             assert host == "127.0.0.1" and port > 0
-            # The JVM side's callback client carries no auth token in this py4j/pyspark pair, so
-            # a token on the Python server would make every callback fail: the channel is
-            # unauthenticated (documented in spark_plugin's docstring and the README).
-            from py4j.java_gateway import JavaObject
-
-            server = JavaObject("GATEWAY_SERVER", gateway._gateway_client)
-            client = server.getCallbackClient()
-            cls = client.getClass()
-            while cls.getName() != "py4j.CallbackClient":
-                cls = cls.getSuperclass()
-            field = cls.getDeclaredField("authToken")
-            field.setAccessible(True)
-            assert field.get(client) is None
-            assert gateway.callback_server_parameters.auth_token is None
+            # started by the first enable() (or a fixture, with the same helper) on this session
+            assert handle.callback_channel in (
+                CallbackChannel.AUTHENTICATED,
+                CallbackChannel.PREEXISTING,
+            )
+            token = gateway.callback_server_parameters.auth_token
+            assert token and len(token) == 64
+            assert callback_client_token(gateway) == token  # what the JVM sends
+            # a local process without the token is refused: the server closes the connection
+            # instead of running the call (probe: "c\np0\nsecret\ne\n" once got "!ys...")
+            with socket.create_connection((host, port), timeout=10) as sock:
+                sock.sendall(b"c\np0\nsecret\ne\n")
+                try:
+                    answer = sock.recv(100)
+                except ConnectionResetError:
+                    answer = b""
+            assert not answer.startswith(b"!y"), answer
+            # and the JVM, which has the token, still reaches the listener
+            spark.range(2).write.mode("overwrite").parquet(str(tmp_path / "authenticated"))
+            assert handle.flush(30)
+            assert [e["eventType"] for e in receiver.events()] == ["START", "START", "COMPLETE"]
         finally:
             handle.close()
 

@@ -73,11 +73,11 @@ def walker(spark: Any) -> PlanWalker:
 @pytest.fixture(scope="module")
 def run(spark: Any, walker: PlanWalker) -> Iterator[Run]:
     """run(action) -> [(funcName, lineage)] of the executions the action caused."""
-    from pyspark.java_gateway import ensure_callback_server_started
+    from spark_plugin._callback import start_callback_server
 
     gateway = spark.sparkContext._gateway
     jvm = spark._jvm
-    ensure_callback_server_started(gateway)  # type: ignore[no-untyped-call]
+    start_callback_server(gateway)  # as enable() does: authenticated on the shared session
     capture = _Capture(walker)
     # one JVM proxy kept in an Object[] so that unregister finds the same object
     holder = jvm.java.util.ArrayList()
