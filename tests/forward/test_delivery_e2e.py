@@ -282,28 +282,37 @@ async def test_partial_success_retries_only_the_retriable_events(
     assert counter(relay, "openmetadata_lineage_events_sent_total") == len(bodies)
 
 
-async def test_forbidden_keeps_events_and_degrades_health(
+@pytest.mark.parametrize(
+    ("status", "fix"),
+    [
+        (403, "EditLineage"),  # a permission problem: a configuration problem, not poison
+        (404, 'openmetadata.sink = "rest"'),  # an OpenMetadata without the native endpoint
+    ],
+)
+async def test_a_setup_problem_keeps_events_degrades_health_and_says_what_to_fix(
     start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, status: int, fix: str,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.ERROR, logger="relay._forward.forwarder")
-    await mock.set_faults({"mode": "error", "status": 403, "path": NATIVE})
+    await mock.set_faults({"mode": "error", "status": status, "path": NATIVE})
     relay = await start_relay(**{"breaker.failure_threshold": 100})
     bodies = spark_samples()
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: len(native_calls(mock)) >= 2)
     doc = await health(http, relay)
     assert doc["status"] == "degraded"
-    assert "EditLineage" in doc["components"]["openmetadata"]["problem"]
-    assert pending(relay) == len(bodies)
+    problem = doc["components"]["openmetadata"]["problem"]
+    assert fix in problem and str(status) in problem
+    assert pending(relay) == len(bodies)  # kept, not dead-lettered
     assert relay.spool is not None and relay.spool.stats().dead_letters == 0
     # One clear line at ERROR saying what to fix, not one per refused call.
     said = [r.getMessage() for r in caplog.records if r.name == "relay._forward.forwarder"]
-    assert len([m for m in said if "403" in m and "EditLineage" in m]) == 1, said
+    assert len([m for m in said if str(status) in m and fix in m]) == 1, said
     assert TOKEN not in caplog.text
 
-    await mock.clear_faults()
+    await mock.clear_faults()  # (permission granted, server upgraded)
     await wait_until(lambda: pending(relay) == 0)
+    assert received_bodies(mock) == canonical(bodies)
     doc = await health(http, relay)
     assert "problem" not in doc["components"]["openmetadata"]
 
@@ -381,26 +390,6 @@ async def test_an_event_the_server_refuses_with_400_is_isolated_and_the_rest_del
     assert statuses.count(400) >= 2 and statuses.count(200) >= 2  # halves, not one by one
     assert len(statuses) <= 2 * 4 + 1  # about two calls per halving of 15 events
     assert counter(relay, "lineage_relay_dead_letters_total", reason="http_400") == 1
-
-
-async def test_a_server_without_the_native_endpoint_keeps_events_and_names_the_rest_sink(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
-) -> None:
-    await mock.set_faults({"mode": "error", "status": 404, "path": NATIVE})
-    relay = await start_relay(**{"breaker.failure_threshold": 100})
-    bodies = spark_samples()
-    assert await post_batch(http, relay, bodies) in (200, 201)
-    await wait_until(lambda: len(native_calls(mock)) >= 2)
-    doc = await health(http, relay)
-    assert doc["status"] == "degraded"
-    problem = doc["components"]["openmetadata"]["problem"]
-    assert 'openmetadata.sink = "rest"' in problem and "404" in problem
-    assert pending(relay) == len(bodies)  # kept, not dead-lettered: a setup problem
-    assert relay.spool is not None and relay.spool.stats().dead_letters == 0
-
-    await mock.clear_faults()  # (an upgraded server)
-    await wait_until(lambda: pending(relay) == 0)
-    assert received_bodies(mock) == canonical(bodies)
 
 
 def _families(text: str) -> dict[str, tuple[str, set[tuple[str, tuple[str, ...]]]]]:
