@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from show_jobs import ShowData, cleanup, jobs_for, prepare
 
 from relay._app import Relay
 from relay._config import load_config
@@ -101,3 +102,38 @@ def test_plugin_events_are_accepted_and_spooled_by_the_relay(
     sink = events[4]
     assert sink["outputs"][0]["name"] == str(tmp_path / "sink")
     assert sink["inputs"][0]["name"] == str(source)
+
+
+def test_every_job_kind_is_accepted_and_spooled(
+    spark: Any, relay_thread: RelayThread, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 2's job kinds (the FAIL, Hive symlinks, JDBC and column-lineage events included),
+    gzip-compressed, through the real ingest path into the spool."""
+    _state.reset()
+    data = ShowData(
+        base=tmp_path_factory.mktemp("e2e_jobs"),
+        prefix="e2e",
+        derby="jdbc:derby:memory:e2e_jobs;create=true",
+        hive=True,
+    )
+    prepare(spark, data)
+    try:
+        handle = enable(spark, url=relay_thread.relay.url, compression="gzip")
+        for job in jobs_for(data).values():
+            job(spark, data)
+        assert handle.close(30)
+    finally:
+        cleanup(spark, data)
+    assert (handle.dropped, handle.failed) == (0, 0)
+    assert handle.emitted == 2 + 2 * len(jobs_for(data))  # app START/COMPLETE, a run per job
+
+    spooled = relay_thread.spooled()
+    events = [
+        json.loads(gzip.decompress(s.body) if s.body[:2] == b"\x1f\x8b" else s.body)
+        for s in spooled
+    ]
+    assert len(events) == handle.emitted
+    assert sorted(e["eventType"] for e in events).count("FAIL") == 1
+    outputs = {o["name"] for e in events for o in e["outputs"]}
+    assert "APP.WHO" in outputs  # the JDBC write
+    assert any(name.endswith("/e2e_hive_out") for name in outputs)  # the Hive table
