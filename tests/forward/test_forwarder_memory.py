@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -41,6 +42,31 @@ async def test_delivers_every_event_once_in_batches(
     assert all(len(batch) <= 50 for batch in sink.batches)
     assert len(sink.batches) >= 4
     assert metrics.events_sent._value.get() == len(items)
+
+
+async def test_a_trickle_lingers_to_share_a_call_and_linger_ends(
+    spool: Spool, metrics: Metrics, running: list[Forwarder]
+) -> None:
+    items = dataset_items(4)
+    sink = MemorySink()
+    fwd = make_forwarder(
+        spool, sink, metrics, forwarder=ForwarderConfig(max_batch_events=3, linger_ms=60_000)
+    )
+    running.append(fwd)
+    await fwd.start()
+    for item in items[:3]:  # one by one, with room for a call between them
+        await spool.append([item])
+        await asyncio.sleep(0.02)
+    await wait_until(lambda: len(sink.batches) == 1)
+    assert [len(batch) for batch in sink.batches] == [3]  # the first waited for the others
+
+    short = make_forwarder(spool, sink, metrics, forwarder=ForwarderConfig(linger_ms=50))
+    await fwd.aclose()
+    running.append(short)
+    await short.start()
+    await spool.append([items[3]])
+    await wait_until(lambda: spool.stats().events == 0)  # alone, once linger_ms passed
+    assert [len(batch) for batch in sink.batches] == [3, 1]
 
 
 async def test_keeps_per_run_order_and_never_overlaps_a_run(
@@ -213,6 +239,7 @@ async def test_retry_attempts_limit_dead_letters_when_set(
     assert event.body == body
     assert reason == "gave up after 3 attempts: HTTP 503: maintenance"
     assert sink.calls == 3
+    assert metrics.dead_letters.labels("retries_exhausted")._value.get() == 1
 
 
 async def test_shutdown_returns_leases_and_a_new_forwarder_finishes(

@@ -1,5 +1,6 @@
-"""Per-run order across a restart, hold-backs that are not attempts, and the ramp-up of
-calls in flight after the breaker closes (real spool on disk, in-memory sinks)."""
+"""Per-run order across a restart, hold-backs that are not attempts, and how many calls are
+in flight: the pool size, and a ramp-up after the breaker closes (real spool on disk,
+in-memory sinks)."""
 
 from __future__ import annotations
 
@@ -166,4 +167,34 @@ async def test_calls_in_flight_ramp_up_after_the_breaker_closes(
             await asyncio.sleep(0.001)
 
     await asyncio.wait_for(drain(), 20)
+    assert sorted(e.body for e in sink.events) == sorted(body for body, _ in items)
+
+
+async def test_a_cold_start_uses_the_whole_pool_and_never_more(
+    spool: Spool, metrics: Metrics, running: list[Forwarder]
+) -> None:
+    items = dataset_items(24)
+    await spool.append(items)
+    sink = _GatedSink()
+    sink.down = False
+    fwd = make_forwarder(
+        spool, sink, metrics,
+        forwarder=ForwarderConfig(max_batch_events=1, linger_ms=0),
+        openmetadata=OpenMetadataConfig(connection_pool_size=4),
+    )  # fmt: skip
+    running.append(fwd)
+    await fwd.start()
+    for _ in range(3):
+        await wait_until(lambda: len(sink.held) >= 4)
+        sink.open_gates()
+
+    async def drain() -> None:
+        while spool.stats().events:
+            sink.open_gates()
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(drain(), 20)
+    # No ramp without an outage: four calls at once before any answer, never a fifth.
+    assert [n for n, successes in sink.starts if successes == 0] == [1, 2, 3, 4]
+    assert max(n for n, _ in sink.starts) == 4
     assert sorted(e.body for e in sink.events) == sorted(body for body, _ in items)
