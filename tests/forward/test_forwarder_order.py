@@ -127,6 +127,13 @@ class _GatedSink(MemorySink):
         for gate in held:
             gate.set_result(None)
 
+    async def drain(self, spool: Spool) -> None:
+        """Let every call through until the spool is empty."""
+        async with asyncio.timeout(20):
+            while spool.stats().events:
+                self.open_gates()
+                await asyncio.sleep(0.001)
+
 
 async def test_calls_in_flight_ramp_up_after_the_breaker_closes(
     spool: Spool, metrics: Metrics, running: list[Forwarder]
@@ -160,13 +167,7 @@ async def test_calls_in_flight_ramp_up_after_the_breaker_closes(
     for in_flight, successes in sink.starts:
         assert in_flight <= min(8, 1 + successes), sink.starts
     assert max(n for n, _ in sink.starts) == 8  # and the whole pool once the server held up
-
-    async def drain() -> None:
-        while spool.stats().events:
-            sink.open_gates()
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(drain(), 20)
+    await sink.drain(spool)
     assert sorted(e.body for e in sink.events) == sorted(body for body, _ in items)
 
 
@@ -187,13 +188,7 @@ async def test_a_cold_start_uses_the_whole_pool_and_never_more(
     for _ in range(3):
         await wait_until(lambda: len(sink.held) >= 4)
         sink.open_gates()
-
-    async def drain() -> None:
-        while spool.stats().events:
-            sink.open_gates()
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(drain(), 20)
+    await sink.drain(spool)
     # No ramp without an outage: four calls at once before any answer, never a fifth.
     assert [n for n, successes in sink.starts if successes == 0] == [1, 2, 3, 4]
     assert max(n for n, _ in sink.starts) == 4
