@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import functools
 import logging
+import math
 import os
 import queue
 import sqlite3
@@ -364,6 +365,9 @@ class _Worker:
         self._conn: sqlite3.Connection | None = None
         self._lock_fd = -1
         self._leased: dict[int, tuple[float, int]] = {}  # id -> (lease expiry, size)
+        # No lease in `_leased` expires before this (a lower bound): lease() walks the leases
+        # for expired ones only once this time has come, not on every call.
+        self._next_lease_expiry = 0.0
         self._commits = 0
         self._failed = False
         self._next_expiry = 0.0  # time.monotonic() of the next max_age_s sweep
@@ -582,6 +586,7 @@ class _Worker:
         """Undo the batch in memory and on disk, and answer its callers."""
         conn = self._db()
         self.totals, self._leased = saved
+        self._next_lease_expiry = 0.0  # the restored leases may expire sooner: look again
         self._rows = []
         self._last_id = None  # re-read from the database: the rollback undid our ids
         if conn.in_transaction:
@@ -762,17 +767,22 @@ class _Worker:
         self, conn: sqlite3.Connection, max_events: int, max_bytes: int, lease_s: float
     ) -> list[SpooledEvent]:
         now = self.clock.time()
-        for ev_id, (expiry, _) in list(self._leased.items()):
-            if expiry <= now:
-                del self._leased[ev_id]
+        if now >= self._next_lease_expiry:
+            self._expire_leases(now)
         chosen: list[list[Any]] = []
-        total, after, page = 0, 0, max_events + len(self._leased) + 16
-        full = False
+        total, page = 0, max_events + 16
+        # Candidates are read in id order from the gaps between the runs of leased ids: the
+        # leased rows (a forwarder holds pool x batch of them, at the head of the queue) are
+        # never read, packed and skipped again on every lease.
+        runs = self._leased_runs()
+        after, run, full = 0, 0, False
         while not full:
-            (packed,) = conn.execute(_LEASE_PAGE_SQL, (after, now, page)).fetchone()
+            while run < len(runs) and runs[run][0] <= after + 1:
+                after = max(after, runs[run][1])
+                run += 1
+            below = runs[run][0] if run < len(runs) else _NO_ID_ABOVE
+            (packed,) = conn.execute(_LEASE_PAGE_SQL, (after, below, now, page)).fetchone()
             rows = sorted(orjson.loads(packed))
-            if not rows:
-                break
             for row in rows:
                 row[1] /= 1e6  # received_at, carried as integer microseconds (exact in JSON)
                 after = row[0]
@@ -786,6 +796,11 @@ class _Worker:
                 if len(chosen) >= max_events:
                     full = True
                     break
+            if len(rows) < page:  # this gap is exhausted: on past the next run, if any
+                if run >= len(runs):
+                    break
+                after = runs[run][1]
+                run += 1
         if not chosen:
             return []
         bodies: dict[int, tuple[bytes, bytes]] = {}
@@ -797,6 +812,7 @@ class _Worker:
                 bodies[ev_id] = (key, body)
         out: list[SpooledEvent] = []
         expiry = now + lease_s
+        self._next_lease_expiry = min(self._next_lease_expiry, expiry)
         for ev_id, received_at, attempts, size, crc in chosen:
             stored = bodies.get(ev_id)
             reason = ""
@@ -822,6 +838,43 @@ class _Worker:
                 id=ev_id, body=stored[1], key=key, received_at=received_at, attempts=attempts
             ))  # fmt: skip
         return out
+
+    def _expire_leases(self, now: float) -> None:
+        """Forget the leases that ran out (their events are handed out again)."""
+        soonest = math.inf
+        for ev_id, (expiry, _) in list(self._leased.items()):
+            if expiry <= now:
+                del self._leased[ev_id]
+            elif expiry < soonest:
+                soonest = expiry
+        self._next_lease_expiry = soonest
+
+    def _leased_runs(self) -> list[tuple[int, int]]:
+        """The leased ids as sorted, disjoint runs of consecutive integers (first, last).
+
+        Every row whose id lies inside a run is leased, so a scan may jump over the run. One
+        lease's ids ascend and `_leased` keeps insertion order: a forwarder's batches come out
+        as a few long runs, found in one pass.
+        """
+        runs: list[tuple[int, int]] = []
+        first = last = -2
+        for ev_id in self._leased:
+            if ev_id == last + 1:
+                last = ev_id
+                continue
+            if last >= 0:
+                runs.append((first, last))
+            first = last = ev_id
+        if last >= 0:
+            runs.append((first, last))
+        runs.sort()
+        merged: list[tuple[int, int]] = []
+        for first, last in runs:
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        return merged
 
     def _remove(self, conn: sqlite3.Connection, ids: Sequence[int]) -> None:
         t = self.totals
@@ -970,8 +1023,9 @@ def _is_logic_error(exc: BaseException) -> bool:
 _LEASE_PAGE_SQL: Final = (
     "SELECT json_group_array(json_array(id, CAST(received_at * 1000000 AS INTEGER), attempts, "
     "size, crc)) FROM (SELECT id, received_at, attempts, size, crc FROM events "
-    "WHERE id > ? AND retry_at <= ? ORDER BY id LIMIT ?)"
+    "WHERE id > ? AND id < ? AND retry_at <= ? ORDER BY id LIMIT ?)"
 )
+_NO_ID_ABOVE: Final = 2**63 - 1  # SQLite's largest rowid: "no upper bound" for the page scan
 
 _NO_FUTURE: Final[Any] = object()
 _NO_KEY: Final = EventKey(kind="run", event_time="", producer="")

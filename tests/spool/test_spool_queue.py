@@ -124,6 +124,35 @@ async def test_release_gives_events_back_at_once(open_spool: Opener) -> None:
     assert [e.id for e in again] == ids[:2]
 
 
+async def test_lease_finds_every_free_event_between_and_inside_leased_stretches(
+    open_spool: Opener, clock: ManualClock
+) -> None:
+    """Lease jumps over runs of leased ids; whatever is freed inside or between them (release,
+    a retry that came due, an acked neighbour, a lease that ran out) is still found, in order."""
+    spool = await open_spool()
+    ids = await spool.append([(body(i), key(i)) for i in range(40)])
+    first = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)  # ids[0:10]
+    clock.now += 5
+    second = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)  # ids[10:20]
+    third = await spool.lease(max_events=10, max_bytes=10**6, lease_s=300)  # ids[20:30]
+    assert [e.id for e in first + second + third] == ids[:30]
+    await spool.ack([ids[4], ids[5]])  # holes in a run: nothing to find there
+    await spool.release([ids[3], ids[12]])
+    await spool.retry_at([ids[25]], clock.now + 10, "503")
+    got = await spool.lease(max_events=4, max_bytes=10**6, lease_s=30)
+    assert [e.id for e in got] == [ids[3], ids[12], ids[30], ids[31]]
+    clock.now += 10  # the retry is due; nothing else changed
+    got = await spool.lease(max_events=3, max_bytes=10**6, lease_s=300)
+    assert [e.id for e in got] == [ids[25], ids[32], ids[33]]
+    clock.now += 16  # `first`'s lease ran out (30 s), `second`'s (taken 5 s later) not yet
+    got = await spool.lease(max_events=100, max_bytes=10**6, lease_s=300)
+    expected = [i for i in ids[:10] if i not in (ids[3], ids[4], ids[5])] + ids[34:]
+    assert [e.id for e in got] == expected
+    clock.now += 5  # now `second` ran out, and so did the 30 s leases taken with it
+    got = await spool.lease(max_events=100, max_bytes=10**6, lease_s=300)
+    assert [e.id for e in got] == [ids[3], *ids[10:20], ids[30], ids[31]]
+
+
 async def test_retry_at_defers_counts_attempts_and_keeps_id_order(
     open_spool: Opener, clock: ManualClock
 ) -> None:
