@@ -16,6 +16,7 @@ Nothing here does I/O or touches py4j, so every shape is tested from hand-built 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -371,9 +372,30 @@ def merge_executions(lineages: list[ExecutionLineage]) -> ExecutionLineage:
     """
     if len(lineages) == 1:
         return lineages[0]
+    outputs = _merge_datasets([lin.outputs for lin in lineages])
+    outer = lineages[0]
+    if any(word in outer.node_name for word in _TABLE_CREATING_NODES):
+        outputs = tuple(_created_or_appended(ref, outer) for ref in outputs)
     return ExecutionLineage(
-        node_name=lineages[0].node_name,
+        node_name=outer.node_name,
         inputs=_merge_datasets([lin.inputs for lin in lineages]),
-        outputs=_merge_datasets([lin.outputs for lin in lineages]),
+        outputs=outputs,
         sql=next((lin.sql for lin in lineages if lin.sql), None),
     )
+
+
+# outer commands that create their table unless it exists (CTAS, saveAsTable)
+_TABLE_CREATING_NODES = ("table_as_select", "save_as_v1_table")
+
+
+def _created_or_appended(ref: DatasetRef, outer: ExecutionLineage) -> DatasetRef:
+    """A CTAS in Append mode (`saveAsTable(mode="append")`) says nothing about the table's
+    lifecycle: it creates the table when it does not exist, writing it through a nested insert
+    in Overwrite mode, and appends through a nested insert in Append mode when it does. So an
+    OVERWRITE from the nested insert under an outer command that reported no state is a CREATE.
+    """
+    outer_states = {(o.namespace, o.name): o.lifecycle_state for o in outer.outputs}
+    key = (ref.namespace, ref.name)
+    if key in outer_states and outer_states[key] is None and ref.lifecycle_state == "OVERWRITE":
+        return dataclasses.replace(ref, lifecycle_state="CREATE")
+    return ref

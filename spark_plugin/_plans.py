@@ -274,6 +274,7 @@ def _command_output(
         state = "OVERWRITE" if cmd.get("overwrite") else None
         return _with_state(_table_dataset(table, conf, schema or None), state)
     if kind == "ctas" and table:
+        # in Append mode the table may exist already: its nested insert tells (merge_executions)
         state = None if cmd.get("mode") == "Append" else "CREATE"
         return _with_state(_table_dataset(table, conf, schema or None), state)
     if kind == "create" and table:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from spark_plugin._events import merge_executions
 from spark_plugin._model import ColumnSource, DatasetRef, ExecutionLineage
 from spark_plugin._plans import PlanWalker, lineage_from_digest
 
@@ -563,3 +564,36 @@ def test_column_cap(spark: Any, run: Run, data: Path) -> None:
     assert list(full.outputs[0].column_lineage) == ["id", "name", "dept_id", "salary"]
     assert list(capped.outputs[0].column_lineage) == ["id", "name"]
     assert len(capped.outputs[0].schema) == 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "exists", "state"),
+    [
+        ("errorifexists", False, "CREATE"),
+        ("overwrite", True, "CREATE"),
+        ("append", True, None),
+        ("append", False, "CREATE"),
+        ("ignore", False, "CREATE"),
+    ],
+)
+def test_save_as_table_modes(
+    spark: Any, run: Run, data: Path, mode: str, exists: bool, state: str | None
+) -> None:
+    table = f"modes_{mode}_{int(exists)}"
+    spark.sql(f"DROP TABLE IF EXISTS {table}")
+    df = spark.read.parquet(str(data / "depts.parquet"))
+    if exists:
+        df.write.saveAsTable(table)
+    captured = run(lambda: df.write.mode(mode).saveAsTable(table))
+    spark.sql(f"DROP TABLE IF EXISTS {table}")
+    lineages = [r for _, r in captured if isinstance(r, ExecutionLineage)]
+    assert lineages, captured
+    # nested executions end innermost first; the listener merges them outermost first
+    merged = merge_executions(lineages[::-1])
+    warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    (output,) = merged.outputs
+    assert (output.namespace, output.name) == ("file", f"{warehouse}/{table}")
+    assert output.lifecycle_state == state
+    assert [s.name for s in output.symlinks] == [f"default.{table}"]
+    assert [f.name for f in output.schema] == ["dept_id", "dept"]
+    assert [i.name for i in merged.inputs] == [str(data / "depts.parquet")]

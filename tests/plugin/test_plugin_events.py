@@ -271,3 +271,25 @@ def test_events_are_valid_against_the_openlineage_spec(shared_dir: Path) -> None
     custom = run_event("COMPLETE", ctx)
     custom["run"]["facets"]["spark_properties"]["_schemaURL"] = "https://example.com/x.json"
     assert [e for e in validator.errors(custom) if "spark_properties" in e] != []
+
+
+@pytest.mark.parametrize(("inner_state", "merged_state"), [("OVERWRITE", "CREATE"), (None, None)])
+def test_append_mode_ctas_creates_or_appends_as_its_nested_insert_says(
+    inner_state: str | None, merged_state: str | None
+) -> None:
+    table = Symlink("file:/wh", "default.t")
+    outer = ExecutionLineage(
+        node_name="execute_save_as_v1_table_command",
+        outputs=(DatasetRef(namespace="file", name="/wh/t", symlinks=(table,)),),
+    )
+    insert = ExecutionLineage(
+        node_name="execute_insert_into_hadoop_fs_relation_command",
+        outputs=(
+            DatasetRef(
+                namespace="file", name="/wh/t", symlinks=(table,), lifecycle_state=inner_state
+            ),
+        ),
+    )
+    assert merge_executions([outer, insert]).outputs[0].lifecycle_state == merged_state
+    # a plain overwrite stays one
+    assert merge_executions([insert, insert]).outputs[0].lifecycle_state == inner_state
