@@ -437,3 +437,32 @@ def test_spark_openlineage_disabled_is_a_logged_no_op(
         assert bus.listeners().size() == listeners_before
         spark.range(3).count()
         assert handle.close() and receiver.requests == 0
+
+
+@pytest.mark.parametrize("jvm_filter", [True, False], ids=["jvm-filter", "direct-proxy"])
+def test_application_end_from_spark_completes_the_application_once(
+    spark: Any, jvm_filter: bool
+) -> None:
+    """A SparkContext stopped from the JVM (not through the hooked `stop()`) still ends the
+    application run: the listener's onApplicationEnd posts its COMPLETE, and close() does not
+    post a second one. The event is handed to our listener itself, not posted on the shared
+    session's bus, where Spark's own listeners would take the session for ended."""
+    jvm = spark._jvm
+    with receiving() as receiver:
+        handle = enable(spark, url=receiver.url, jvm_filter=jvm_filter)
+        registration = handle._registration
+        assert registration is not None and registration.filtered is jvm_filter
+        end = jvm.org.apache.spark.scheduler.SparkListenerApplicationEnd(
+            1_700_000_000_000, jvm.scala.Option.apply(None)
+        )
+        if jvm_filter:
+            registration._filter.onApplicationEnd(end)  # the JVM filter, then the py4j bridge
+        else:
+            registration.bridge.onApplicationEnd(end)
+        assert handle.flush(30)
+        assert [e["eventType"] for e in receiver.events()] == ["START", "COMPLETE"]
+        complete = receiver.events()[1]
+        assert complete["run"]["runId"] == handle.app_run_id
+        assert complete["eventTime"] == "2023-11-14T22:13:20.000Z"
+        assert handle.close()
+        assert len(receiver.events()) == 2  # no second COMPLETE at close
