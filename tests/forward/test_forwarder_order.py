@@ -167,6 +167,7 @@ async def test_calls_in_flight_ramp_up_after_the_breaker_closes(
     for in_flight, successes in sink.starts:
         assert in_flight <= min(8, 1 + successes), sink.starts
     assert max(n for n, _ in sink.starts) == 8  # and the whole pool once the server held up
+    assert fwd.health_breaker()[1]["in_flight_limit"] == 8
     await sink.drain(spool)
     assert sorted(e.body for e in sink.events) == sorted(body for body, _ in items)
 
