@@ -25,6 +25,8 @@ WINDOW_EXPLODE = """
            sum(salary) OVER (PARTITION BY dept_id ORDER BY id) AS running,
            letter
     FROM parquet.`{people}` LATERAL VIEW explode(split(name, '')) t AS letter
+    ORDER BY name
+    LIMIT 100
 """
 
 

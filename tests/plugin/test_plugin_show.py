@@ -146,6 +146,7 @@ FILTER = (("INDIRECT", "FILTER"),)
 JOIN = (("INDIRECT", "JOIN"),)
 GROUP_BY = (("INDIRECT", "GROUP_BY"),)
 WINDOW = (("INDIRECT", "WINDOW"),)
+SORT = (("INDIRECT", "SORT"),)
 
 
 def warehouse(spark: Any) -> str:
@@ -335,6 +336,8 @@ def test_window_and_explode(shown: dict[str, Any]) -> None:
         },
         "letter": {(*people, "name", TRANSFORMATION)},
     }
+    # through the Sort and the Limit: the order is indirect lineage of the whole dataset
+    assert dataset_lineage(output) == {(*people, "name", SORT)}
 
 
 def test_failing_write_is_a_fail_with_the_error(shown: dict[str, Any]) -> None:
