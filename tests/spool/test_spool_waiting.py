@@ -44,3 +44,20 @@ async def test_waiting_runs_names_each_run_with_its_latest_retry_time(
     assert await reopened.waiting_runs() == {"run-a": clock.now + 20}
     clock.now += 20
     assert await reopened.waiting_runs() == {}
+
+
+async def test_lease_hands_out_the_oldest_due_events_first_even_between_leased_ones(
+    open_spool: Opener, clock: ManualClock
+) -> None:
+    # The forwarder's per-run order relies on it: when a later event of a run is leased, every
+    # earlier due event (say its START, back from a retry) is leased with it or before it.
+    spool = await open_spool()
+    ids = await spool.append([(body(i), key(i)) for i in range(8)])
+    await spool.lease(max_events=5, max_bytes=10**6, lease_s=30)  # ids[0..4] in flight
+    await spool.retry_at([ids[1]], clock.now + 5, "HTTP 503")
+    await spool.release([ids[3]])
+    first = await spool.lease(max_events=2, max_bytes=10**6, lease_s=30)
+    assert [e.id for e in first] == [ids[3], ids[5]]
+    clock.now += 5
+    due = await spool.lease(max_events=2, max_bytes=10**6, lease_s=30)
+    assert [e.id for e in due] == [ids[1], ids[6]]
