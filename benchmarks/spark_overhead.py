@@ -11,7 +11,10 @@ local receiver" in pairs (AB, BA, AB, ...), so drift on a shared machine hits bo
 - tiny: actions writing 100 rows (100 and 100; --quick: 20 and 20);
 - listener: a ~30-node plan (3 parquet sources, 3 joins, aggregate, 2 unions, filters, sort,
   limit, written to parquet) repeated; the time spent inside our listener callbacks (plan walk
-  included) divided by the runs reported.
+  included) divided by the runs reported;
+- stop: `spark.stop()` of a session whose plugin posts to a receiver that hangs (accepts the
+  connection, never answers), then of a new session whose plugin posts to a closed port, each
+  after a few actions, with the default flush timeout (2 s): what a dead relay adds to stop.
 
 The receiver runs in this (parent) process, as the relay would run in its own: it does not
 compete with the driver's Python for the GIL.
@@ -19,6 +22,8 @@ compete with the driver's Python for the GIL.
 RESULT spark_ratio_healthy       plugin / no-lineage wall time, healthy actions (goal <= 1.03)
 RESULT spark_ratio_tiny_actions  the same for tiny actions
 RESULT listener_ms_per_query     listener callback time per ~30-node query (goal <= 5 ms)
+RESULT spark_stop_s_hanging_relay  spark.stop() with the relay hanging (goal <= flush timeout + 1 s)
+RESULT spark_stop_s_closed_port    spark.stop() with nothing listening (same goal)
 """
 
 from __future__ import annotations
@@ -54,6 +59,21 @@ class _Sink(BaseHTTPRequestHandler):
         self.send_response(201)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+class _Hang(BaseHTTPRequestHandler):
+    """A receiver that reads the request and never answers (until the benchmark ends)."""
+
+    protocol_version = "HTTP/1.1"
+    released = threading.Event()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).released.wait(120)
+        self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -202,6 +222,28 @@ def _listener_cost(spark: Any, src: Path, out: Path, queries: int, url: str) -> 
     }
 
 
+def _timed_stop(spark: Any, out: Path, url: str) -> dict[str, Any]:
+    """Enable the plugin towards `url`, run a few actions, time `spark.stop()`."""
+    from spark_plugin import enable
+
+    handle = enable(spark, url=url)
+    for n in range(4):
+        _tiny_action(spark, out, n)
+    began = time.perf_counter()
+    spark.stop()
+    stop_s = time.perf_counter() - began
+    return {"stop_s": stop_s, "flush_timeout_s": handle.config.flush_timeout_s, **handle.stats()}
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     url = args.url
@@ -214,8 +256,9 @@ def child(args: argparse.Namespace) -> None:
             "healthy": _timed_pairs(spark, _healthy_action, out, healthy_block, args.healthy, url),
             "tiny": _timed_pairs(spark, _tiny_action, out, tiny_block, args.tiny, url),
             "listener": _listener_cost(spark, src, out, args.queries, url),
+            "stop_hanging": _timed_stop(spark, out, args.hang_url),
         }
-    spark.stop()
+        result["stop_closed_port"] = _timed_stop(_session(), out, _closed_port_url())
     print("RESULT_JSON " + json.dumps(result), flush=True)
 
 
@@ -230,6 +273,7 @@ def main() -> None:
     parser.add_argument("--tiny", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--queries", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--hang-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -241,6 +285,11 @@ def main() -> None:
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
+    hanging = ThreadingHTTPServer(("127.0.0.1", 0), _Hang)
+    hanging.daemon_threads = True
+    threading.Thread(
+        target=hanging.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     command = [
         sys.executable,
         __file__,
@@ -249,14 +298,17 @@ def main() -> None:
         f"--tiny={tiny}",
         f"--queries={queries}",
         f"--url=http://127.0.0.1:{server.server_address[1]}",
+        f"--hang-url=http://127.0.0.1:{hanging.server_address[1]}",
         *(["--quick"] if args.quick else []),
     ]
     began = time.monotonic()
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     finally:
-        server.shutdown()
-        server.server_close()
+        _Hang.released.set()
+        for srv in (server, hanging):
+            srv.shutdown()
+            srv.server_close()
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT_JSON ")), None)
     if proc.returncode != 0 or line is None:
         sys.stderr.write(proc.stderr[-4000:])
@@ -286,9 +338,20 @@ def main() -> None:
         f"receiver got {_Sink.received} events in all"
     )
     print()
+    for name, key in (("hanging relay", "stop_hanging"), ("closed port", "stop_closed_port")):
+        r = result[key]
+        print(
+            f"spark.stop() with a {name}: {r['stop_s']:.2f} s (flush timeout "
+            f"{r['flush_timeout_s']:.1f} s); {r['submitted']} events, {r['emitted']} emitted, "
+            f"{r['dropped']} dropped {r['dropped_by_reason']}, {r['pending']} still in flight "
+            "(counted when its POST times out)"
+        )
+    print()
     print(f"RESULT spark_ratio_healthy={h['ratio']:.3f}")
     print(f"RESULT listener_ms_per_query={lc['listener_ms_per_query']:.2f}")
     print(f"RESULT spark_ratio_tiny_actions={t['ratio']:.3f}")
+    for name, key in (("hanging_relay", "stop_hanging"), ("closed_port", "stop_closed_port")):
+        print(f"RESULT spark_stop_s_{name}={result[key]['stop_s']:.2f}")
 
 
 if __name__ == "__main__":
