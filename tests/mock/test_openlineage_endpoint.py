@@ -190,6 +190,25 @@ async def test_namespace_mapping_and_no_auto_create() -> None:
         status, body = await _post(client, mock.url + SINGLE, missing)
         assert (status, body["status"]) == (400, "failure")
         assert mock.entity("table", "hive_prod.warehouse.sales.new_t") is None
+        # Resolutions are remembered only until the catalog or the settings change: the same
+        # event resolves once the table is created through the API ...
+        table = {
+            "name": "new_t",
+            "databaseSchema": "hive_prod.warehouse.sales",
+            "columns": [{"name": "id", "dataType": "BIGINT"}],
+        }
+        async with client.put(mock.url + "/v1/tables", json=table) as resp:
+            assert resp.status == 201
+        status, body = await _post(client, mock.url + SINGLE, missing)
+        assert (status, body["lineageEdgesCreated"]) == (200, 1)
+        # ... and a dataset refused without auto-create is created once it is switched on.
+        later = run_event(outputs=[hive_dataset("sales", "later_t")])
+        assert (await _post(client, mock.url + SINGLE, later))[0] == 400
+        switched = {**settings.to_json(), "autoCreateEntities": True}
+        async with client.put(f"{mock.control_url}/mock/openlineage/settings", json=switched) as r:
+            assert r.status == 200
+        assert (await _post(client, mock.url + SINGLE, later))[0] == 200
+        assert mock.entity("table", "hive_prod.warehouse.sales.later_t") is not None
 
 
 async def test_auto_create_makes_the_missing_table_from_the_schema_facet(

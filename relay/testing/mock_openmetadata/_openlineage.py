@@ -210,9 +210,25 @@ class OpenLineageProcessor:
         self.settings = settings
         self.failures: list[EventFailure] = []
         self._failure_used: list[int] = []
-        # Tables by FQN suffix, valid while the store's generation is unchanged.
+        # What resolution derives from the catalog and the settings, valid while neither
+        # changed (every entity write bumps the store's generation; settings are replaced,
+        # never mutated): tables by FQN suffix, datasets and jobs to their references.
         self._suffix_cache: dict[str, list[dict[str, Any]]] = {}
+        self._table_cache: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        self._pipeline_cache: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._cache_generation = -1
+        self._cache_settings: OpenLineageSettings | None = None
+
+    def _check_caches(self) -> None:
+        if (
+            self._cache_generation != self._store.generation
+            or self._cache_settings is not self.settings
+        ):
+            self._suffix_cache.clear()
+            self._table_cache.clear()
+            self._pipeline_cache.clear()
+            self._cache_generation = self._store.generation
+            self._cache_settings = self.settings
 
     def set_failures(self, failures: Sequence[EventFailure]) -> None:
         self.failures = list(failures)
@@ -295,9 +311,25 @@ class OpenLineageProcessor:
         return resolved
 
     def _resolve_table(self, dataset: dict[str, Any]) -> dict[str, Any] | None:
+        """The table a dataset names (a shared reference: callers only read it)."""
         facets = dataset.get("facets") or {}
         identifiers = (facets.get("symlinks") or {}).get("identifiers") or []
         table_name = identifiers[0]["name"] if identifiers else dataset["name"]
+        datasource = (facets.get("datasource") or {}).get("name")
+        # Everything the lookups below read from the event. The schema facet only matters
+        # when a table is auto-created, and creating one bumps the generation.
+        key = (table_name, dataset.get("namespace"), datasource)
+        self._check_caches()
+        if key in self._table_cache:
+            return self._table_cache[key]
+        found = self._lookup_table(table_name, dataset.get("namespace"), datasource, facets)
+        if self._cache_generation == self._store.generation:  # nothing was created meanwhile
+            self._table_cache[key] = found
+        return found
+
+    def _lookup_table(
+        self, table_name: str, namespace: str | None, datasource: Any, facets: dict[str, Any]
+    ) -> dict[str, Any] | None:
         parts = table_name.split(".")
         if len(parts) < 2:
             return None
@@ -307,10 +339,9 @@ class OpenLineageProcessor:
         # lookups (OpenMetadata's SQL LIKE patterns); plain string tests keep this fast.
         tables = self._tables_ending_with(suffix)
         candidates: list[str] = []
-        service = self._mapped_service(dataset.get("namespace"))
+        service = self._mapped_service(namespace)
         if service is not None:
             candidates.append(f"{service}.")
-        datasource = (facets.get("datasource") or {}).get("name")
         if datasource:
             candidates.append(f"{datasource}.")
         for prefix in candidates:
@@ -325,9 +356,7 @@ class OpenLineageProcessor:
         return self._create_table(schema, table, facets)
 
     def _tables_ending_with(self, suffix: str) -> list[dict[str, Any]]:
-        if self._cache_generation != self._store.generation:
-            self._suffix_cache.clear()
-            self._cache_generation = self._store.generation
+        self._check_caches()
         found = self._suffix_cache.get(suffix)
         if found is None:
             found = [
@@ -388,6 +417,16 @@ class OpenLineageProcessor:
         job = parent_job if parent_job and parent_job.get("name") else event.get("job") or {}
         if not job.get("name"):
             return None
+        key = (str(job.get("namespace") or ""), str(job["name"]))
+        self._check_caches()
+        if key in self._pipeline_cache:
+            return self._pipeline_cache[key]
+        found = self._find_pipeline(job)
+        if self._cache_generation == self._store.generation:  # nothing was created meanwhile
+            self._pipeline_cache[key] = found
+        return found
+
+    def _find_pipeline(self, job: dict[str, Any]) -> dict[str, Any] | None:
         namespace = job.get("namespace") or ""
         name = (
             f"{re.sub(r'[^a-zA-Z0-9_-]', '_', namespace)}-{job['name']}"
