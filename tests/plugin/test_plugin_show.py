@@ -47,7 +47,13 @@ def shown(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
             per_job[kind] = receiver.events()[before:]
         assert handle.close(30)
         per_job["app"] = [*app_start, *receiver.events()[-1:]]
-        yield {"events": per_job, "handle": handle, "data": data, "all": receiver.events()}
+        yield {
+            "events": per_job,
+            "handle": handle,
+            "data": data,
+            "all": receiver.events(),
+            "spark_version": spark.version,
+        }
     cleanup(spark, data)
 
 
@@ -68,7 +74,7 @@ def one_run(shown: dict[str, Any], kind: str) -> tuple[dict[str, Any], dict[str,
         assert parent["run"] == {"runId": shown["handle"].app_run_id}
         assert parent["job"] == {"namespace": NAMESPACE, "name": APP}
         engine = run_facets["processing_engine"]
-        assert (engine["name"], engine["version"]) == ("spark", "4.3.0")
+        assert (engine["name"], engine["version"]) == ("spark", shown["spark_version"])
         assert run_facets["spark_properties"]["properties"] == {
             "spark.master": "local[2]",
             "spark.app.name": "lineage relay tests",
