@@ -597,3 +597,18 @@ def test_save_as_table_modes(
     assert [s.name for s in output.symlinks] == [f"default.{table}"]
     assert [f.name for f in output.schema] == ["dept_id", "dept"]
     assert [i.name for i in merged.inputs] == [str(data / "depts.parquet")]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json", "orc", "text"])
+def test_file_sink_each_format(spark: Any, run: Run, data: Path, fmt: str) -> None:
+    out = data / f"sink_{fmt}"
+    people = spark.read.parquet(str(data / "people.parquet"))
+    df = people.selectExpr("name") if fmt == "text" else people.selectExpr("id", "name")
+    captured = run(lambda: df.write.mode("overwrite").format(fmt).save(str(out)))
+    lineage = _one(captured, "execute_insert_into_hadoop_fs_relation_command")
+    (dst,) = lineage.outputs
+    assert (dst.namespace, dst.name, dst.lifecycle_state) == ("file", str(out), "OVERWRITE")
+    assert dst.row_count == 3
+    expected = [("name", "string")] if fmt == "text" else [("id", "integer"), ("name", "string")]
+    assert _fields(dst) == expected
+    assert _src(dst.column_lineage["name"]) == {("people.parquet", "name", ("IDENTITY",))}
