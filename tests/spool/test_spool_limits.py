@@ -11,6 +11,7 @@ from spool_helpers import ManualClock, Opener, body, counter, key
 
 from relay._exceptions import SpoolError, SpoolFailure, SpoolFull
 from relay._observe.metrics import Metrics
+from relay._spool import schema
 
 
 async def test_reject_policy_refuses_fast_and_accepts_again_after_acks(open_spool: Opener) -> None:
@@ -217,3 +218,25 @@ async def test_an_sqlite_constraint_error_is_a_bug_not_a_disk_failure(open_spool
     assert not spool.stats().failed
     assert len(await spool.append([(body(3), key(3))])) == 1
     assert spool.stats().events == 2
+
+
+def test_an_ack_does_not_write_the_freed_pages_again(tmp_path: Path) -> None:
+    """Deleting events writes the pages that changed, not a zeroed copy of every page the
+    bodies occupied (secure_delete ON, the default of some SQLite builds, does that: the
+    WAL then carries as many bytes for an ack as for the append)."""
+    conn = schema.connect(tmp_path / "spool.db")
+    try:
+        conn.execute("CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        deleted = 0
+        conn.execute("BEGIN")
+        for n in range(20):
+            conn.execute("INSERT INTO bodies VALUES (?, ?)", (n, bytes([n]) * 40_000))
+            deleted += 40_000
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        assert (tmp_path / "spool.db-wal").stat().st_size == 0
+        conn.execute("DELETE FROM bodies")
+        wal = (tmp_path / "spool.db-wal").stat().st_size
+    finally:
+        conn.close()
+    assert 0 < wal < deleted / 4
