@@ -13,7 +13,10 @@
    events/s, calls, and the ratio to the theoretical maximum pool x batch / latency.
    With `--target stub` (or both), the same is measured against a minimal endpoint that only
    reads the body, waits the latency and answers success, which shows how much of the gap is
-   the mock's own processing (JSON Schema validation, lineage resolution) and not the relay.
+   the mock's own processing (decoding each batch, checking it against its request models,
+   resolving datasets, writing lineage) and not the relay. Relay and mock each need about a
+   core: on a 2-core machine the drain through the mock stays below both "relay alone" (the
+   stub run) and "mock alone" (step 0), since they share the cores.
 3. A second run puts the mock down (connections refused) for `--outage-s` in the middle of
    the drain, then brings it back, and prints the time from recovery to an empty backlog.
 
