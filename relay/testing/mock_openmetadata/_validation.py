@@ -82,15 +82,20 @@ class Str(Type):
     fmt: str | None = None  # "uuid" or "date-time": the formats Java parses into typed values
     java_type = "java.lang.String"
 
-    def check(self, value: Any) -> None:
-        if not isinstance(value, str):
-            raise _mismatch("java.util.UUID" if self.fmt == "uuid" else self.java_type, value)
-        if (
+    @property
+    def plain(self) -> bool:
+        """Any string will do: no length, pattern or format to check."""
+        return (
             self.min_length == 0
             and self.max_length is None
             and self.pattern is None
             and not self.fmt
-        ):
+        )
+
+    def check(self, value: Any) -> None:
+        if not isinstance(value, str):
+            raise _mismatch("java.util.UUID" if self.fmt == "uuid" else self.java_type, value)
+        if self.plain:
             return
         if len(value) < self.min_length or (
             self.max_length is not None and len(value) > self.max_length
@@ -246,6 +251,8 @@ class Obj(Type):
     closed: bool = True
     # Required fields in declaration order, so the first one missing is the one reported.
     required_order: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # Fields any string satisfies: a string there needs no call at all (most fields are).
+    plain_text: frozenset[str] = field(init=False, repr=False, compare=False)
 
     @property
     def java_type(self) -> str:  # type: ignore[override]
@@ -254,6 +261,10 @@ class Obj(Type):
     def __post_init__(self) -> None:
         order = tuple(name for name in self.fields if name in self.required)
         object.__setattr__(self, "required_order", order)
+        plain = frozenset(
+            name for name, kind in self.fields.items() if isinstance(kind, Str) and kind.plain
+        )
+        object.__setattr__(self, "plain_text", plain)
 
     def check(self, value: Any) -> None:
         if not isinstance(value, dict):
@@ -273,9 +284,12 @@ class Obj(Type):
                 violation = _Violation("[{path} must not be null]")
                 violation.parts.append(name)
                 raise violation
+        plain = self.plain_text
         for name, item in value.items():
+            if item is None or (item.__class__ is str and name in plain):
+                continue
             kind = fields.get(name)
-            if kind is not None and item is not None:
+            if kind is not None:
                 try:
                     kind.check(item)
                 except _Violation as violation:
