@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
 import pytest
@@ -207,3 +208,24 @@ async def test_hanging_requests_end_when_the_mock_closes() -> None:
         await mock.aclose()
         with pytest.raises(aiohttp.ClientConnectionError):
             await pending
+
+
+async def test_a_client_gone_mid_body_is_no_server_error(
+    mock: MockOpenMetadata, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A relay cut by its read timeout, or killed, leaves a body half sent: the mock must
+    # not log that as an error of its own, and goes on serving.
+    host, port = mock.url.split("//")[1].split("/")[0].split(":")
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /api/v1/openlineage/lineage/batch HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b'{"events": ['
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the handler is waiting for the rest of the body
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.05)
+    assert await _status(client, f"{mock.url}/v1/system/version") == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

@@ -96,7 +96,12 @@ async def _serve(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     started_s = time.time()
     started = time.perf_counter()
-    body = await request.read()
+    try:
+        body = await request.read()
+    except ConnectionResetError:
+        # The client (or a `down`/`reset` fault) closed the connection mid-body: nobody is
+        # left to answer, and it is not the mock's error to report.
+        return web.Response(status=499)
     rule = state.faults.pick(request.method, request.path)
     if rule is None and state.faults.roll(state.error_rate):
         rule = _RANDOM_ERROR
