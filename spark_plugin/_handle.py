@@ -226,15 +226,24 @@ def _spark_conf(spark_context: Any) -> dict[str, str]:
 
 def _check_classic(spark: Any) -> None:
     module = type(spark).__module__
-    if "connect" in module.split(".") or getattr(spark, "_jsparkSession", None) is None:
-        raise UnsupportedSessionError(
-            f"spark_plugin.enable() needs a classic PySpark session with its driver JVM in this "
-            f"process, got {type(spark).__module__}.{type(spark).__qualname__} (Spark Connect?). "
-            "For Spark Connect, register the OpenLineage Spark listener on the Connect server "
-            "(spark.extraListeners=io.openlineage.spark.agent.OpenLineageSparkListener, "
-            "spark.openlineage.transport.type=http, spark.openlineage.transport.url=<relay URL>) "
-            "or use a classic session (spark.api.mode=classic)."
-        )
+    kind = f"{module}.{type(spark).__qualname__}"
+    # The module test tells a Spark Connect session for certain (pyspark.sql.connect.*), so the
+    # message can say so plainly instead of guessing; the `_jsparkSession` test catches anything
+    # else with no driver JVM in this process.
+    if "connect" in module.split("."):
+        what = f"got a Spark Connect session ({kind}), whose driver JVM is in the Connect server"
+    elif getattr(spark, "_jsparkSession", None) is None:
+        what = f"got {kind}, which has no driver JVM here (a Spark Connect session?)"
+    else:
+        return
+    raise UnsupportedSessionError(
+        f"spark_plugin.enable() needs a classic PySpark session with its driver JVM in this "
+        f"process; {what}. "
+        "For Spark Connect, register the OpenLineage Spark listener on the Connect server "
+        "(spark.extraListeners=io.openlineage.spark.agent.OpenLineageSparkListener, "
+        "spark.openlineage.transport.type=http, spark.openlineage.transport.url=<relay URL>) "
+        "or use a classic session (spark.api.mode=classic)."
+    )
 
 
 def _context(config: PluginConfig, sc: Any, conf: Mapping[str, str]) -> AppContext:

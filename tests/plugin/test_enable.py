@@ -253,8 +253,8 @@ class ConnectLikeSession:
 
 
 def test_spark_connect_session_gets_a_clear_error() -> None:
-    # pyspark[connect] (grpc, pandas, pyarrow) is not installed here, so the session is simulated
-    # by its distinguishing trait; a real one fails the same check (no _jsparkSession).
+    # Anything without a driver JVM in this process (no _jsparkSession) gets the same error;
+    # test_spark_connect.py shows it for a real Spark Connect session, in a child process.
     with pytest.raises(UnsupportedSessionError, match="Spark Connect") as info:
         enable(ConnectLikeSession())
     assert "OpenLineageSparkListener" in str(info.value)
