@@ -28,7 +28,7 @@ from aiohttp import web
 from .._clock import Clock, SystemClock
 from .._config import IngestConfig
 from .._events import EventKey
-from .._exceptions import ConfigError, IngestError, SpoolFailure, SpoolFull
+from .._exceptions import ConfigError, IngestError, SpoolError, SpoolFailure, SpoolFull
 from .._observe.logging import register_secret
 from .._observe.metrics import Metrics
 from .body import BadGzip, BodyLimits, IncompleteBody, read_body
@@ -331,6 +331,14 @@ class Ingest:
                 return _refused(
                     "spool_failure",
                     json_error(503, f"the spool failed: {exc}", headers=retry),
+                    wire,
+                )
+            except SpoolError as exc:  # closing under this request, say: never a 500
+                return _refused(
+                    "spool_unavailable",
+                    json_error(
+                        503, f"the spool cannot take events: {exc}", headers={"Retry-After": "1"}
+                    ),
                     wire,
                 )
         return _Outcome(None, _created(len(items)), len(items), wire)
