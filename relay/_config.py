@@ -24,6 +24,7 @@ from ._exceptions import ConfigError
 
 __all__ = [
     "DEFAULT_LISTEN",
+    "AuditConfig",
     "AwsSecretConfig",
     "BreakerConfig",
     "Config",
@@ -318,6 +319,23 @@ class BreakerConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AuditConfig:
+    """[audit]: one JSON line per write to OpenMetadata; off while `path` is empty."""
+
+    path: str = ""
+    max_bytes: int = 100 * 1024 * 1024  # the file rotates to path.1 ... beyond this
+    backup_count: int = 5  # rotated files kept (>= 1: the stdlib handler rotates only then)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.path)
+
+    def __post_init__(self) -> None:
+        _positive("audit.max_bytes", self.max_bytes)
+        _positive("audit.backup_count", self.backup_count)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole configuration, one attribute per TOML table."""
 
@@ -327,6 +345,7 @@ class Config:
     openmetadata: OpenMetadataConfig = field(default_factory=OpenMetadataConfig)
     forwarder: ForwarderConfig = field(default_factory=ForwarderConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
 
 def load_config(

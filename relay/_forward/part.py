@@ -23,6 +23,7 @@ from aiohttp import web
 
 from .._clock import Clock, SystemClock
 from .._config import Config
+from .._observe.audit import AuditLog
 from .._observe.health import ComponentHealth, Health
 from .._observe.metrics import Metrics
 from .._secrets import make_token_provider
@@ -69,9 +70,13 @@ async def delivery_part(app: web.Application) -> AsyncIterator[None]:
         return
 
     tokens = make_token_provider(om, clock=clock, metrics=metrics)
-    client = OpenMetadataClient(
-        om, metrics=metrics, tokens=tokens, ssl_context=make_ssl_context(om), clock=clock
+    audit = (
+        AuditLog(config.audit, metrics=metrics, clock=clock) if config.audit.enabled else None
     )
+    client = OpenMetadataClient(
+        om, metrics=metrics, tokens=tokens, ssl_context=make_ssl_context(om), clock=clock,
+        audit=audit,
+    )  # fmt: skip
     sink = OpenLineageSink(client, om, clock=clock)
     forwarder = Forwarder(
         spool, sink,
@@ -116,7 +121,10 @@ async def delivery_part(app: web.Application) -> AsyncIterator[None]:
         try:
             await asyncio.shield(forwarder.aclose(wait_s=timeout_s / 2))
         finally:
-            await asyncio.shield(_close_quietly(sink.aclose(), tokens.aclose()))
+            closes = [sink.aclose(), tokens.aclose()]
+            if audit is not None:  # after the sink: its last calls are audited too
+                closes.append(audit.aclose())
+            await asyncio.shield(_close_quietly(*closes))
 
 
 async def _close_quietly(*closes: Any) -> None:

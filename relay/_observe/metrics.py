@@ -95,6 +95,11 @@ class Metrics:
             ["source", "result"], registry=r,
         )  # fmt: skip
 
+        self.audit_lines_dropped = Counter(
+            "lineage_relay_audit_lines_dropped",
+            "Audit log lines dropped because the writer could not keep up.", registry=r,
+        )  # fmt: skip
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)

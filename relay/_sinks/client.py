@@ -9,7 +9,10 @@ One `aiohttp.ClientSession` per relay, its connection pool sized by
   read: a server that stops sending mid-answer is cut too);
 - is recorded in `openmetadata_lineage_send_duration_seconds`,
   `lineage_relay_openmetadata_requests_total{endpoint,status}` and
-  `openmetadata_connection_status`.
+  `openmetadata_connection_status`;
+- is a write, and leaves one line in the audit log when `[audit] path` is set (the
+  sink names what the write is about with an `AuditSubject`). A new write method must
+  call `_audit` the same way.
 
 aiohttp and OS errors are translated here, most specific first, into `SinkTimeout` and
 `RetriableSinkError`; nothing above this module sees an aiohttp exception. Statuses are
@@ -43,6 +46,7 @@ from .._exceptions import (
     SinkTimeout,
 )
 from .._forward.retry import Disposition, cap_retry_after, classify_status, parse_retry_after
+from .._observe.audit import AuditLog, AuditSubject, Outcome
 from .._observe.metrics import Metrics
 
 __all__ = ["HttpAnswer", "OpenMetadataClient", "TokenSource", "raise_for_status", "server_message"]
@@ -181,9 +185,11 @@ class OpenMetadataClient:
         tokens: TokenSource | None = None,
         ssl_context: ssl.SSLContext | bool | None = None,
         clock: Clock | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._config = config
         self._metrics = metrics
+        self._audit_log = audit
         self._tokens = tokens
         self._ssl: ssl.SSLContext | bool = True if ssl_context is None else ssl_context
         self._clock = clock if clock is not None else SystemClock()
@@ -196,6 +202,11 @@ class OpenMetadataClient:
     @property
     def api_base(self) -> str:
         return self._config.api_base
+
+    @property
+    def auditing(self) -> bool:
+        """Whether writes are audited: a sink builds an `AuditSubject` only then."""
+        return self._audit_log is not None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -219,7 +230,9 @@ class OpenMetadataClient:
             )
         return self._session
 
-    async def post(self, path: str, body: bytes, *, endpoint: str) -> HttpAnswer:
+    async def post(
+        self, path: str, body: bytes, *, endpoint: str, audit: AuditSubject | None = None
+    ) -> HttpAnswer:
         """POST a JSON body to api_base + path; 401 -> re-fetch the token and retry once.
 
         Returns every HTTP answer (the caller interprets statuses); raises
@@ -227,11 +240,13 @@ class OpenMetadataClient:
         (a `RelayError`) when no token can be obtained.
         """
         token = await self._token()
-        answer = await self._post_once(path, body, endpoint=endpoint, token=token)
+        answer = await self._post_once(path, body, endpoint=endpoint, token=token, audit=audit)
         if answer.status == 401 and self._tokens is not None:
             fresh = await self._tokens.refresh(token)
             if fresh != token:  # the same token again would only be refused again
-                answer = await self._post_once(path, body, endpoint=endpoint, token=fresh)
+                answer = await self._post_once(
+                    path, body, endpoint=endpoint, token=fresh, audit=audit
+                )
         return answer
 
     async def _token(self) -> Secret | None:
@@ -244,7 +259,13 @@ class OpenMetadataClient:
             raise
 
     async def _post_once(
-        self, path: str, body: bytes, *, endpoint: str, token: Secret | None
+        self,
+        path: str,
+        body: bytes,
+        *,
+        endpoint: str,
+        token: Secret | None,
+        audit: AuditSubject | None = None,
     ) -> HttpAnswer:
         session = self._get_session()
         url = f"{self.api_base}{path}"
@@ -253,6 +274,8 @@ class OpenMetadataClient:
             headers["Authorization"] = f"Bearer {token.reveal()}"
         started = time.perf_counter()
         status_label = "error"
+        answer: HttpAnswer | None = None
+        error = ""
         try:
             async with session.post(
                 url, data=_BodyPayload(body), headers=headers, allow_redirects=False
@@ -267,7 +290,7 @@ class OpenMetadataClient:
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             status_label = "timeout"
-            message = (
+            message = error = (
                 f"POST {url} timed out (connect {self._config.connection_timeout_ms} ms / read "
                 f"{self._config.read_timeout_ms} ms): OpenMetadata is slow or unreachable"
             )
@@ -278,21 +301,53 @@ class OpenMetadataClient:
                 f"POST {url}: TLS certificate not trusted ({exc.certificate_error}): set "
                 "openmetadata.ca_bundle to the CA that signed OpenMetadata's certificate"
             )
+            error = message
             self._record_error(message)
             raise SinkSetupError(message) from exc
         except aiohttp.ClientConnectorError as exc:
             message = f"POST {url}: cannot connect ({exc.strerror or exc}): is OpenMetadata up?"
+            error = message
             self._record_error(message)
             raise RetriableSinkError(message) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            message = f"POST {url} failed: {type(exc).__name__}: {exc}"
+            message = error = f"POST {url} failed: {type(exc).__name__}: {exc}"
             self._record_error(message)
             raise RetriableSinkError(message) from exc
         finally:
-            self._metrics.send_duration.observe(time.perf_counter() - started)
+            elapsed_s = time.perf_counter() - started
+            self._metrics.send_duration.observe(elapsed_s)
             self._metrics.openmetadata_requests.labels(endpoint, status_label).inc()
+            self._audit("POST", url, audit, answer, elapsed_s, error)
         self._record_answer(answer)
         return answer
+
+    def _audit(
+        self,
+        method: str,
+        url: str,
+        subject: AuditSubject | None,
+        answer: HttpAnswer | None,
+        elapsed_s: float,
+        error: str,
+    ) -> None:
+        """One audit line for one write call (nothing when the audit log is off)."""
+        if self._audit_log is None:
+            return
+        outcome: Outcome
+        if answer is None:
+            outcome, status = "failed", None
+            error = error or "no answer (cancelled)"
+        elif 200 <= answer.status < 300:
+            status = answer.status
+            # The native endpoint answers 200 with per-event failures (partial_success).
+            outcome = "partial" if b'"partial_success"' in answer.body else "written"
+        else:
+            outcome, status = "refused", answer.status
+            error = server_message(answer)
+        self._audit_log.record(
+            subject, method=method, url=url, outcome=outcome, status=status,
+            duration_s=elapsed_s, error=error,
+        )  # fmt: skip
 
     def _record_answer(self, answer: HttpAnswer) -> None:
         disposition = classify_status(answer.status)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
+
 from .._clock import Clock, SystemClock
 from .._config import OpenMetadataConfig
 from .._events import SpooledEvent
 from .._exceptions import SinkSetupError
+from .._observe.audit import AuditSubject
 from .base import DELIVERED, EventResult
 from .client import HttpAnswer, OpenMetadataClient, raise_for_status, server_message
 
-__all__ = ["BATCH_PATH", "OpenLineageSink", "batch_body"]
+__all__ = ["BATCH_PATH", "OpenLineageSink", "audit_subject", "batch_body"]
 
 BATCH_PATH = "/v1/openlineage/lineage/batch"
 
@@ -63,7 +66,10 @@ class OpenLineageSink:
     async def send(self, events: Sequence[SpooledEvent]) -> Sequence[EventResult]:
         if not events:
             return []
-        answer = await self._client.post(BATCH_PATH, batch_body(events), endpoint=BATCH_PATH)
+        subject = audit_subject(events) if self._client.auditing else None
+        answer = await self._client.post(
+            BATCH_PATH, batch_body(events), endpoint=BATCH_PATH, audit=subject
+        )
         if answer.status == 404:
             raise SinkSetupError(
                 f"POST {answer.url} answered 404: this OpenMetadata has no native OpenLineage "
@@ -83,6 +89,40 @@ class OpenLineageSink:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def audit_subject(events: Sequence[SpooledEvent]) -> AuditSubject:
+    """What a batch writes, for the audit log: its jobs, datasets and runs.
+
+    The server resolves OpenLineage names to entities itself, so the entities are named as
+    the events name them: `job:<namespace>/<name>` and `<namespace>/<name>` per dataset.
+    Parsing the bodies costs only when the audit log is on.
+    """
+    entities: dict[str, None] = {}  # ordered and unique
+    run_ids: dict[str, None] = {}
+    for event in events:
+        key = event.key
+        if key.run_id:
+            run_ids[key.run_id] = None
+        if key.job_namespace is not None and key.job_name is not None:
+            entities[f"job:{key.job_namespace}/{key.job_name}"] = None
+        try:
+            doc = orjson.loads(event.body)
+        except orjson.JSONDecodeError:
+            continue
+        for side in ("inputs", "outputs"):
+            datasets = doc.get(side) if isinstance(doc, dict) else None
+            for dataset in datasets if isinstance(datasets, list) else ():
+                if isinstance(dataset, dict):
+                    namespace, name = dataset.get("namespace"), dataset.get("name")
+                    if isinstance(namespace, str) and isinstance(name, str):
+                        entities[f"{namespace.rstrip('/')}/{name.lstrip('/')}"] = None
+    return AuditSubject(
+        operation="openlineage_batch",
+        entities=tuple(entities),
+        run_ids=tuple(run_ids),
+        events=len(events),
+    )
 
 
 def _per_event_results(answer: HttpAnswer, count: int) -> list[EventResult] | None:

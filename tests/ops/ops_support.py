@@ -1,0 +1,81 @@
+"""Helpers for the operations tests: events, an in-process relay next to the mock, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from relay._app import Relay
+from relay._config import load_config
+
+REPO = Path(__file__).resolve().parent.parent.parent
+CATALOG = REPO / "tests" / "fixtures" / "openmetadata" / "catalog_spark.json"
+TOKEN = "relay-bot-token"
+# Tables of CATALOG the events below read and write.
+INPUT_TABLE = "hive_prod.warehouse.sales.orders"
+OUTPUT_TABLE = "hive_prod.warehouse.reporting.revenue_by_country"
+
+
+def run_pair(job: str | None = None, run_id: str | None = None) -> list[bytes]:
+    """A START and a COMPLETE of one run reading orders and writing revenue_by_country."""
+    job = job or f"ops_test_{uuid.uuid4().hex[:8]}"
+    run_id = run_id or str(uuid.uuid4())
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    bodies = []
+    for event_type in ("START", "COMPLETE"):
+        event: dict[str, Any] = {
+            "eventType": event_type,
+            "eventTime": now,
+            "producer": "https://example.com/ops-tests",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "run": {"runId": run_id},
+            "job": {"namespace": "ops", "name": job},
+            "inputs": [{"namespace": "hive://metastore:9083", "name": "warehouse.sales.orders"}],
+            "outputs": [
+                {
+                    "namespace": "hive://metastore:9083",
+                    "name": "warehouse.reporting.revenue_by_country",
+                }
+            ],
+        }
+        bodies.append(orjson.dumps(event))
+    return bodies
+
+
+def relay_settings(tmp_path: Path, mock_url: str, **overrides: Any) -> dict[str, Any]:
+    """Settings of a relay on an ephemeral port forwarding to `mock_url` with TOKEN."""
+    token_file = tmp_path / "om-token"
+    token_file.write_text(TOKEN)
+    settings: dict[str, Any] = {
+        "relay.listen": "127.0.0.1:0",
+        "spool.dir": str(tmp_path / "spool"),
+        "openmetadata.host_port": mock_url,
+        "openmetadata.sink": "openlineage",
+        "openmetadata.jwt_token_file": str(token_file),
+        "openmetadata.retry_delay_ms": 20,
+        "openmetadata.retry_max_delay_ms": 200,
+        "forwarder.linger_ms": 20,
+    }
+    settings.update(overrides)
+    return settings
+
+
+async def start_relay(tmp_path: Path, mock_url: str, **overrides: Any) -> Relay:
+    relay = Relay(
+        load_config(None, environ={}, overrides=relay_settings(tmp_path, mock_url, **overrides))
+    )
+    await relay.start()
+    return relay
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within_s: float = 20.0) -> None:
+    """Poll a condition; the bound only stops a broken test (no timing assertion)."""
+    async with asyncio.timeout(within_s):
+        while not await predicate():
+            await asyncio.sleep(0.02)
