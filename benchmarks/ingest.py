@@ -12,12 +12,22 @@ tests/fixtures), at 16 concurrent keep-alive connections:
               group commit, metrics, delivery part running (towards an address where
               nothing listens, so it backs off); log level info, as shipped
 
+Then bare and relay again at ONE connection: the latency of a lone client, which no group
+commit can hide. Each server's CPU time (user + system, all threads, from /proc) is read over
+the measured window, so what one acknowledged event costs the host is known, not only how many
+pass: the relay shares its host with a Spark driver.
+
 The load generator is `wrk` with a Lua POST script when installed, else an aiohttp
 client in a separate process. Output: a table, then
 
     RESULT ingest_ratio=<relay req/s / bare req/s>
     RESULT ingest_p99_ms=<relay p99 latency in ms>
     RESULT ingest_envelope_ratio=<envelope req/s / bare req/s>
+    RESULT ingest_cpu_ratio=<relay CPU per acknowledged event / bare CPU per request>
+    RESULT ingest_single_p50_over_limit_ms=<relay p50 - (bare p50 + 1.5 x fsync p50)>, 1 conn.
+
+(the last one is <= 0 when a lone client waits no longer than the bare handler plus one and a
+half fsyncs of this disk, measured in the same run.)
 
 Usage: python benchmarks/ingest.py [--quick] [--duration S] [--connections N]
 """
@@ -53,6 +63,17 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_s: float | None = None  # the server's CPU time over the measured window
+
+    @property
+    def acknowledged(self) -> int:
+        return self.requests - self.non_2xx
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        if self.cpu_s is None or not self.acknowledged:
+            return None
+        return self.cpu_s / self.acknowledged * 1e6
 
 
 # -- servers ------------------------------------------------------------------------------
@@ -236,6 +257,15 @@ def fsync_latency_ms(directory: Path, samples: int = 100) -> tuple[float, float]
     return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
 
 
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread) a process used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def received_by_relay(url: str) -> int:
     import urllib.request
 
@@ -262,50 +292,85 @@ def main() -> int:
     print(f"load: {tool}, {args.connections} connections, {duration} s per server, "
           f"{os.cpu_count()} CPUs")  # fmt: skip
 
-    def load(name: str, url: str, workdir: Path) -> Result:
+    def load(
+        name: str, url: str, pid: int, workdir: Path, *, connections: int, seconds: int
+    ) -> Result:
         # A short warm-up so both servers are measured with warm connections and caches.
         if use_wrk:
-            load_wrk(name, url, 1, args.connections, workdir)
-            return load_wrk(name, url, duration, args.connections, workdir)
-        load_aiohttp(name, url, 1, args.connections)
-        return load_aiohttp(name, url, duration, args.connections)
+            load_wrk(name, url, 1, connections, workdir)
+        else:
+            load_aiohttp(name, url, 1, connections)
+        before = cpu_s(pid)
+        if use_wrk:
+            result = load_wrk(name, url, seconds, connections, workdir)
+        else:
+            result = load_aiohttp(name, url, seconds, connections)
+        after = cpu_s(pid)
+        if before is not None and after is not None:
+            result.cpu_s = after - before
+        return result
 
+    single_s = max(3, duration // 2)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
         fsync_p50, fsync_p99 = fsync_latency_ms(workdir)
         print(f"disk: fsync of an 8 KiB write p50 {fsync_p50:.2f} ms, p99 {fsync_p99:.2f} ms "
               f"(with {args.connections} connections, group commit caps the relay near "
               f"{args.connections * 1000 / fsync_p50:.0f} req/s)")  # fmt: skip
-        baselines: list[Result] = []
+        many: list[Result] = []
         for name, check in (("bare", False), ("envelope", True)):
             proc, url = start_bare(check)
             try:
-                baselines.append(load(name, url, workdir))
+                many.append(
+                    load(name, url, proc.pid, workdir, connections=args.connections,
+                         seconds=duration)
+                )  # fmt: skip
+                if not check:
+                    bare_one = load("bare", url, proc.pid, workdir, connections=1,
+                                    seconds=single_s)  # fmt: skip
             finally:
                 stop(proc)
-        bare, envelope = baselines
+        bare, envelope = many
         relay_proc, relay_url = start_relay(workdir / "spool", workdir / "relay.log")
         try:
-            relay = load("relay", relay_url, workdir)
+            relay = load("relay", relay_url, relay_proc.pid, workdir,
+                         connections=args.connections, seconds=duration)  # fmt: skip
+            relay_one = load("relay", relay_url, relay_proc.pid, workdir, connections=1,
+                             seconds=single_s)  # fmt: skip
             stored = received_by_relay(relay_url)
         finally:
             stop(relay_proc)
 
+    def cpu(r: Result) -> str:
+        us = r.cpu_us_per_request
+        return "-" if us is None else f"{us:.0f}"
+
     print()
-    print(f"{'server':<9} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'non-2xx':>8} {'errors':>7}")  # fmt: skip
-    for r in (bare, envelope, relay):
-        print(f"{r.name:<9} {r.requests:>9} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-              f"{r.non_2xx:>8} {r.errors:>7}")  # fmt: skip
+    print(f"{'server':<9} {'conns':>5} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'non-2xx':>8} {'errors':>7} {'CPU us/req':>10}")  # fmt: skip
+    rows = ((bare, args.connections), (envelope, args.connections), (relay, args.connections),
+            (bare_one, 1), (relay_one, 1))  # fmt: skip
+    for r, conns in rows:
+        print(f"{r.name:<9} {conns:>5} {r.requests:>9} {r.rps:>9.0f} {r.p50_ms:>8.2f} "
+              f"{r.p99_ms:>8.2f} {r.non_2xx:>8} {r.errors:>7} {cpu(r):>10}")  # fmt: skip
     print(
         f"relay acknowledged and spooled {stored} events (incl. warm-up), each fsync'd "
         "before its 201"
     )
-    if relay.non_2xx or relay.errors:
+    limit_ms = bare_one.p50_ms + 1.5 * fsync_p50
+    print(
+        f"one connection: relay p50 {relay_one.p50_ms:.2f} ms against bare p50 "
+        f"{bare_one.p50_ms:.2f} ms + 1.5 x fsync p50 {fsync_p50:.2f} ms = {limit_ms:.2f} ms"
+    )
+    if relay.non_2xx or relay.errors or relay_one.non_2xx or relay_one.errors:
         print("WARNING: the relay refused or dropped requests; the figures are not clean")
     print(f"RESULT ingest_ratio={relay.rps / bare.rps:.3f}")
     print(f"RESULT ingest_p99_ms={relay.p99_ms:.2f}")
     print(f"RESULT ingest_envelope_ratio={envelope.rps / bare.rps:.3f}")
+    relay_us, bare_us = relay.cpu_us_per_request, bare.cpu_us_per_request
+    if relay_us is not None and bare_us is not None:
+        print(f"RESULT ingest_cpu_ratio={relay_us / bare_us:.2f}")
+    print(f"RESULT ingest_single_p50_over_limit_ms={relay_one.p50_ms - limit_ms:.2f}")
     return 0
 
 
