@@ -79,3 +79,36 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within_s: float 
     async with asyncio.timeout(within_s):
         while not await predicate():
             await asyncio.sleep(0.02)
+
+
+def exported_series(exposition: str) -> set[str]:
+    """Every series name a /metrics text can carry, labelled children or not.
+
+    A labelled counter with no child yet has only its `# TYPE` line, so names come from the
+    families: counter `x` -> `x_total`, histogram `x` -> `x_bucket`, `x_sum`, `x_count`.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names: set[str] = set()
+    for family in text_string_to_metric_families(exposition):
+        if family.type == "counter":
+            names |= {f"{family.name}_total", f"{family.name}_created"}
+        elif family.type == "histogram":
+            names |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count", "created")}
+        else:
+            names.add(family.name)
+    return names
+
+
+def queried_metrics(expression: str) -> set[str]:
+    """The relay's metric names a PromQL expression reads (ours are prefixed)."""
+    import re
+
+    return set(re.findall(r"\b(?:openmetadata|lineage_relay)_[a-z0-9_]+\b", expression))
+
+
+async def post_events(http: Any, relay_url: str, bodies: list[bytes]) -> None:
+    """POST a JSON array of events to the relay; it must answer 201."""
+    payload = b"[" + b",".join(bodies) + b"]"
+    async with http.post(f"{relay_url}/api/v1/lineage/batch", data=payload) as response:
+        assert response.status == 201, await response.text()

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ops_support import CATALOG, TOKEN, run_pair, start_relay, wait_for
+from ops_support import CATALOG, TOKEN, post_events, run_pair, start_relay, wait_for
 
 from relay._config import AuditConfig, Config
 from relay._exceptions import ConfigError
@@ -24,11 +24,6 @@ def audit_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for f in files if f.exists() for line in f.read_text().splitlines()]
 
 
-async def post(http: aiohttp.ClientSession, url: str, bodies: list[bytes]) -> None:
-    async with http.post(f"{url}/api/v1/lineage/batch", data=b"[" + b",".join(bodies) + b"]") as r:
-        assert r.status == 201
-
-
 def test_the_audit_log_is_off_by_default() -> None:
     assert Config().audit.enabled is False
     with pytest.raises(ValueError, match="audit"):
@@ -42,9 +37,9 @@ async def test_each_write_leaves_one_line_with_what_it_wrote_and_no_token(tmp_pa
         try:
             async with aiohttp.ClientSession() as http:
                 first, second = run_pair(job="audited_one"), run_pair(job="audited_two")
-                await post(http, relay.url, first)
+                await post_events(http, relay.url, first)
                 await wait_for(lambda: _async(len(mock.openlineage_events) == 2))
-                await post(http, relay.url, second)
+                await post_events(http, relay.url, second)
                 await wait_for(lambda: _async(len(mock.openlineage_events) == 4))
         finally:
             await relay.aclose()  # flushes the audit writer
@@ -78,7 +73,7 @@ async def test_refused_and_failed_writes_are_audited_too(tmp_path: Path) -> None
         relay = await start_relay(tmp_path, mock.url, **{"audit.path": str(audit)})
         try:
             async with aiohttp.ClientSession() as http:
-                await post(http, relay.url, run_pair())
+                await post_events(http, relay.url, run_pair())
                 await wait_for(lambda: _async(any(r["status"] == 401 for r in mock.requests)))
                 await mock.set_faults({"mode": "down"})
                 await wait_for(
