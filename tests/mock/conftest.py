@@ -10,11 +10,19 @@ import pytest
 import schema_oracle as oracle
 from mock_support import AUTH, TOKEN, catalog
 
-from relay.testing.mock_openmetadata import MockOpenMetadata
+from relay.testing.mock_openmetadata import DEFAULT_SERVER_VERSION, MockOpenMetadata
 
 
 @pytest.fixture
-async def mock(request: pytest.FixtureRequest) -> AsyncIterator[MockOpenMetadata]:
+def server_version() -> str:
+    """The version the ``mock`` fixture answers as; parametrize it to test another."""
+    return DEFAULT_SERVER_VERSION
+
+
+@pytest.fixture
+async def mock(
+    request: pytest.FixtureRequest, server_version: str
+) -> AsyncIterator[MockOpenMetadata]:
     """A seeded mock. Afterwards, every body the test sent it is judged by OpenMetadata's
     JSON Schemas too (when the reference folder is present): the mock must have accepted
     exactly the bodies the schemas accept."""
@@ -23,7 +31,9 @@ async def mock(request: pytest.FixtureRequest) -> AsyncIterator[MockOpenMetadata
         shared_dir = request.getfixturevalue("shared_dir")
     except pytest.skip.Exception:
         shared_dir = None
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog(), seed=7) as server:
+    async with MockOpenMetadata(
+        tokens=[TOKEN], catalog=catalog(), seed=7, version=server_version
+    ) as server:
         yield server
         recorded = server.requests
     if shared_dir is not None:

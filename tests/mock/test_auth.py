@@ -18,7 +18,7 @@ async def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, object
 async def test_version_needs_no_token(mock: MockOpenMetadata) -> None:
     status, body = await _get(f"{mock.url}/v1/system/version", {})
     assert status == 200
-    assert body["version"] == "1.13.0"
+    assert body["version"] == "2.0.7"  # the default: the current 2.0 release
     assert set(body) == {"version", "revision", "timestamp"}
 
 

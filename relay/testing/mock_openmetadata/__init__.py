@@ -19,8 +19,10 @@ from ._fqn import quote_name
 from ._fqn import split as split_fqn
 from ._openlineage import EventFailure, OpenLineageSettings
 from ._server import MockOpenMetadata
+from ._state import DEFAULT_SERVER_VERSION
 
 __all__ = [
+    "DEFAULT_SERVER_VERSION",
     "FAULT_MODES",
     "CatalogError",
     "EventFailure",

@@ -21,17 +21,23 @@ import orjson
 from aiohttp import web
 
 from . import _status
-from ._auth import jwt_claims
 from ._errors import ApiError, error_response, json_response
 from ._faults import FaultRule
-from ._lineage import parse_depth
+from ._http import (
+    STATE_KEY,
+    decode,
+    include_deleted,
+    int_param,
+    json_body,
+    user,
+)
+from ._lineage_api import lineage_routes
 from ._models import OPENLINEAGE_BATCH, OPENLINEAGE_RUN_EVENT
 from ._openlineage import batch_response, single_response
 from ._state import MockState, RecordedRequest
-from ._store import DEFAULT_USER, KINDS
+from ._store import KINDS
 from ._validation import Invalid, validate
 
-STATE_KEY = web.AppKey("mock_state", MockState)
 _OPEN_PATHS = frozenset({"/api/v1/system/version"})
 _GC_PAUSE_BYTES = 64 * 1024  # bodies below this parse in microseconds: not worth the toggle
 # What ``error_rate`` injects: a retriable server error.
@@ -78,17 +84,6 @@ async def _hang(state: MockState, request: web.Request) -> None:
 
 # Leaf entities only: deleting a parent would need OpenMetadata's recursive semantics.
 _DELETABLE = frozenset({"table", "container", "pipeline"})
-
-
-def _include_deleted(request: web.Request) -> bool:
-    return request.query.get("include", "non-deleted") in ("deleted", "all")
-
-
-def _user(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    claims = jwt_claims(header[len("Bearer ") :]) if header.startswith("Bearer ") else None
-    subject = claims.get("sub") if claims else None
-    return subject if isinstance(subject, str) and subject else DEFAULT_USER
 
 
 @web.middleware
@@ -179,19 +174,6 @@ async def _respond(
         return error_response(400, str(exc))
 
 
-async def _json_body(request: web.Request) -> Any:
-    return _decode(await request.read())
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        raise ApiError(400, "Request body must not be null")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"Unable to process JSON: {exc}") from None
-
-
 @contextlib.contextmanager
 def _gc_paused(size: int) -> Iterator[None]:
     """Pause the cyclic GC for one synchronous stretch of work on a large body.
@@ -232,26 +214,26 @@ def _entity_routes(entity_type: str) -> list[web.RouteDef]:
 
     async def put(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        entity, change = state.store.put(entity_type, await _json_body(request), _user(request))
+        entity, change = state.store.put(entity_type, await json_body(request), user(request))
         status = 201 if change == "entityCreated" else 200
         return json_response(entity, status, {"X-OpenMetadata-Change": change})
 
     async def post(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        entity = state.store.create(entity_type, await _json_body(request), _user(request))
+        entity = state.store.create(entity_type, await json_body(request), user(request))
         return json_response(entity, 201, {"X-OpenMetadata-Change": "entityCreated"})
 
     async def by_name(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
         entity = state.store.get_by_fqn(
-            entity_type, request.match_info["fqn"], include_deleted=_include_deleted(request)
+            entity_type, request.match_info["fqn"], include_deleted=include_deleted(request)
         )
         return json_response(state.store.view(entity_type, entity, request.query.get("fields")))
 
     async def by_id(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
         entity = state.store.get_by_id(
-            entity_type, request.match_info["id"], include_deleted=_include_deleted(request)
+            entity_type, request.match_info["id"], include_deleted=include_deleted(request)
         )
         return json_response(state.store.view(entity_type, entity, request.query.get("fields")))
 
@@ -263,7 +245,7 @@ def _entity_routes(entity_type: str) -> list[web.RouteDef]:
             )
         hard = request.query.get("hardDelete", "false").lower() == "true"
         entity, change = state.store.delete(
-            entity_type, request.match_info["id"], hard=hard, user=_user(request)
+            entity_type, request.match_info["id"], hard=hard, user=user(request)
         )
         if hard:
             state.lineage.forget(entity["id"])
@@ -296,7 +278,7 @@ def _entity_routes(entity_type: str) -> list[web.RouteDef]:
 
 async def _put_status(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    pipeline = _status.put_status(state.store, request.match_info["fqn"], await _json_body(request))
+    pipeline = _status.put_status(state.store, request.match_info["fqn"], await json_body(request))
     view = state.store.view("pipeline", pipeline, "tasks,pipelineStatus")
     return json_response(view, 200, {"X-OpenMetadata-Change": "entityUpdated"})
 
@@ -304,7 +286,7 @@ async def _put_status(request: web.Request) -> web.Response:
 async def _put_status_bulk(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     pipeline = _status.put_statuses(
-        state.store, request.match_info["fqn"], await _json_body(request)
+        state.store, request.match_info["fqn"], await json_body(request)
     )
     view = state.store.view("pipeline", pipeline, "tasks,pipelineStatus")
     return json_response(view, 200, {"X-OpenMetadata-Change": "entityUpdated"})
@@ -333,57 +315,7 @@ async def _delete_status(request: web.Request) -> web.Response:
     return json_response(state.store.view("pipeline", pipeline, "tasks,pipelineStatus"))
 
 
-# -- lineage ----------------------------------------------------------------------------------
-
-
-async def _put_lineage(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    state.lineage.add(await _json_body(request), _user(request))
-    return web.Response(status=200)
-
-
-def _lineage_of(request: web.Request, entity: dict[str, Any]) -> web.Response:
-    state = request.app[STATE_KEY]
-    up = parse_depth(request.query.get("upstreamDepth"), "upstreamDepth")
-    down = parse_depth(request.query.get("downstreamDepth"), "downstreamDepth")
-    return json_response(state.lineage.view(request.match_info["type"], entity, up, down))
-
-
-def _known_type(entity_type: str) -> str:
-    if entity_type not in KINDS:
-        raise ApiError(400, f"Invalid entity type {entity_type}")
-    return entity_type
-
-
-async def _lineage_by_name(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    entity_type = _known_type(request.match_info["type"])
-    return _lineage_of(request, state.store.get_by_fqn(entity_type, request.match_info["fqn"]))
-
-
-async def _lineage_by_id(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    entity_type = _known_type(request.match_info["type"])
-    return _lineage_of(request, state.store.get_by_id(entity_type, request.match_info["id"]))
-
-
-async def _delete_lineage(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    info = request.match_info
-    state.store.get_by_id(_known_type(info["from_type"]), info["from_id"])
-    state.store.get_by_id(_known_type(info["to_type"]), info["to_id"])
-    state.lineage.delete(info["from_id"], info["to_id"])
-    return web.Response(status=200)
-
-
 # -- search -----------------------------------------------------------------------------------
-
-
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    try:
-        return int(request.query.get(name, default))
-    except ValueError:
-        raise ApiError(400, f"query param {name} must be an integer") from None
 
 
 async def _search_query(request: web.Request) -> web.Response:
@@ -392,8 +324,8 @@ async def _search_query(request: web.Request) -> web.Response:
     result = state.search.query(
         query.get("index", "table_search_index"),
         query.get("q", "*"),
-        _int_param(request, "from", 0),
-        _int_param(request, "size", 10),
+        int_param(request, "from", 0),
+        int_param(request, "size", 10),
         query.get("deleted", "false").lower() == "true",
     )
     return json_response(result)
@@ -428,7 +360,7 @@ async def _openlineage_single(request: web.Request) -> web.Response:
     _openlineage_available(state)
     raw = await request.read()
     with _gc_paused(len(raw)):
-        body = _decode(raw)
+        body = decode(raw)
         validate(OPENLINEAGE_RUN_EVENT, body)
         if not state.openlineage.settings.enabled:
             return _disabled()
@@ -443,7 +375,7 @@ async def _openlineage_batch(request: web.Request) -> web.Response:
     _openlineage_available(state)
     raw = await request.read()
     with _gc_paused(len(raw)):
-        body = _decode(raw)
+        body = decode(raw)
         validate(OPENLINEAGE_BATCH, body)
         if not state.openlineage.settings.enabled:
             return _disabled()
@@ -473,10 +405,7 @@ def build_api_app(state: MockState) -> web.Application:
     app[STATE_KEY] = state
     routes = [
         web.get("/api/v1/system/version", _version),
-        web.put("/api/v1/lineage", _put_lineage),
-        web.get("/api/v1/lineage/{type}/name/{fqn:.+}", _lineage_by_name),
-        web.delete("/api/v1/lineage/{from_type}/{from_id}/{to_type}/{to_id}", _delete_lineage),
-        web.get("/api/v1/lineage/{type}/{id}", _lineage_by_id),
+        *lineage_routes(),
         web.put("/api/v1/pipelines/{fqn:.+}/status/bulk", _put_status_bulk),
         web.put("/api/v1/pipelines/{fqn:.+}/status", _put_status),
         web.get("/api/v1/pipelines/{fqn:.+}/status", _list_status),

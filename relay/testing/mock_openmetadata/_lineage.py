@@ -3,6 +3,8 @@
 One edge per (from id, to id): a later PUT for the same pair replaces ``lineageDetails``
 wholesale (OpenMetadata's ``INSERT ... ON DUPLICATE KEY UPDATE``). Both ends and the pipeline
 reference must exist (404), and every column FQN must be a column of its entity (400).
+A JSON Patch of one edge's ``lineageDetails`` (``LineageRepository.patchLineageEdge``) is how
+clients merge column lineage instead of replacing it; the same checks run on the result.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 
 from . import _models
 from ._errors import ApiError
+from ._jsonpatch import apply_patch
 from ._store import Store, column_fqns, now_ms, reference
-from ._validation import strip_nulls, validate
+from ._validation import Invalid, strip_nulls, validate
 
 MAX_DEPTH = 3
 
@@ -67,14 +70,78 @@ class LineageGraph:
         self.edges[key] = stored
         return key
 
+    def details(self, from_id: str, to_id: str) -> dict[str, Any]:
+        """``GET /v1/lineage/getLineageEdge/{fromId}/{toId}``: the edge's lineage details."""
+        stored = self.edges.get((from_id, to_id))
+        if stored is None:
+            # The server's message, with its doubled space.
+            raise ApiError(404, f"Lineage edge not found between {from_id} and  {to_id}")
+        details: dict[str, Any] = stored["lineageDetails"]
+        return details
+
+    def patch(
+        self,
+        from_ref: dict[str, Any],
+        to_ref: dict[str, Any],
+        patch: Any,
+        user: str,
+        *,
+        server_v2: bool,
+    ) -> dict[str, Any]:
+        """Apply a JSON Patch to an edge's ``lineageDetails``; returns the new details."""
+        from_entity = self._store.get_by_id(from_ref["type"], from_ref["id"])
+        to_entity = self._store.get_by_id(to_ref["type"], to_ref["id"])
+        stored = self.edges.get((from_entity["id"], to_entity["id"]))
+        if stored is None:
+            raise ApiError(
+                404,
+                f"Lineage edge not found between {from_ref['type']} {from_entity['id']} "
+                f"and {to_ref['type']} {to_entity['id']}",
+            )
+        patched = apply_patch(stored["lineageDetails"], patch, server_v2=server_v2)
+        try:
+            validate(_models.LINEAGE_DETAILS, patched)
+        except Invalid as exc:
+            # Turning the patched JSON back into the Java class fails outside any mapper.
+            raise ApiError(500, f"Failed to convert JsonValue to LineageDetails: {exc}") from None
+        details: dict[str, Any] = strip_nulls(patched)
+        pipeline = details.get("pipeline")
+        if pipeline is not None:
+            pipeline_entity = self._store.get_by_id(pipeline["type"], pipeline["id"])
+            details["pipeline"] = reference(pipeline_entity, pipeline["type"])
+        details.update(updatedAt=now_ms(), updatedBy=user)
+        self._check_columns(details, from_ref["type"], from_entity, to_ref["type"], to_entity)
+        stored["lineageDetails"] = details
+        return details
+
+    def delete_by_source(self, entity_type: str, entity_id: str, source: str) -> int:
+        """Drop the edges into an entity written by one lineage source; how many went.
+
+        ``PipelineLineage`` also drops the edges that name the entity as their pipeline.
+        """
+        doomed = []
+        for key, stored in self.edges.items():
+            details = stored["lineageDetails"]
+            if details.get("source") != source:
+                continue
+            into = key[1] == entity_id
+            if source == "PipelineLineage":
+                if into or (details.get("pipeline") or {}).get("id") == entity_id:
+                    doomed.append(key)
+            elif into and stored["toEntity"]["type"] == entity_type:
+                doomed.append(key)
+        for key in doomed:
+            del self.edges[key]
+        return len(doomed)
+
     def forget(self, entity_id: str) -> None:
         """Drop every edge touching an entity (it was hard-deleted)."""
         for key in [key for key in self.edges if entity_id in key]:
             del self.edges[key]
 
-    def delete(self, from_id: str, to_id: str) -> None:
-        if self.edges.pop((from_id, to_id), None) is None:
-            raise ApiError(404, "Lineage edge not found")
+    def remove(self, from_id: str, to_id: str) -> bool:
+        """Drop one edge; False when there was none."""
+        return self.edges.pop((from_id, to_id), None) is not None
 
     @staticmethod
     def _check_columns(

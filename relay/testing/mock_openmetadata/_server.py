@@ -16,7 +16,7 @@ from ._catalog import read_catalog
 from ._control import build_control_app
 from ._faults import FaultRule, parse_rules
 from ._openlineage import EventFailure, OpenLineageSettings, parse_failures
-from ._state import MockState
+from ._state import DEFAULT_SERVER_VERSION, MockState
 
 _SHUTDOWN_TIMEOUT_S = 2.0
 
@@ -51,7 +51,7 @@ class MockOpenMetadata:
         request_log_limit: int | None = 10_000,
         event_log_limit: int | None = 100_000,
         seed: int | None = None,
-        version: str = "1.13.0",
+        version: str = DEFAULT_SERVER_VERSION,
     ) -> None:
         if isinstance(catalog, str | Path):
             catalog = read_catalog(catalog)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,21 @@ from ._lineage import LineageGraph
 from ._openlineage import OpenLineageProcessor, OpenLineageSettings
 from ._search import Search
 from ._store import Store
+
+DEFAULT_SERVER_VERSION = "2.0.7"
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:[-+.][0-9A-Za-z.-]*)?")
+
+
+def parse_server_version(text: str) -> tuple[int, int, int]:
+    """``major.minor.patch`` (a suffix such as ``-SNAPSHOT`` allowed) as numbers."""
+    match = _VERSION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(
+            f"server version {text!r} is not MAJOR.MINOR.PATCH; use e.g. "
+            f"{DEFAULT_SERVER_VERSION} or 1.13.0"
+        )
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
 
 
 @dataclass(slots=True)
@@ -84,7 +100,9 @@ class MockState:
             raise ValueError("latency_ms must be >= 0")
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError(f"error_rate {error_rate} must be between 0 and 1")
-        self.version = version
+        self.version = DEFAULT_SERVER_VERSION
+        self.server_v2 = True
+        self.set_version(version)
         self.latency_ms = latency_ms
         self.error_rate = error_rate
         self.openlineage_endpoints = openlineage_endpoints
@@ -101,6 +119,11 @@ class MockState:
         # Set when the mock closes, so hanging requests end.
         self.closing = asyncio.Event()
         load_catalog(self.store, self.catalog)
+
+    def set_version(self, version: str) -> None:
+        """The version the mock reports; behaviour that changed in 2.0 follows it."""
+        self.server_v2 = parse_server_version(version) >= (2, 0, 0)
+        self.version = version.strip()
 
     def reset(self) -> None:
         """Back to the seeded catalog: no lineage, statuses, logs, faults or event failures."""
