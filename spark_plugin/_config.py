@@ -8,7 +8,8 @@ Precedence, highest first:
    `.transport.timeoutInMillis`, `.transport.compression`, `.transport.headers.<Name>`,
    `spark.openlineage.namespace`, `.appName`, `.parentJobNamespace`, `.parentJobName`,
    `.parentRunId`, `.rootParentJobNamespace`, `.rootParentJobName`, `.rootParentRunId`,
-   `.capturedProperties`, `.disabled`) plus OpenMetadata's agent keys
+   `.capturedProperties`, `.dataset.disabledTrimmers`, `.dataset.removePath.pattern`,
+   `.disabled`) plus OpenMetadata's agent keys
    `spark.openmetadata.transport.pipelineServiceName` / `pipelineName` / `pipelineDescription` /
    `pipelineSourceUrl` (passed through as the `openmetadata` job facet);
 3. the environment: `LINEAGE_RELAY_URL`, and `LINEAGE_ENABLED=false` as a kill switch that wins
@@ -88,6 +89,10 @@ class PluginConfig:
     # START when the execution starts (a second, lighter plan walk); default: START is sent with
     # COMPLETE/FAIL when the execution ends, carrying the start time
     early_start: bool = False
+    # dataset name trimmers switched off (OpenLineage class names, see _trimming)
+    disabled_trimmers: tuple[str, ...] = ()
+    # regex whose named group `remove` is cut from dataset names; a bad one is logged, not raised
+    remove_path_pattern: str = ""
     disabled: bool = False
 
     def __post_init__(self) -> None:
@@ -168,6 +173,11 @@ def _number(key: str, value: str) -> float:
         raise ConfigError(f"{key} = {value!r}: expected a number") from None
 
 
+def _semicolon_list(value: str) -> tuple[str, ...]:
+    """`a;b`, also OpenLineage's list form `[a;b]`."""
+    return tuple(p.strip() for p in value.strip().strip("[]").split(";") if p.strip())
+
+
 def _from_spark_conf(conf: Mapping[str, str]) -> dict[str, Any]:
     """The SparkConf keys, renamed to PluginConfig fields."""
     out: dict[str, Any] = {}
@@ -205,6 +215,12 @@ def _from_spark_conf(conf: Mapping[str, str]) -> dict[str, Any]:
     if captured:
         extra = [p.strip() for p in captured.strip("[]").replace(",", ";").split(";") if p.strip()]
         out["captured_properties"] = tuple(dict.fromkeys([*DEFAULT_CAPTURED_PROPERTIES, *extra]))
+    trimmers = _semicolon_list(conf.get(_OL + "dataset.disabledTrimmers", ""))
+    if trimmers:
+        out["disabled_trimmers"] = trimmers
+    remove_path = conf.get(_OL + "dataset.removePath.pattern", "").strip()
+    if remove_path:
+        out["remove_path_pattern"] = remove_path
     disabled = conf.get(_OL + "disabled", "").strip()
     if disabled:
         out["disabled"] = _flag(_OL + "disabled", disabled)
@@ -229,6 +245,8 @@ def _from_options(options: Mapping[str, Any]) -> dict[str, Any]:
             value = Secret(value)
         if name == "captured_properties":
             value = tuple(value)
+        if name == "disabled_trimmers":
+            value = _semicolon_list(value) if isinstance(value, str) else tuple(value)
         out[name] = value
     return out
 

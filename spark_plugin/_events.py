@@ -76,6 +76,8 @@ _SCHEMAS = {
     "outputStatistics": _schema(
         "1-0-2/OutputStatisticsOutputDatasetFacet", "OutputStatisticsOutputDatasetFacet"
     ),
+    "inputSubset": _schema("1-0-0/BaseSubsetDatasetFacet", "InputSubsetInputDatasetFacet"),
+    "outputSubset": _schema("1-0-0/BaseSubsetDatasetFacet", "OutputSubsetOutputDatasetFacet"),
 }
 
 
@@ -256,14 +258,20 @@ def _dataset(ref: DatasetRef, *, output: bool, full: bool) -> dict[str, Any]:
             ],
         )
     dataset: dict[str, Any] = {"namespace": ref.namespace, "name": ref.name, "facets": facets}
+    # a trimmed name (see _trimming): the full names it stands for, as the integration keeps them
+    condition = {"type": "location", "locations": list(ref.locations)}
     if not output:
-        dataset["inputFacets"] = {}
+        dataset["inputFacets"] = (
+            {"subset": _facet("inputSubset", inputCondition=condition)} if ref.locations else {}
+        )
         return dataset
     if ref.lifecycle_state:
         facets["lifecycleStateChange"] = _facet(
             "lifecycleStateChange", lifecycleStateChange=ref.lifecycle_state
         )
     output_facets: dict[str, Any] = {}
+    if ref.locations:
+        output_facets["subset"] = _facet("outputSubset", outputCondition=condition)
     if full and (ref.column_lineage or ref.dataset_lineage):
         lineage: dict[str, Any] = {
             "fields": {
@@ -331,6 +339,7 @@ def _merge_refs(first: DatasetRef, other: DatasetRef) -> DatasetRef:
         name=first.name,
         schema=first.schema or other.schema,
         symlinks=tuple(dict.fromkeys((*first.symlinks, *other.symlinks))),
+        locations=tuple(dict.fromkeys((*first.locations, *other.locations))),
         lifecycle_state=first.lifecycle_state or other.lifecycle_state,
         row_count=first.row_count if first.row_count is not None else other.row_count,
         size_bytes=first.size_bytes if first.size_bytes is not None else other.size_bytes,

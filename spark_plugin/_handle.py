@@ -333,6 +333,7 @@ def enable(
 
 def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -> Lineage:
     from ._plans import PlanWalker
+    from ._trimming import NameTrimming
 
     gateway = sc._gateway
     channel = start_callback_server(gateway)
@@ -356,6 +357,7 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
         submit=sender.submit,
         on_application_end=handle._on_application_end,
         describe_start=walker.describe_start if config.early_start else None,
+        rename=NameTrimming(config.disabled_trimmers, config.remove_path_pattern).apply,
     )
     try:
         registration = ListenerRegistration(

@@ -64,6 +64,11 @@ Describe = Callable[[Any], ExecutionLineage | None]
 DescribeStart = Callable[[int], ExecutionLineage | None]
 JobName = Callable[[ExecutionLineage], str]
 Submit = Callable[[dict[str, Any]], bool]
+Rename = Callable[[ExecutionLineage], ExecutionLineage]
+
+
+def _same(lineage: ExecutionLineage) -> ExecutionLineage:
+    return lineage
 
 
 @dataclass(slots=True)
@@ -96,8 +101,12 @@ class LineageListener:
         submit: Submit,
         on_application_end: Callable[[int], None],
         describe_start: DescribeStart | None = None,
+        rename: Rename | None = None,
     ) -> None:
         self._context = context
+        # dataset name trimming (_trimming), applied to what a run reports, after nested
+        # executions are merged (an inner insert names a table by its location only)
+        self._rename: Rename = rename or _same
         self._describe = describe
         self._describe_start = describe_start
         self._job_name = job_name
@@ -146,6 +155,7 @@ class LineageListener:
             return
         if lineage is None:
             return  # END decides, from the finished plan
+        lineage = self._rename(lineage)
         started.run_id = new_run_id(started.start_ms)
         started.job_name = self._job_name(lineage)
         started.lineage = lineage
@@ -205,7 +215,7 @@ class LineageListener:
             self.skipped += 1
             return
         error = next((p.error for p in parts if p.error is not None), None)
-        merged = merge_executions(lineages)
+        merged = self._rename(merge_executions(lineages))
         ctx = self._context
         if started.run_id is not None and started.job_name is not None:
             run_id, job_name = started.run_id, started.job_name

@@ -63,6 +63,8 @@ class DatasetRef:
     name: str  # "/abs/path", "key/without/leading/slash", "db.schema.table"
     schema: tuple[SchemaField, ...] = ()
     symlinks: tuple[Symlink, ...] = ()
+    # the full names a trimmed name stands for (the `subset` facet's location condition)
+    locations: tuple[str, ...] = ()
     # outputs only
     lifecycle_state: str | None = None  # CREATE, OVERWRITE, DROP, TRUNCATE, ALTER, RENAME
     row_count: int | None = None
