@@ -2,6 +2,7 @@
 
     lineage-relay serve [--config FILE] [--listen HOST:PORT] [--spool-dir DIR] [--log-level L]
     lineage-relay mock-openmetadata [...]   the mock OpenMetadata server (tests, demo)
+    lineage-relay doctor|status|smoke [...] check a setup, watch a relay, gate a rollout
 
 Exit status of `serve`: 0 after a graceful stop (SIGTERM/SIGINT), 1 when the
 relay failed (the spool could not be opened, or a write/fsync failed), 2 when the
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._config import DEFAULT_LISTEN, Config, load_config
 from ._exceptions import ConfigError, SpoolError
 from ._observe.logging import configure_logging
+from ._operations import OPERATIONS
 
 if TYPE_CHECKING:  # imported when serving: a refused configuration answers without aiohttp
     from ._app import Relay
@@ -64,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the mock OpenMetadata server (see `lineage-relay mock-openmetadata --help`)",
         add_help=False,
     )
+    for operation in OPERATIONS.values():
+        operation.add_parser(commands)
     return parser
 
 
@@ -77,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(args_list)
     if args.command == "serve":
         return _serve(args)
+    if args.command in OPERATIONS:
+        return OPERATIONS[args.command].run(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse refuses others
 
 

@@ -29,9 +29,12 @@ from ._http import (
     include_deleted,
     int_param,
     json_body,
+    patch_body,
     user,
+    uuid_param,
 )
 from ._lineage_api import lineage_routes
+from ._listing import list_page
 from ._models import OPENLINEAGE_BATCH, OPENLINEAGE_RUN_EVENT
 from ._openlineage import batch_response, single_response
 from ._state import MockState, RecordedRequest
@@ -254,21 +257,38 @@ def _entity_routes(entity_type: str) -> list[web.RouteDef]:
     async def listing(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
         fields = request.query.get("fields")
-        entities = [
-            state.store.view(entity_type, e, fields) for e in state.store.entities(entity_type)
-        ]
-        try:
-            limit = int(request.query.get("limit", "10"))
-        except ValueError:
-            raise ApiError(400, "query param limit must be an integer") from None
-        return json_response({"data": entities[:limit], "paging": {"total": len(entities)}})
+        include = request.query.get("include", "non-deleted")
+        entities = state.store.entities(entity_type, include_deleted=include != "non-deleted")
+        if include == "deleted":
+            entities = [entity for entity in entities if entity["deleted"]]
+        page = list_page(
+            entity_type, entities, request.query, lambda e: state.store.view(entity_type, e, fields)
+        )
+        return json_response(page)
+
+    async def patch(request: web.Request, entity: dict[str, Any]) -> web.Response:
+        state = request.app[STATE_KEY]
+        patched, change = state.store.patch(
+            entity_type, entity, await patch_body(request), user(request)
+        )
+        return json_response(patched, 200, {"X-OpenMetadata-Change": change})
+
+    async def patch_by_id(request: web.Request) -> web.Response:
+        entity_id = uuid_param(request, "id")
+        return await patch(request, request.app[STATE_KEY].store.get_by_id(entity_type, entity_id))
+
+    async def patch_by_name(request: web.Request) -> web.Response:
+        fqn = request.match_info["fqn"]
+        return await patch(request, request.app[STATE_KEY].store.get_by_fqn(entity_type, fqn))
 
     return [
         web.put(collection, put),
         web.post(collection, post),
         web.get(collection, listing),
         web.get(collection + "/name/{fqn:.+}", by_name),
+        web.patch(collection + "/name/{fqn:.+}", patch_by_name),
         web.get(collection + "/{id}", by_id),
+        web.patch(collection + "/{id}", patch_by_id),
         web.delete(collection + "/{id}", delete),
     ]
 

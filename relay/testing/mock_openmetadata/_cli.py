@@ -16,6 +16,7 @@ from ._catalog import CatalogError
 from ._faults import parse_rules
 from ._openlineage import OpenLineageSettings
 from ._server import MockOpenMetadata
+from ._state import DEFAULT_SERVER_VERSION, parse_server_version
 
 READY_PREFIX = "mock-openmetadata listening on "
 _EPILOG = """\
@@ -31,6 +32,7 @@ Control API (plain HTTP on --control-listen):
   PUT    /mock/openlineage/settings  {"eventTypeFilter": [...], "autoCreateEntities": BOOL,
                                    "namespaceToServiceMapping": {...}, ...}
   PUT    /mock/tokens              {"tokens": [...]} (token rotation)
+  PUT    /mock/version             {"version": "1.13.0"}: answer as another version
   GET    /mock/state, /mock/lineage, /mock/health;  POST /mock/reset
 
 Fault rule: {"mode": "healthy|slow|error|hang|reset|down", "latency_ms": N,
@@ -45,6 +47,14 @@ def _address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8585)")
     return host.strip("[]"), int(port)
+
+
+def _server_version(text: str) -> str:
+    try:
+        parse_server_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def _json_or_file(text: str) -> Any:
@@ -66,7 +76,7 @@ def _json_or_file(text: str) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lineage-relay mock-openmetadata",
-        description="A mock OpenMetadata server (API 1.13) with fault injection.",
+        description="A mock OpenMetadata server (API 2.0, or 1.13) with fault injection.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -140,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="remember the latest N OpenLineage events (default 100000)",
     )
     parser.add_argument("--seed", type=int, help="seed of the fault dice (reproducible runs)")
+    parser.add_argument(
+        "--server-version",
+        type=_server_version,
+        default=DEFAULT_SERVER_VERSION,
+        metavar="X.Y.Z",
+        help=f"OpenMetadata version to answer as (default {DEFAULT_SERVER_VERSION}; "
+        "1.13.0 behaves as 1.13 where 2.0 differs)",
+    )
     return parser
 
 
@@ -169,6 +187,7 @@ async def _serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         request_log_limit=args.request_log_limit,
         event_log_limit=args.event_log_limit,
+        version=args.server_version,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

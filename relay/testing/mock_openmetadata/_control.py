@@ -14,6 +14,7 @@ steering the mock. No authentication: it binds loopback like everything else in 
     GET|PUT|DELETE /mock/openlineage/failures   event failure rules (see _openlineage.py)
     GET|PUT /mock/openlineage/settings  OpenLineage settings (OpenMetadata's camelCase JSON)
     PUT    /mock/tokens                  {"tokens": [...]} or {"tokens": null} (any token)
+    GET|PUT /mock/version                {"version": "2.0.7"}: the OpenMetadata version answered as
     GET    /mock/state                   counts of entities, edges, statuses, requests, events
     GET    /mock/lineage                 every lineage edge, with entity references
     POST   /mock/reset                   back to the seeded catalog, logs and faults cleared
@@ -152,6 +153,18 @@ async def _put_tokens(request: web.Request) -> web.Response:
     return json_response({"tokens": None if tokens is None else len(tokens)})
 
 
+async def _get_version(request: web.Request) -> web.Response:
+    return json_response({"version": request.app[STATE_KEY].version})
+
+
+async def _put_version(request: web.Request) -> web.Response:
+    body = await _body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("version"), str):
+        raise ValueError('the version must be given as {"version": "MAJOR.MINOR.PATCH"}')
+    request.app[STATE_KEY].set_version(body["version"])
+    return json_response({"version": request.app[STATE_KEY].version})
+
+
 async def _state(request: web.Request) -> web.Response:
     return json_response(request.app[STATE_KEY].summary())
 
@@ -190,6 +203,8 @@ def build_control_app(
             web.get("/mock/openlineage/settings", _get_settings),
             web.put("/mock/openlineage/settings", _put_settings),
             web.put("/mock/tokens", _put_tokens),
+            web.get("/mock/version", _get_version),
+            web.put("/mock/version", _put_version),
             web.get("/mock/state", _state),
             web.get("/mock/lineage", _lineage),
             web.post("/mock/reset", _reset),

@@ -545,8 +545,9 @@ OPENLINEAGE_RUN_EVENT = Obj(
     f"{_OL}.OpenLineageRunEvent",
     {
         "eventTime": Str(fmt="date-time"),
-        "producer": TEXT,
-        "schemaURL": TEXT,
+        # java.net.URI fields: Jackson refuses what URI.create refuses.
+        "producer": Str(fmt="uri"),
+        "schemaURL": Str(fmt="uri"),
         "eventType": Enum(f"{_OL}.EventType", OPENLINEAGE_EVENT_TYPES),
         "run": Obj(
             f"{_OL}.OpenLineageRun",

@@ -32,7 +32,8 @@ class MockOpenMetadata:
     ``openlineage``: the native endpoints' settings. ``request_log_limit`` /
     ``event_log_limit``: how many of the latest requests / events to remember (None: all;
     the defaults bound memory under benchmark load, ``openlineage_events_received`` counts
-    every event regardless).
+    every event regardless). ``version``: the OpenMetadata version to answer as (default the
+    current 2.0 release; ``1.13.0`` keeps 1.13's behaviour where the two differ).
 
     Use as ``async with MockOpenMetadata(...) as mock:`` (starts on ephemeral loopback ports)
     or call ``await start(...)`` and ``await aclose()``.
@@ -208,6 +209,17 @@ class MockOpenMetadata:
 
     def set_openlineage_settings(self, settings: OpenLineageSettings) -> None:
         self._state.openlineage.settings = settings
+
+    @property
+    def server_version(self) -> str:
+        """The OpenMetadata version the mock reports and behaves as."""
+        return self._state.version
+
+    def set_server_version(self, version: str) -> None:
+        """Answer as another OpenMetadata version from the next request on: ``1.13.x``
+        behaves as 1.13 where 2.0 differs, ``2.x`` as 2.0 (ValueError if not MAJOR.MINOR.PATCH).
+        """
+        self._state.set_version(version)
 
     def set_tokens(self, tokens: Iterable[str] | None) -> None:
         """Replace the accepted tokens (token rotation)."""

@@ -100,16 +100,16 @@ class MockState:
             raise ValueError("latency_ms must be >= 0")
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError(f"error_rate {error_rate} must be between 0 and 1")
-        self.version = DEFAULT_SERVER_VERSION
-        self.server_v2 = True
-        self.set_version(version)
+        self.version = version.strip()
+        # Whether the mock behaves as OpenMetadata 2.x (else as 1.13).
+        self.server_v2 = parse_server_version(version) >= (2, 0, 0)
         self.latency_ms = latency_ms
         self.error_rate = error_rate
         self.openlineage_endpoints = openlineage_endpoints
         self.catalog = dict(catalog or {})
         self.tokens = TokenCheck(tokens)
         self.faults = FaultPlan(faults, seed)
-        self.store = Store()
+        self.store = Store(server_v2=self.server_v2)
         self.lineage = LineageGraph(self.store)
         self.search = Search(self.store)
         self.openlineage = OpenLineageProcessor(self.store, self.lineage, openlineage)
@@ -124,6 +124,7 @@ class MockState:
         """The version the mock reports; behaviour that changed in 2.0 follows it."""
         self.server_v2 = parse_server_version(version) >= (2, 0, 0)
         self.version = version.strip()
+        self.store.server_v2 = self.server_v2
 
     def reset(self) -> None:
         """Back to the seeded catalog: no lineage, statuses, logs, faults or event failures."""

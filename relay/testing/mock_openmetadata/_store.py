@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _fqn, _models
+from . import _fqn, _models, _models_v2
 from ._errors import ApiError, not_found
+from ._jsonpatch import apply_patch
 from ._validation import Obj, strip_nulls, validate
 
 DEFAULT_USER = "ingestion-bot"
@@ -112,8 +113,10 @@ def _with_column_fqns(columns: list[dict[str, Any]], parent_fqn: str) -> list[di
 class Store:
     """Entities by type and FQN, and by id."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, server_v2: bool = True) -> None:
         self.base_url = "http://127.0.0.1:8585/api"
+        # Which request models apply: OpenMetadata 2.x's or 1.13's.
+        self.server_v2 = server_v2
         self.clear()
 
     def clear(self) -> None:
@@ -180,6 +183,12 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
 
+    def _model(self, kind: EntityKind) -> Obj:
+        """The create request model of the server version the mock answers as."""
+        if self.server_v2:
+            return _models_v2.CREATE_MODELS.get(kind.type, kind.model)
+        return kind.model
+
     def put(
         self,
         entity_type: str,
@@ -193,7 +202,7 @@ class Store:
         ``entity_id`` pins the id of a new entity (catalog seeding); it is ignored on update.
         """
         kind = KINDS[entity_type]
-        validate(kind.model, body)
+        validate(self._model(kind), body)
         request = strip_nulls(body)
         fqn, parents = self._resolve_parents(kind, request)
         existing = self._by_fqn[entity_type].get(fqn)
@@ -235,10 +244,45 @@ class Store:
         entity["updatedBy"] = user
         return entity, "entitySoftDeleted"
 
+    def patch(
+        self, entity_type: str, entity: dict[str, Any], patch: Any, user: str = DEFAULT_USER
+    ) -> tuple[dict[str, Any], str]:
+        """Apply a JSON Patch to a stored entity; returns (entity, X-OpenMetadata-Change).
+
+        The patched entity is read back as its create request (the fields a client can set),
+        checked like one, and rebuilt: derived fields (FQNs, references, version) cannot be
+        patched, and renaming is not modelled (400).
+        """
+        kind = KINDS[entity_type]
+        patched = apply_patch(entity, patch, server_v2=self.server_v2)
+        if not isinstance(patched, dict) or patched.get("name") != entity["name"]:
+            raise ApiError(400, f"the mock cannot rename a {entity_type}; patch other fields")
+        request = dict(self._requests[entity["id"]])
+        model = self._model(kind)
+        for field_name in model.fields:
+            if field_name == kind.parent_field:
+                continue
+            if patched.get(field_name) is not None:
+                request[field_name] = patched[field_name]
+            else:
+                request.pop(field_name, None)
+        validate(model, request)
+        request = strip_nulls(request)
+        fqn, parents = self._resolve_parents(kind, request)
+        rebuilt = self._build(kind, request, fqn, parents, entity["id"], entity["version"], user)
+        unstamped = {"updatedAt", "updatedBy", "pipelineStatus", "href"}
+        if all(rebuilt.get(k) == entity.get(k) for k in (set(rebuilt) | set(entity)) - unstamped):
+            return entity, "entityNoChange"
+        rebuilt["version"] = round(float(entity["version"]) + 0.1, 1)
+        if "pipelineStatus" in entity:
+            rebuilt["pipelineStatus"] = entity["pipelineStatus"]
+        self._insert(entity_type, rebuilt, request)
+        return rebuilt, "entityUpdated"
+
     def create(self, entity_type: str, body: Any, user: str = DEFAULT_USER) -> dict[str, Any]:
         """POST semantics: create, or 409 when the FQN exists."""
         kind = KINDS[entity_type]
-        validate(kind.model, body)
+        validate(self._model(kind), body)
         fqn, _ = self._resolve_parents(kind, strip_nulls(body))
         if self.find_by_fqn(entity_type, fqn, include_deleted=True) is not None:
             raise ApiError(409, "Entity already exists")

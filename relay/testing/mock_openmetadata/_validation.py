@@ -79,7 +79,8 @@ class Str(Type):
     min_length: int = 0
     max_length: int | None = None
     pattern: str | None = None
-    fmt: str | None = None  # "uuid" or "date-time": the formats Java parses into typed values
+    # "uuid", "date-time" or "uri": the formats Java parses into typed values.
+    fmt: str | None = None
     java_type = "java.lang.String"
 
     @property
@@ -109,6 +110,14 @@ class Str(Type):
                 f'Cannot deserialize value of type `java.util.UUID` from String "{value}": '
                 'UUID has to be represented by standard 36-char representation (field "{path}")'
             )
+        if self.fmt == "uri":
+            bad = _uri_violation(value)
+            if bad is not None:
+                raise _Violation(
+                    f'Cannot deserialize value of type `java.net.URI` from String "{value}": '
+                    f"not a valid textual representation, problem: Illegal character at index "
+                    f'{bad}: {value} (field "{{path}}")'
+                )
         if self.fmt == "date-time" and not _is_date_time(value):
             raise _Violation(
                 f'Cannot deserialize value of type `java.util.Date` from String "{value}": '
@@ -122,6 +131,25 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 def _is_uuid(value: str) -> bool:
     """The canonical 36-character form Java's ``UUID.fromString`` is given by clients."""
     return _UUID.fullmatch(value) is not None
+
+
+# What ``java.net.URI`` takes (RFC 2396): ASCII letters, digits, marks, reserved characters,
+# "%" with two hex digits, one "#", and any non-ASCII character that is not a space or control.
+_URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'();/?:@&=+$,\[\]]|%[0-9A-Fa-f]{2}|[^\x00-\x7f\s])*")
+
+
+def _uri_violation(value: str) -> int | None:
+    """The index of the first character ``java.net.URI`` refuses, or None."""
+    hash_at = value.find("#")
+    parts = [(value, 0)]
+    if hash_at >= 0:
+        parts = [(value[:hash_at], 0), (value[hash_at + 1 :], hash_at + 1)]
+    for part, offset in parts:
+        match = _URI_CHARS.match(part)
+        end = match.end() if match else 0
+        if end < len(part):
+            return offset + end
+    return None
 
 
 def _is_date_time(value: str) -> bool:

@@ -1,0 +1,63 @@
+"""Where OpenMetadata 2.0's request models differ from 1.13's (``_models.py``).
+
+The differences found so far (issue 15 of this project, checked against a 2.0.7 server):
+``CreateTable.aliases`` and the ``SemanticView`` table type; database service types
+``QuestDB``, ``SapBw4Hana``, ``SapSuccessFactors``; pipeline service types ``Prefect`` and
+``SapBw4HanaPipeline``; a ``style`` on service create requests; a task name must not be
+empty (``minLength: 1``). Everything else is 1.13's model unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from . import _models
+from ._validation import AnyObject, Arr, Enum, Obj, Str, Type
+
+_TYPE = "org.openmetadata.schema.type"
+
+
+def _extended(model: Obj, **fields: Type) -> Obj:
+    """The model with fields added or replaced (same class name, required set, openness)."""
+    return Obj(model.java_name, {**model.fields, **fields}, model.required, model.closed)
+
+
+def _service_type(model: Obj, *added: str) -> Enum:
+    current = model.fields["serviceType"]
+    if not isinstance(current, Enum):
+        raise TypeError(f"{model.java_name}.serviceType is not an enum")
+    return Enum(current.java_name, (*current.values, *added))
+
+
+# A service's ``style`` (color, icon): the mock checks only that it is an object.
+_STYLE = AnyObject()
+
+CREATE_TABLE = _extended(
+    _models.CREATE_TABLE,
+    tableType=Enum(f"{_TYPE}.TableType", (*_models.TABLE_TYPES, "SemanticView")),
+    aliases=Arr(_models.TEXT),
+)
+CREATE_DATABASE_SERVICE = _extended(
+    _models.CREATE_DATABASE_SERVICE,
+    serviceType=_service_type(
+        _models.CREATE_DATABASE_SERVICE, "QuestDB", "SapBw4Hana", "SapSuccessFactors"
+    ),
+    style=_STYLE,
+)
+CREATE_PIPELINE_SERVICE = _extended(
+    _models.CREATE_PIPELINE_SERVICE,
+    serviceType=_service_type(_models.CREATE_PIPELINE_SERVICE, "Prefect", "SapBw4HanaPipeline"),
+    style=_STYLE,
+)
+CREATE_STORAGE_SERVICE = _extended(_models.CREATE_STORAGE_SERVICE, style=_STYLE)
+TASK = _extended(_models.TASK, name=Str(min_length=1))
+CREATE_PIPELINE = _extended(_models.CREATE_PIPELINE, tasks=Arr(TASK))
+
+# Entity type -> its 2.0 create model, where it differs from 1.13's.
+CREATE_MODELS: Mapping[str, Obj] = {
+    "table": CREATE_TABLE,
+    "databaseService": CREATE_DATABASE_SERVICE,
+    "pipelineService": CREATE_PIPELINE_SERVICE,
+    "storageService": CREATE_STORAGE_SERVICE,
+    "pipeline": CREATE_PIPELINE,
+}

@@ -1,0 +1,282 @@
+"""`lineage-relay doctor`: each broken item reported with its fix and the right exit code.
+
+The command runs as a child process against the mock OpenMetadata on loopback; no output
+may carry the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ops_support import CATALOG, REPO
+
+from relay.testing.mock_openmetadata import MockOpenMetadata
+
+SPARK_CONF = """\
+spark.extraListeners                        io.openlineage.spark.agent.OpenLineageSparkListener
+spark.openlineage.transport.type            http
+spark.openlineage.transport.url             http://127.0.0.1:{port}
+spark.openlineage.transport.timeoutInMillis 2000
+"""
+
+
+def jwt(expires_in_s: float) -> str:
+    def part(doc: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    claims = {"sub": "lineage-relay-bot", "exp": int(time.time() + expires_in_s)}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
+
+
+TOKEN = jwt(30 * 86400)
+
+
+class Doctor:
+    """Writes a config for the mock, runs `lineage-relay doctor`, reads its table."""
+
+    def __init__(self, tmp_path: Path, mock: MockOpenMetadata) -> None:
+        self.tmp_path = tmp_path
+        self.mock = mock
+        self.token_file = tmp_path / "om-token"
+        self.token_file.write_text(TOKEN + "\n")
+        (tmp_path / "spool").mkdir()
+        self.settings: dict[str, dict[str, Any]] = {
+            "relay": {"listen": "127.0.0.1:5055"},
+            "spool": {"dir": str(tmp_path / "spool"), "max_bytes": 1024**2},
+            "openmetadata": {
+                "host_port": mock.url,
+                "sink": "openlineage",
+                "jwt_token_file": str(self.token_file),
+            },
+        }
+
+    def write_config(self) -> Path:
+        lines: list[str] = []
+        for section, values in self.settings.items():
+            lines.append(f"[{section}]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        path = self.tmp_path / "relay.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    async def run(self, *extra: str) -> tuple[int, dict[str, tuple[str, str, str]], str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "relay", "doctor", "--config", str(self.write_config()),
+            "--timeout", "5", *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        text = out.decode() + err.decode()
+        for secret in (TOKEN, TOKEN.split(".")[1], "ingest-secret-value"):
+            assert secret not in text  # no token text in any output
+        assert proc.returncode is not None
+        return proc.returncode, rows(out.decode()), text
+
+
+def rows(text: str) -> dict[str, tuple[str, str, str]]:
+    """{check name: (level, detail, fix)} from the printed table."""
+    found: dict[str, tuple[str, str, str]] = {}
+    last = ""
+    for line in text.splitlines()[1:]:
+        level = line[2:6].strip()
+        if level in ("PASS", "WARN", "FAIL"):
+            name, _, detail = line[8:].partition("  ")
+            last = name.strip()
+            found[last] = (level, detail.strip(), "")
+        elif line.strip().startswith("fix: ") and last:
+            level, detail, _ = found[last]
+            found[last] = (level, detail, line.strip().removeprefix("fix: "))
+    return found
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockOpenMetadata]:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
+        yield server
+
+
+async def test_a_healthy_setup_passes_every_check_and_exits_0(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    spark_conf = tmp_path / "spark-defaults.conf"
+    spark_conf.write_text(SPARK_CONF.format(port=5055))
+    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    assert code == 0, text
+    assert {level for level, _, _ in table.values()} == {"PASS"}
+    assert re.fullmatch(
+        rf"version \d+\.\d+\.\d+ at {re.escape(mock.url)}", table["OpenMetadata"][1]
+    )
+    assert table["native endpoint"][1].startswith("present")
+    assert "expires in 30 days" in table["token"][1]
+    assert str(doctor.token_file) in table["token source"][1]  # where, never what
+    assert "is this relay" in table["spark target"][1]
+    assert "0 warnings, 0 failures (exit status 0)" in text
+
+
+async def test_a_wrong_token_fails_with_its_fix(tmp_path: Path, mock: MockOpenMetadata) -> None:
+    doctor = Doctor(tmp_path, mock)
+    doctor.token_file.write_text(jwt(30 * 86400).replace("c2ln", "d3Jv"))  # not one it accepts
+    code, table, text = await doctor.run()
+    assert code == 2, text
+    level, detail, fix = table["token accepted"]
+    assert level == "FAIL" and "401" in detail and "Invalid Token" in detail
+    assert "valid bot token" in fix
+
+
+async def test_an_unreachable_server_fails_with_its_fix(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    doctor.settings["openmetadata"]["host_port"] = "http://127.0.0.1:9/api"
+    code, table, text = await doctor.run()
+    assert code == 2, text
+    level, detail, fix = table["OpenMetadata"]
+    assert level == "FAIL" and "cannot connect" in detail and "127.0.0.1:9" in detail
+    assert "host_port" in fix
+    assert "token accepted" not in table  # nothing more to ask an absent server
+
+
+async def test_a_network_listen_needs_an_ingest_token(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    doctor.settings["relay"]["listen"] = "0.0.0.0:5055"
+    code, table, text = await doctor.run()
+    assert code == 2, text
+    level, detail, fix = table["listen address"]
+    assert level == "FAIL" and "no ingest token" in detail and "ingest.token_file" in fix
+
+    ingest_token = tmp_path / "ingest-token"
+    ingest_token.write_text("ingest-secret-value\n")
+    doctor.settings["ingest"] = {"token_file": str(ingest_token)}
+    code, table, text = await doctor.run()
+    assert code == 1, text  # reachable from the network: a warning once a token guards it
+    assert table["listen address"][0] == "WARN"
+    assert {level for name, (level, _, _) in table.items() if name != "listen address"} == {"PASS"}
+
+
+async def test_a_spark_conf_pointing_elsewhere_fails(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    spark_conf = tmp_path / "spark-defaults.conf"
+    spark_conf.write_text(SPARK_CONF.format(port=6000).replace("2000", "30000"))
+    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    assert code == 2, text
+    level, detail, fix = table["spark target"]
+    assert level == "FAIL" and "http://127.0.0.1:6000" in detail and "127.0.0.1:5055" in detail
+    assert "transport.url=http://127.0.0.1:5055" in fix
+    assert table["spark timeout"][0] == "WARN"
+
+    spark_conf.write_text("spark.app.name etl\n")
+    code, table, _ = await doctor.run("--spark-conf", str(spark_conf))
+    assert code == 2 and table["spark listener"][0] == "FAIL"
+    assert "spark.extraListeners" in table["spark listener"][2]
+
+
+async def test_spark_must_send_the_ingest_token_the_relay_requires(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    ingest_token = tmp_path / "ingest-token"
+    ingest_token.write_text("ingest-secret-value\n")
+    doctor.settings["ingest"] = {"token_file": str(ingest_token)}
+    spark_conf = tmp_path / "spark-defaults.conf"
+    base = SPARK_CONF.format(port=5055) + "spark.openlineage.transport.auth.type api_key\n"
+    spark_conf.write_text(base + "spark.openlineage.transport.auth.apiKey another-value\n")
+    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    assert code == 2, text
+    assert table["spark ingest token"][0] == "FAIL" and "another-value" not in text
+    spark_conf.write_text(base + "spark.openlineage.transport.auth.apiKey ingest-secret-value\n")
+    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    assert code == 0, text
+
+
+async def test_an_unwritable_spool_fails_with_its_fix(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    doctor.settings["spool"]["dir"] = str(blocker / "spool")  # under a file: never creatable
+    code, table, text = await doctor.run()
+    assert code == 2, text
+    level, detail, fix = table["spool directory"]
+    assert level == "FAIL" and "is not a directory" in detail and "spool.dir" in fix
+
+
+async def test_a_spool_larger_than_the_free_disk_warns(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    doctor.settings["spool"]["max_bytes"] = 1024**5  # a PiB
+    code, table, text = await doctor.run()
+    assert code == 1, text
+    level, detail, fix = table["spool disk"]
+    assert level == "WARN" and "less than spool.max_bytes" in detail and "lower" in fix
+
+
+async def test_token_expiry_warns_under_seven_days_and_fails_when_past(
+    tmp_path: Path,
+) -> None:
+    soon, past = jwt(2 * 86400), jwt(-3600)
+    async with MockOpenMetadata(tokens=[soon], catalog=CATALOG) as server:
+        doctor = Doctor(tmp_path, server)
+        doctor.token_file.write_text(soon)
+        code, table, text = await doctor.run()
+        assert code == 1, text
+        assert table["token"][0] == "WARN" and "expires in 2.0 days" in table["token"][1]
+        assert soon not in text
+        doctor.token_file.write_text(past)
+        code, table, text = await doctor.run()
+        assert code == 2, text
+        assert table["token"][0] == "FAIL" and "expired" in table["token"][1]
+        assert past not in text
+
+
+async def test_an_inline_token_warns_and_is_never_printed(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    del doctor.settings["openmetadata"]["jwt_token_file"]
+    doctor.settings["openmetadata"]["jwt_token"] = TOKEN
+    code, table, text = await doctor.run()  # run() asserts the token is absent
+    assert code == 1, text
+    level, detail, fix = table["token source"]
+    assert level == "WARN" and "inline" in detail and "jwt_token_file" in fix
+    assert table["token accepted"][0] == "PASS"
+
+
+async def test_the_openlineage_sink_on_a_server_without_the_native_endpoint_fails(
+    tmp_path: Path,
+) -> None:
+    async with MockOpenMetadata(tokens=[TOKEN], openlineage_endpoints=False) as server:
+        doctor = Doctor(tmp_path, server)
+        code, table, text = await doctor.run()
+        assert code == 2, text
+        level, _, fix = table["native endpoint"]
+        assert level == "FAIL" and 'sink = "rest"' in fix
+        doctor.settings["openmetadata"]["sink"] = "rest"
+        code, table, text = await doctor.run()
+        assert table["native endpoint"][0] == "PASS" and "absent" in table["native endpoint"][1]
+
+
+async def test_a_refused_configuration_names_the_key_and_exits_2(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    doctor = Doctor(tmp_path, mock)
+    doctor.settings["spool"]["when_full"] = "explode"
+    code, table, _ = await doctor.run()
+    assert code == 2
+    level, detail, fix = table["configuration"]
+    assert level == "FAIL" and "spool.when_full" in detail and "examples/relay.toml" in fix
