@@ -26,35 +26,26 @@ import logging
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from ._admin import CallFailed, HttpCaller
+from ._check import Check
 from ._clock import SystemClock
 from ._config import Config, Secret, load_config
 from ._exceptions import AuthError, ConfigError
 from ._observe.logging import redact
 from ._secrets import _jwt_expiry, make_token_provider
 from ._sinks.tls import _is_loopback, make_ssl_context
-from ._sparkconf import LISTENERS, SparkLineageSettings, parse_spark_conf
+from ._sparkconf import spark_checks
 
 __all__ = ["Check", "add_parser", "run"]
 
-Level = Literal["pass", "warn", "fail"]
 _EXIT = {"pass": 0, "warn": 1, "fail": 2}
 _EXPIRY_WARN_S = 7 * 86400
 _NATIVE_BATCH = "/v1/openlineage/lineage/batch"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    level: Level
-    detail: str
-    fix: str = ""
 
 
 def add_parser(commands: Any) -> None:
@@ -406,111 +397,19 @@ def _spark(config: Config, path: str) -> list[Check]:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [
-            Check(
-                "spark conf",
-                "fail",
-                f"{path} cannot be read ({exc})",
-                "pass a readable spark-defaults.conf",
-            )
+            Check("spark conf", "fail", f"{path} cannot be read ({exc})", "pass a readable file")
         ]
-    spark = SparkLineageSettings(parse_spark_conf(text))
-    checks: list[Check] = []
-    if spark.listener:
-        checks.append(Check("spark listener", "pass", spark.listener))
-        if spark.transport_type != "http":
-            checks.append(
-                Check(
-                    "spark transport",
-                    "fail",
-                    "spark.openlineage.transport.type = "
-                    f"{spark.transport_type or '(unset: console)'!r}",
-                    "set spark.openlineage.transport.type=http",
-                )
-            )
-    elif spark.url:
-        checks.append(
-            Check(
-                "spark listener",
-                "pass",
-                "no JVM listener; spark.openlineage.* set for spark_plugin",
-            )
-        )
-    else:
-        return [
-            Check(
-                "spark listener",
-                "fail",
-                f"{path} configures no lineage listener and no transport URL",
-                f"set spark.extraListeners={LISTENERS[0]} and spark.openlineage.transport.url "
-                "(or call spark_plugin.enable(spark) in PySpark jobs)",
-            )
-        ]
-    checks.append(_spark_target(config, spark))
-    checks.append(_spark_timeout(spark))
-    if config.ingest.token or config.ingest.token_file:
-        checks.append(_spark_api_key(config, spark))
-    return checks
-
-
-def _spark_target(config: Config, spark: SparkLineageSettings) -> Check:
-    listen = config.relay.listen
-    fix = f"set spark.openlineage.transport.url=http://127.0.0.1:{config.relay.port} (this relay)"
-    if not spark.points_at(config.relay.host, config.relay.port):
-        return Check(
-            "spark target",
-            "fail",
-            f"events go to {spark.url or '(no URL)'}, not to this relay ({listen})",
-            fix,
-        )
-    if spark.endpoint.rstrip("/") not in ("/api/v1/lineage", "/api/v1/openlineage/lineage"):
-        return Check(
-            "spark target",
-            "fail",
-            f"endpoint {spark.endpoint} is not an ingest path of the relay",
-            "remove spark.openlineage.transport.endpoint (default /api/v1/lineage)",
-        )
-    return Check("spark target", "pass", f"{spark.url}{spark.endpoint} is this relay")
-
-
-def _spark_timeout(spark: SparkLineageSettings) -> Check:
-    timeout = spark.timeout_ms
-    fix = "set spark.openlineage.transport.timeoutInMillis=2000 (the relay answers from loopback)"
-    if timeout is None:
-        return Check("spark timeout", "warn", "timeoutInMillis unset: 5000 ms per call", fix)
-    if timeout < 0:
-        return Check("spark timeout", "fail", "timeoutInMillis is not a number", fix)
-    if timeout < 200 or timeout > 5000:
-        return Check(
-            "spark timeout",
-            "warn",
-            f"timeoutInMillis = {timeout}: too {'short' if timeout < 200 else 'long'} for loopback",
-            fix,
-        )
-    return Check("spark timeout", "pass", f"{timeout} ms")
-
-
-def _spark_api_key(config: Config, spark: SparkLineageSettings) -> Check:
-    fix = "set spark.openlineage.transport.auth.type=api_key and .auth.apiKey to the ingest token"
-    if not spark.api_key:
-        return Check(
-            "spark ingest token",
-            "fail",
-            "the relay requires an ingest token; Spark sends none",
-            fix,
-        )
-    expected = config.ingest.token.reveal()
-    if config.ingest.token_file:
+    ingest_token: str | None = None
+    if config.ingest.token:
+        ingest_token = config.ingest.token.reveal()
+    elif config.ingest.token_file:
         try:
-            expected = Path(config.ingest.token_file).read_text(encoding="utf-8").strip()
+            ingest_token = Path(config.ingest.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            return Check(
-                "spark ingest token",
-                "fail",
-                f"ingest.token_file unreadable ({exc.strerror})",
-                "fix ingest.token_file",
-            )
-    if spark.api_key.strip() != expected:
-        return Check(
-            "spark ingest token", "fail", "Spark's apiKey is not the relay's ingest token", fix
-        )
-    return Check("spark ingest token", "pass", "Spark sends the relay's ingest token")
+            return [
+                Check(
+                    "spark ingest token", "fail",
+                    f"ingest.token_file unreadable ({exc.strerror})", "fix ingest.token_file",
+                )
+            ]  # fmt: skip
+    return spark_checks(config.relay.host, config.relay.port, text, path, ingest_token)

@@ -1,18 +1,22 @@
-"""What a `spark-defaults.conf` says about lineage, for `lineage-relay doctor --spark-conf`.
+"""What a `spark-defaults.conf` says about lineage: `lineage-relay doctor --spark-conf`.
 
-Pure: text in, findings out. The rules are those of the OpenLineage Spark integration (and of
-`spark_plugin`, which reads the same keys): `spark.openlineage.transport.url` keeps only
-`scheme://host:port`, the path comes from `.endpoint` (default `/api/v1/lineage`), and
-`.timeoutInMillis` (default 5000) bounds every call the listener makes.
+Pure: text in, findings (`Check`s) out. The rules are those of the OpenLineage Spark
+integration (and of `spark_plugin`, which reads the same keys):
+`spark.openlineage.transport.url` keeps only `scheme://host:port`, the path comes from
+`.endpoint` (default `/api/v1/lineage`), and `.timeoutInMillis` (default 5000) bounds every
+call the listener makes.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["LISTENERS", "SparkLineageSettings", "parse_spark_conf"]
+from ._check import Check
+
+__all__ = ["LISTENERS", "SparkLineageSettings", "parse_spark_conf", "spark_checks"]
 
 # Listeners that send OpenLineage events over HTTP (the OpenMetadata agent embeds the first).
 LISTENERS = (
@@ -120,3 +124,102 @@ class SparkLineageSettings:
             return ipaddress.ip_address(host) == ipaddress.ip_address(listen_host)
         except ValueError:
             return host == listen_host
+
+
+def spark_checks(
+    host: str, port: int, text: str, path: str, ingest_token: str | None
+) -> list[Check]:
+    """Doctor's findings on a spark-defaults.conf for a relay listening on host:port.
+
+    `ingest_token`: the token the relay requires (None: none); compared, never shown.
+    """
+    spark = SparkLineageSettings(parse_spark_conf(text))
+    checks: list[Check] = []
+    if spark.listener:
+        checks.append(Check("spark listener", "pass", spark.listener))
+        if spark.transport_type != "http":
+            checks.append(
+                Check(
+                    "spark transport",
+                    "fail",
+                    "spark.openlineage.transport.type = "
+                    f"{spark.transport_type or '(unset: console)'!r}",
+                    "set spark.openlineage.transport.type=http",
+                )
+            )
+    elif spark.url:
+        checks.append(
+            Check(
+                "spark listener",
+                "pass",
+                "no JVM listener; spark.openlineage.* set for spark_plugin",
+            )
+        )
+    else:
+        return [
+            Check(
+                "spark listener",
+                "fail",
+                f"{path} configures no lineage listener and no transport URL",
+                f"set spark.extraListeners={LISTENERS[0]} and spark.openlineage.transport.url "
+                "(or call spark_plugin.enable(spark) in PySpark jobs)",
+            )
+        ]
+    checks.append(_spark_target(host, port, spark))
+    checks.append(_spark_timeout(spark))
+    if ingest_token is not None:
+        checks.append(_spark_api_key(ingest_token, spark))
+    return checks
+
+
+def _spark_target(host: str, port: int, spark: SparkLineageSettings) -> Check:
+    listen = f"{host}:{port}"
+    fix = f"set spark.openlineage.transport.url=http://127.0.0.1:{port} (this relay)"
+    if not spark.points_at(host, port):
+        return Check(
+            "spark target",
+            "fail",
+            f"events go to {spark.url or '(no URL)'}, not to this relay ({listen})",
+            fix,
+        )
+    if spark.endpoint.rstrip("/") not in ("/api/v1/lineage", "/api/v1/openlineage/lineage"):
+        return Check(
+            "spark target",
+            "fail",
+            f"endpoint {spark.endpoint} is not an ingest path of the relay",
+            "remove spark.openlineage.transport.endpoint (default /api/v1/lineage)",
+        )
+    return Check("spark target", "pass", f"{spark.url}{spark.endpoint} is this relay")
+
+
+def _spark_timeout(spark: SparkLineageSettings) -> Check:
+    timeout = spark.timeout_ms
+    fix = "set spark.openlineage.transport.timeoutInMillis=2000 (the relay answers from loopback)"
+    if timeout is None:
+        return Check("spark timeout", "warn", "timeoutInMillis unset: 5000 ms per call", fix)
+    if timeout < 0:
+        return Check("spark timeout", "fail", "timeoutInMillis is not a number", fix)
+    if timeout < 200 or timeout > 5000:
+        return Check(
+            "spark timeout",
+            "warn",
+            f"timeoutInMillis = {timeout}: too {'short' if timeout < 200 else 'long'} for loopback",
+            fix,
+        )
+    return Check("spark timeout", "pass", f"{timeout} ms")
+
+
+def _spark_api_key(ingest_token: str, spark: SparkLineageSettings) -> Check:
+    fix = "set spark.openlineage.transport.auth.type=api_key and .auth.apiKey to the ingest token"
+    if not spark.api_key:
+        return Check(
+            "spark ingest token",
+            "fail",
+            "the relay requires an ingest token; Spark sends none",
+            fix,
+        )
+    if not hmac.compare_digest(spark.api_key.strip().encode(), ingest_token.encode()):
+        return Check(
+            "spark ingest token", "fail", "Spark's apiKey is not the relay's ingest token", fix
+        )
+    return Check("spark ingest token", "pass", "Spark sends the relay's ingest token")
