@@ -31,6 +31,7 @@ from aiohttp import web
 from ._clock import Clock, SystemClock
 from ._config import Config, parse_host_port
 from ._forward.part import delivery_part
+from ._ingest.connection import Connection, ListenSite
 from ._ingest.routes import Ingest, json_error
 from ._observe.health import ComponentHealth, Health
 from ._observe.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -122,18 +123,35 @@ class Relay:
             raise RuntimeError("a Relay starts once; build a new one to start again")
         self._state = _State.STARTED
         app = self.build_app()
+        ingest = self.config.ingest
+        handler_args: dict[str, Any] = {
+            "access_log": None,  # ingest writes one canonical line per request instead
+            "auto_decompress": False,  # body.py decompresses, with a size cap
+            "keepalive_timeout": ingest.idle_timeout_s,  # also before a first request
+        }
         runner = web.AppRunner(
             app,
             handle_signals=False,
-            access_log=None,  # ingest writes one canonical line per request instead
-            auto_decompress=False,  # body.py decompresses, with a size cap
             shutdown_timeout=self.config.relay.shutdown_timeout_s,
+            **handler_args,
         )
         self._runner = runner
         try:
             await runner.setup()  # runs the parts' set-up, in order
             host, port = parse_host_port(self.config.relay.listen, key="relay.listen")
-            site = web.TCPSite(runner, host, port, backlog=1024)
+            loop = asyncio.get_running_loop()
+            site = ListenSite(
+                runner,
+                host,
+                port,
+                backlog=1024,
+                connection=lambda server: Connection(
+                    server,
+                    loop=loop,
+                    header_timeout_s=ingest.header_timeout_s,
+                    **handler_args,
+                ),
+            )
             await site.start()
         except BaseException:
             await self._cleanup_runner()
@@ -258,7 +276,10 @@ class Relay:
     def _ingest_health(self) -> ComponentHealth:
         details: dict[str, Any] = {
             "in_flight": self.ingest.in_flight,
+            "processing": self.ingest.processing,
             "max_concurrent_requests": self.config.ingest.max_concurrent_requests,
+            "body_bytes_in_flight": self.ingest.body_bytes_in_flight,
+            "max_body_bytes_in_flight": self.config.ingest.max_body_bytes_in_flight,
             "draining": self.ingest.draining,
         }
         if self.ingest.draining:

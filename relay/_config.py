@@ -122,14 +122,29 @@ class IngestConfig:
     token_file: str = ""
     max_body_bytes: int = 32 * 1024 * 1024  # decompressed
     max_compressed_bytes: int = 8 * 1024 * 1024  # on the wire
-    max_concurrent_requests: int = 256
+    max_concurrent_requests: int = 256  # bodies being checked and stored at once
+    max_body_bytes_in_flight: int = 64 * 1024 * 1024  # decompressed, all requests together
     read_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    min_body_bytes_per_s: int = 1024  # 0 = no minimum
+    body_grace_s: float = 2.0
+    idle_timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
         _positive("ingest.max_body_bytes", self.max_body_bytes)
         _positive("ingest.max_compressed_bytes", self.max_compressed_bytes)
         _positive("ingest.max_concurrent_requests", self.max_concurrent_requests)
         _positive("ingest.read_timeout_s", self.read_timeout_s)
+        _positive("ingest.header_timeout_s", self.header_timeout_s)
+        _positive("ingest.min_body_bytes_per_s", self.min_body_bytes_per_s, allow_zero=True)
+        _positive("ingest.body_grace_s", self.body_grace_s, allow_zero=True)
+        _positive("ingest.idle_timeout_s", self.idle_timeout_s)
+        if self.max_body_bytes_in_flight < self.max_body_bytes:
+            raise ConfigError(
+                f"ingest.max_body_bytes_in_flight = {self.max_body_bytes_in_flight} is below "
+                f"ingest.max_body_bytes = {self.max_body_bytes}: no body of the largest size "
+                "could ever be accepted; raise max_body_bytes_in_flight"
+            )
         if self.token and self.token_file:
             raise ConfigError("ingest.token and ingest.token_file are both set: keep one")
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
 
 from .._exceptions import IngestError
+from .limits import Hold, Pace
 
 __all__ = ["BadGzip", "Body", "BodyLimits", "IncompleteBody", "read_body"]
 
@@ -46,6 +47,8 @@ class BodyLimits:
     max_body_bytes: int  # decompressed
     max_compressed_bytes: int  # on the wire, when gzip
     read_timeout_s: float  # the whole body must arrive within this
+    min_bytes_per_s: int = 0  # after grace_s, on average since the start; 0 = no minimum
+    grace_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +58,12 @@ class Body:
     gzip: bool
 
 
-async def read_body(request: web.BaseRequest, limits: BodyLimits) -> Body:
-    """The request's decompressed body, or `IngestError` (400, 408, 413, 415)."""
+async def read_body(request: web.BaseRequest, limits: BodyLimits, hold: Hold) -> Body:
+    """The request's decompressed body, or `IngestError` (400, 408, 413, 415, 503).
+
+    `hold` is charged the decompressed bytes as they accumulate (503 beyond the budget);
+    the caller releases it once the request is answered.
+    """
     declared_gzip = _declared_gzip(request.headers.getall("Content-Encoding", []))
     wire_limit = limits.max_compressed_bytes if declared_gzip else limits.max_body_bytes
     length = request.content_length
@@ -66,20 +73,44 @@ async def read_body(request: web.BaseRequest, limits: BodyLimits) -> Body:
         if request.content.is_eof():
             # The whole body is already buffered (the usual case for an event of a few
             # KiB): reading cannot wait on the client, so no timer is armed.
-            return await _read(request, limits, declared_gzip=declared_gzip)
-        async with asyncio.timeout(limits.read_timeout_s):
-            return await _read(request, limits, declared_gzip=declared_gzip)
+            return await _read(request, limits, hold, None, declared_gzip=declared_gzip)
+        loop = asyncio.get_running_loop()
+        pace = Pace(loop.time(), limits.read_timeout_s, limits.min_bytes_per_s, limits.grace_s)
+        progress = _Progress(pace)
+        try:
+            async with asyncio.timeout_at(pace.deadline(0)) as timer:
+                progress.timer = timer
+                return await _read(request, limits, hold, progress, declared_gzip=declared_gzip)
+        except TimeoutError:
+            raise pace.expired(loop.time(), progress.wire_bytes) from None
     except (ConnectionError, PayloadEncodingError) as exc:
         raise IncompleteBody(f"the request body was cut short: {exc}") from None
-    except TimeoutError:
-        raise IngestError(
-            408,
-            f"request body did not arrive within ingest.read_timeout_s = {limits.read_timeout_s:g}"
-            " s; send the whole body promptly",
-        ) from None
 
 
-async def _read(request: web.BaseRequest, limits: BodyLimits, *, declared_gzip: bool) -> Body:
+class _Progress:
+    """Moves the read's deadline as the body arrives (see `Pace`)."""
+
+    __slots__ = ("pace", "timer", "wire_bytes")
+
+    def __init__(self, pace: Pace) -> None:
+        self.pace = pace
+        self.timer: asyncio.Timeout | None = None
+        self.wire_bytes = 0
+
+    def advance(self, wire_bytes: int) -> None:
+        self.wire_bytes = wire_bytes
+        if self.timer is not None:
+            self.timer.reschedule(self.pace.deadline(wire_bytes))
+
+
+async def _read(
+    request: web.BaseRequest,
+    limits: BodyLimits,
+    hold: Hold,
+    progress: _Progress | None,
+    *,
+    declared_gzip: bool,
+) -> Body:
     stream = request.content
     wire = 0
     gunzip: _Gunzip | None = _Gunzip(limits.max_body_bytes) if declared_gzip else None
@@ -92,6 +123,8 @@ async def _read(request: web.BaseRequest, limits: BodyLimits, *, declared_gzip: 
         if not chunk:
             break
         wire += len(chunk)
+        if progress is not None:
+            progress.advance(wire)
         if undecided:
             plain += chunk
             if len(plain) < len(_GZIP_MAGIC):
@@ -107,8 +140,10 @@ async def _read(request: web.BaseRequest, limits: BodyLimits, *, declared_gzip: 
             raise _too_large(wire, wire_limit, compressed=gunzip is not None)
         if gunzip is not None:
             gunzip.feed(chunk)
+            hold.grow_to(gunzip.size)
         else:
             plain += chunk
+            hold.grow_to(len(plain))
     if gunzip is not None:
         return Body(gunzip.finish(), wire, True)
     return Body(bytes(plain), wire, False)
@@ -150,6 +185,11 @@ class _Gunzip:
                     self._d = None
         except zlib.error as exc:
             raise BadGzip(f"request body is not valid gzip: {exc}") from None
+
+    @property
+    def size(self) -> int:
+        """Decompressed bytes so far."""
+        return len(self._out)
 
     def finish(self) -> bytes:
         if self._d is not None and self._fed:  # the last member never reached its end

@@ -33,6 +33,7 @@ from .._observe.logging import register_secret
 from .._observe.metrics import Metrics
 from .body import BadGzip, BodyLimits, IncompleteBody, read_body
 from .envelope import MalformedJson, parse_event, split_batch
+from .limits import BodyBudget, Hold, OverBudget
 
 __all__ = ["Appender", "Ingest", "IngestToken", "Shape", "json_error"]
 
@@ -150,13 +151,14 @@ class _Gate:
     def __init__(self, max_concurrent: int) -> None:
         self.max_concurrent = max_concurrent
         self.in_flight = 0
+        self.processing = 0  # requests whose body arrived: being checked and stored
         self.draining = False
         self.failure: str | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
     def enter(self) -> None:
-        self.in_flight += 1
+        self.in_flight += 1  # every admitted request, its body arrived or not (drain waits)
         self._idle.clear()
 
     def leave(self) -> None:
@@ -185,7 +187,10 @@ class Ingest:
             max_body_bytes=config.max_body_bytes,
             max_compressed_bytes=config.max_compressed_bytes,
             read_timeout_s=config.read_timeout_s,
+            min_bytes_per_s=config.min_body_bytes_per_s,
+            grace_s=config.body_grace_s,
         )
+        self._budget = BodyBudget(config.max_body_bytes_in_flight)
         self._token = IngestToken(config, clock=clock)
         self._gate = _Gate(config.max_concurrent_requests)
         self._on_spool_failure = on_spool_failure
@@ -198,6 +203,15 @@ class Ingest:
     @property
     def in_flight(self) -> int:
         return self._gate.in_flight
+
+    @property
+    def processing(self) -> int:
+        """Requests whose body arrived and is being checked and stored."""
+        return self._gate.processing
+
+    @property
+    def body_bytes_in_flight(self) -> int:
+        return self._budget.held_bytes
 
     @property
     def draining(self) -> bool:
@@ -275,7 +289,7 @@ class Ingest:
             return "starting", json_error(
                 503, "the relay is starting; retry shortly", headers=retry
             )
-        if gate.in_flight >= gate.max_concurrent:
+        if gate.processing >= gate.max_concurrent:
             return "overloaded", json_error(
                 503,
                 f"too many concurrent requests (ingest.max_concurrent_requests = "
@@ -296,20 +310,39 @@ class Ingest:
                     headers={"WWW-Authenticate": 'Bearer realm="lineage-relay"'},
                 ),
             )
-        wire = 0
+        hold = self._budget.hold()
         try:
-            body = await read_body(request, self._limits)
-            wire = body.wire_bytes
-            if len(body.data) > _PARSE_IN_THREAD_BYTES:
-                # Parsing megabytes takes long enough to stall every other client.
-                items = await asyncio.to_thread(_envelopes, body.data, shape)
-            else:
-                items = _envelopes(body.data, shape)
+            return await self._received(request, shape, hold)
+        finally:
+            hold.release()
+
+    async def _received(self, request: web.Request, shape: Shape, hold: Hold) -> _Outcome:
+        try:
+            body = await read_body(request, self._limits, hold)
         except IngestError as exc:
-            response = json_error(exc.status, exc.message)
-            if exc.status == 408:
-                response.force_close()  # a slow client does not get to keep the connection
-            return _refused(_reason(exc), response, wire)
+            return _refused(_reason(exc), _error_response(exc))
+        wire = body.wire_bytes
+        # Only now does the request take a processing slot: a client whose bodies stall
+        # cannot fill max_concurrent_requests and lock the others out.
+        refusal = self._refusal()
+        if refusal is not None:
+            return _refused(*refusal, wire)
+        gate = self._gate
+        gate.processing += 1
+        try:
+            return await self._store(body.data, shape, wire)
+        finally:
+            gate.processing -= 1
+
+    async def _store(self, data: bytes, shape: Shape, wire: int) -> _Outcome:
+        try:
+            if len(data) > _PARSE_IN_THREAD_BYTES:
+                # Parsing megabytes takes long enough to stall every other client.
+                items = await asyncio.to_thread(_envelopes, data, shape)
+            else:
+                items = _envelopes(data, shape)
+        except IngestError as exc:
+            return _refused(_reason(exc), _error_response(exc), wire)
         if items:
             spool = self.spool
             assert spool is not None  # noqa: S101 -- checked by _refusal before admission
@@ -388,6 +421,15 @@ def _refused(reason: str, response: web.Response, wire_bytes: int = 0) -> _Outco
     return _Outcome(reason, response, 0, wire_bytes)
 
 
+def _error_response(exc: IngestError) -> web.Response:
+    if exc.status == 503:
+        return json_error(503, exc.message, headers={"Retry-After": "1"})
+    response = json_error(exc.status, exc.message)
+    if exc.status == 408:
+        response.force_close()  # a slow client does not get to keep the connection
+    return response
+
+
 def _reason(exc: IngestError) -> str:
     """The `reason` label of lineage_relay_events_rejected_total for a refused request."""
     if isinstance(exc, MalformedJson):
@@ -396,6 +438,8 @@ def _reason(exc: IngestError) -> str:
         return "bad_gzip"
     if isinstance(exc, IncompleteBody):
         return "incomplete_body"
+    if isinstance(exc, OverBudget):
+        return "body_budget"
     return _STATUS_REASON.get(exc.status, "invalid_event")
 
 

@@ -7,7 +7,7 @@ import gzip
 import json
 import random
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -17,8 +17,9 @@ from multidict import CIMultiDict
 
 from relay._app import Relay
 from relay._config import load_config
+from relay._events import EventKey
 from relay._exceptions import ConfigError
-from relay._ingest.routes import IngestToken
+from relay._ingest.routes import Appender, IngestToken
 from relay.testing.fakes import FakeClock
 
 SPARK = sorted(EVENTS.glob("spark/*.json"))
@@ -284,7 +285,39 @@ async def test_spool_full_answers_503_with_retry_after(
     assert len(await spooled(relay)) == 3
 
 
-async def test_concurrency_cap_and_read_timeout(
+class _GatedAppender:
+    """The real spool behind a gate the test opens: appends wait, holding their slot."""
+
+    def __init__(self, spool: Appender) -> None:
+        self.spool = spool
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def append(self, items: Sequence[tuple[bytes, EventKey]]) -> list[int]:
+        self.waiting += 1
+        await self.gate.wait()
+        return await self.spool.append(items)
+
+
+async def test_concurrency_cap_counts_requests_being_stored(
+    start_relay: StartRelay, http: aiohttp.ClientSession
+) -> None:
+    relay = await start_relay(**{"ingest.max_concurrent_requests": 1})
+    assert relay.ingest.spool is not None
+    gated = _GatedAppender(relay.ingest.spool)
+    relay.ingest.spool = gated
+    first = asyncio.create_task(post(http, relay.url + "/api/v1/lineage", COMPLETE))
+    while gated.waiting == 0:
+        await asyncio.sleep(0.01)
+    status, body, headers = await post(http, relay.url + "/api/v1/lineage", COMPLETE)
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert "ingest.max_concurrent_requests" in str(body["error"])
+    gated.gate.set()
+    assert (await first)[0] == 201
+    assert (await post(http, relay.url + "/api/v1/lineage", COMPLETE))[0] == 201
+
+
+async def test_a_stalled_body_holds_no_slot_and_times_out(
     start_relay: StartRelay, http: aiohttp.ClientSession
 ) -> None:
     relay = await start_relay(**{"ingest.max_concurrent_requests": 1, "ingest.read_timeout_s": 0.5})
@@ -298,10 +331,9 @@ async def test_concurrency_cap_and_read_timeout(
     slow_post = asyncio.create_task(post(http, relay.url + "/api/v1/lineage", slow()))
     while relay.ingest.in_flight == 0:
         await asyncio.sleep(0.01)
-    status, body, headers = await post(http, relay.url + "/api/v1/lineage", COMPLETE)
-    assert status == 503 and headers["Retry-After"] == "1"
-    assert "ingest.max_concurrent_requests" in str(body["error"])
-    # The slow client is cut off by the read timeout (408), never holding the slot for good.
+    # The stalled body takes no processing slot: another client is served meanwhile.
+    assert (await post(http, relay.url + "/api/v1/lineage", COMPLETE))[0] == 201
+    # The slow client is cut off by the read timeout (408), never holding anything for good.
     try:
         status, body, _ = await slow_post
         assert status == 408 and "ingest.read_timeout_s" in str(body["error"])

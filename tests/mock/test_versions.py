@@ -3,6 +3,8 @@
 Each 2.0 difference is sent, as a client would, to a mock answering as 2.0.7 and to one
 answering as 1.13.0. With the reference folder present, what the 1.13 mock did is also judged
 by the 1.13 JSON Schemas, and the 2.0 mock must differ from them exactly on these bodies.
+Sources: the issue's list (checked against a 2.0.7 server) and OpenMetadata's 1.13 -> 2.0
+contract-change notes (names, task names).
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ CASES: list[tuple[str, dict[str, Any], bool, bool]] = [
     ),
     ("pipelines", {"name": "e", "service": "openlineage", "tasks": [{"name": ""}]}, False, True),
     ("pipelines", {"name": "f", "service": "openlineage", "tasks": [{"name": "t"}]}, True, True),
+    ("pipelines", {"name": "g", "service": "openlineage", "tasks": [{"name": "a>b"}]}, False, True),
+    ("tables", {**_TABLE, "name": 'say "hi"'}, False, True),
+    ("tables", {**_TABLE, "name": "a>b"}, False, True),
+    ("tables", {**_TABLE, "columns": [{"name": "x\ty", "dataType": "INT"}]}, False, True),
+    ("databaseSchemas", {"name": "s>1", "database": "hive_prod.warehouse"}, False, True),
 ]
 
 

@@ -1,10 +1,12 @@
 """Where OpenMetadata 2.0's request models differ from 1.13's (``_models.py``).
 
-The differences found so far (issue 15 of this project, checked against a 2.0.7 server):
-``CreateTable.aliases`` and the ``SemanticView`` table type; database service types
-``QuestDB``, ``SapBw4Hana``, ``SapSuccessFactors``; pipeline service types ``Prefect`` and
-``SapBw4HanaPipeline``; a ``style`` on service create requests; a task name must not be
-empty (``minLength: 1``). Everything else is 1.13's model unchanged.
+The differences found so far (issue 15 of this project, checked against a 2.0.7 server,
+and OpenMetadata's 1.13 -> 2.0 contract-change notes): ``CreateTable.aliases`` and the
+``SemanticView`` table type; database service types ``QuestDB``, ``SapBw4Hana``,
+``SapSuccessFactors``; pipeline service types ``Prefect`` and ``SapBw4HanaPipeline``; a
+``style`` on service create requests; entity, column and task names may no longer hold
+``>``, ``"`` or control characters, and a task name must not be empty (``minLength: 1``).
+Everything else is 1.13's model unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from . import _models
-from ._validation import AnyObject, Arr, Enum, Obj, Str, Type
+from ._validation import AnyObject, Arr, Enum, Lazy, Obj, Str, Type
 
 _TYPE = "org.openmetadata.schema.type"
 
@@ -31,14 +33,25 @@ def _service_type(model: Obj, *added: str) -> Enum:
 
 # A service's ``style`` (color, icon): the mock checks only that it is an object.
 _STYLE = AnyObject()
+_NAME_PATTERN = r'^((?!::)[^>"\x00-\x1f])*$'
+ENTITY_NAME = Str(min_length=1, max_length=256, pattern=_NAME_PATTERN)
+COLUMN: Obj = _extended(
+    _models.COLUMN,
+    name=Str(min_length=1, pattern=_NAME_PATTERN),
+    children=Arr(Lazy(lambda: COLUMN)),
+)
+_COLUMNS = Arr(COLUMN)
 
 CREATE_TABLE = _extended(
     _models.CREATE_TABLE,
+    name=ENTITY_NAME,
+    columns=_COLUMNS,
     tableType=Enum(f"{_TYPE}.TableType", (*_models.TABLE_TYPES, "SemanticView")),
     aliases=Arr(_models.TEXT),
 )
 CREATE_DATABASE_SERVICE = _extended(
     _models.CREATE_DATABASE_SERVICE,
+    name=ENTITY_NAME,
     serviceType=_service_type(
         _models.CREATE_DATABASE_SERVICE, "QuestDB", "SapBw4Hana", "SapSuccessFactors"
     ),
@@ -46,18 +59,29 @@ CREATE_DATABASE_SERVICE = _extended(
 )
 CREATE_PIPELINE_SERVICE = _extended(
     _models.CREATE_PIPELINE_SERVICE,
+    name=ENTITY_NAME,
     serviceType=_service_type(_models.CREATE_PIPELINE_SERVICE, "Prefect", "SapBw4HanaPipeline"),
     style=_STYLE,
 )
-CREATE_STORAGE_SERVICE = _extended(_models.CREATE_STORAGE_SERVICE, style=_STYLE)
-TASK = _extended(_models.TASK, name=Str(min_length=1))
-CREATE_PIPELINE = _extended(_models.CREATE_PIPELINE, tasks=Arr(TASK))
+CREATE_STORAGE_SERVICE = _extended(_models.CREATE_STORAGE_SERVICE, name=ENTITY_NAME, style=_STYLE)
+CREATE_DATABASE = _extended(_models.CREATE_DATABASE, name=ENTITY_NAME)
+CREATE_DATABASE_SCHEMA = _extended(_models.CREATE_DATABASE_SCHEMA, name=ENTITY_NAME)
+CREATE_CONTAINER = _extended(
+    _models.CREATE_CONTAINER,
+    name=ENTITY_NAME,
+    dataModel=_extended(_models.CONTAINER_DATA_MODEL, columns=_COLUMNS),
+)
+TASK = _extended(_models.TASK, name=Str(min_length=1, pattern=_NAME_PATTERN))
+CREATE_PIPELINE = _extended(_models.CREATE_PIPELINE, name=ENTITY_NAME, tasks=Arr(TASK))
 
-# Entity type -> its 2.0 create model, where it differs from 1.13's.
+# Entity type -> its 2.0 create model.
 CREATE_MODELS: Mapping[str, Obj] = {
     "table": CREATE_TABLE,
     "databaseService": CREATE_DATABASE_SERVICE,
     "pipelineService": CREATE_PIPELINE_SERVICE,
     "storageService": CREATE_STORAGE_SERVICE,
+    "database": CREATE_DATABASE,
+    "databaseSchema": CREATE_DATABASE_SCHEMA,
+    "container": CREATE_CONTAINER,
     "pipeline": CREATE_PIPELINE,
 }
