@@ -50,6 +50,7 @@ def run_pair(job: str | None = None, run_id: str | None = None) -> list[bytes]:
 
 def relay_settings(tmp_path: Path, mock_url: str, **overrides: Any) -> dict[str, Any]:
     """Settings of a relay on an ephemeral port forwarding to `mock_url` with TOKEN."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     token_file = tmp_path / "om-token"
     token_file.write_text(TOKEN)
     settings: dict[str, Any] = {

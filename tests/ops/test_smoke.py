@@ -1,0 +1,171 @@
+"""`lineage-relay smoke`: passes through a relay to the mock, fails clearly when it cannot.
+
+The relay and the mock run in the test's loop; `smoke` runs as a child process, as a
+deployment gate would run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ops_support import CATALOG, INPUT_TABLE, OUTPUT_TABLE, REPO, TOKEN, start_relay
+
+from relay._app import Relay
+from relay.testing.mock_openmetadata import MockOpenMetadata
+
+
+def write_config(tmp_path: Path, mock_url: str, token: str = TOKEN, **openmetadata: Any) -> Path:
+    token_file = tmp_path / "smoke-token"
+    token_file.write_text(token)
+    settings = {"host_port": mock_url, "sink": "openlineage", "jwt_token_file": str(token_file)}
+    settings.update(openmetadata)
+    path = tmp_path / "smoke.toml"
+    path.write_text(
+        "[openmetadata]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+    )
+    return path
+
+
+async def smoke(config: Path, relay_url: str, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "relay", "smoke", "--config", str(config), "--url", relay_url,
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=90)
+    text = out.decode()
+    assert TOKEN not in text and "wrong-token" not in text  # no token in any output
+    assert proc.returncode is not None
+    return proc.returncode, text
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockOpenMetadata]:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
+        yield server
+
+
+@pytest.fixture
+async def relay(tmp_path: Path, mock: MockOpenMetadata) -> AsyncIterator[Relay]:
+    started = await start_relay(tmp_path, mock.url)
+    try:
+        yield started
+    finally:
+        await started.aclose()
+
+
+def edges_between(mock: MockOpenMetadata, source: str, target: str) -> list[dict[str, Any]]:
+    return [
+        e for e in mock._state.lineage.edges.values()
+        if e["fromEntity"].get("fullyQualifiedName") == source
+        and e["toEntity"].get("fullyQualifiedName") == target
+    ]  # fmt: skip
+
+
+async def test_smoke_passes_through_the_relay_to_the_mock(
+    tmp_path: Path, mock: MockOpenMetadata, relay: Relay
+) -> None:
+    config = write_config(tmp_path, mock.url)
+    code, text = await smoke(config, relay.url, "--input", INPUT_TABLE, "--output", OUTPUT_TABLE,
+                             "--timeout", "30")  # fmt: skip
+    assert code == 0, text
+    assert f"{relay.url} took START and COMPLETE (201, 201)" in text
+    assert f"edge         {INPUT_TABLE} -> {OUTPUT_TABLE}: seen after" in text
+    assert "run status" not in text  # the openlineage sink writes none
+    assert text.rstrip().splitlines()[-1].startswith("smoke PASSED after")
+    # What arrived is the smoke's run: a unique job, START and COMPLETE.
+    job = text.splitlines()[0].split("job ")[1].split(",")[0]
+    arrived = [
+        e for e in mock.openlineage_events if f"{e['job']['namespace']}/{e['job']['name']}" == job
+    ]
+    assert [e["eventType"] for e in arrived] == ["START", "COMPLETE"]
+    assert len({e["run"]["runId"] for e in arrived}) == 1
+    assert len(edges_between(mock, INPUT_TABLE, OUTPUT_TABLE)) == 1
+
+
+async def test_an_older_edge_between_the_tables_is_not_taken_for_this_run(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    # A relay that spools but does not deliver, after an earlier smoke left its edge.
+    config = write_config(tmp_path, mock.url)
+    delivering = await start_relay(tmp_path / "a", mock.url)
+    try:
+        code, _ = await smoke(config, delivering.url, "--input", INPUT_TABLE,
+                              "--output", OUTPUT_TABLE)  # fmt: skip
+        assert code == 0
+    finally:
+        await delivering.aclose()
+    holding = await start_relay(tmp_path / "b", mock.url, **{"forwarder.enabled": False})
+    try:
+        code, text = await smoke(config, holding.url, "--input", INPUT_TABLE,
+                                 "--output", OUTPUT_TABLE, "--timeout", "2")  # fmt: skip
+    finally:
+        await holding.aclose()
+    assert code == 1, text
+    assert f"edge         {INPUT_TABLE} -> {OUTPUT_TABLE} of this run: NOT SEEN" in text
+    assert "relay says" in text and "2 events waiting in its spool" in text
+    assert text.rstrip().splitlines()[-1].startswith("smoke FAILED after")
+
+
+async def test_test_entities_are_created_and_removed(
+    tmp_path: Path, mock: MockOpenMetadata, relay: Relay
+) -> None:
+    config = write_config(tmp_path, mock.url)
+    schema = "hive_prod.warehouse.sales"
+    code, text = await smoke(config, relay.url, "--create-test-entities", "--schema", schema,
+                             "--timeout", "30")  # fmt: skip
+    assert code == 0, text
+    (created,) = [line for line in text.splitlines() if line.strip().startswith("tables")]
+    source, target = created.split("created ")[1].split(" -> ")
+    assert source.startswith(f"{schema}.lineage_relay_smoke_") and source.endswith("_in")
+    assert target.startswith(f"{schema}.lineage_relay_smoke_") and target.endswith("_out")
+    assert "removed 2 of 2 test entities" in text
+    names = {t["fullyQualifiedName"] for t in mock._state.store.entities("table")}
+    assert source not in names and target not in names
+    assert not edges_between(mock, source, target)
+
+
+async def test_smoke_fails_clearly_with_the_mock_down(
+    tmp_path: Path, mock: MockOpenMetadata, relay: Relay
+) -> None:
+    config = write_config(tmp_path, mock.url)
+    await mock.set_faults({"mode": "down"})
+    code, text = await smoke(config, relay.url, "--input", INPUT_TABLE, "--output", OUTPUT_TABLE,
+                             "--timeout", "5")  # fmt: skip
+    assert code == 1, text
+    assert "cannot connect" in text and "is OpenMetadata up?" in text
+    assert "smoke FAILED" in text
+
+
+async def test_smoke_fails_clearly_with_a_wrong_token(
+    tmp_path: Path, mock: MockOpenMetadata, relay: Relay
+) -> None:
+    config = write_config(tmp_path, mock.url, token="wrong-token")
+    code, text = await smoke(config, relay.url, "--input", INPUT_TABLE, "--output", OUTPUT_TABLE,
+                             "--timeout", "5")  # fmt: skip
+    assert code == 1, text
+    assert "OpenMetadata refused the token (401: Not Authorized! Invalid Token)" in text
+    assert "lineage-relay doctor" in text
+
+
+async def test_smoke_fails_clearly_when_the_relay_is_not_running(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    config = write_config(tmp_path, mock.url)
+    code, text = await smoke(config, "http://127.0.0.1:9", "--input", INPUT_TABLE,
+                             "--output", OUTPUT_TABLE, "--timeout", "5")  # fmt: skip
+    assert code == 1, text
+    assert "the relay does not take events" in text and "is it running?" in text
+
+
+async def test_smoke_refuses_wrong_arguments_with_exit_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9/api")
+    code, text = await smoke(config, "http://127.0.0.1:9", "--input", INPUT_TABLE)
+    assert code == 2 and "--create-test-entities" in text
+    code, text = await smoke(config, "http://127.0.0.1:9", "--create-test-entities")
+    assert code == 2 and "--schema" in text
