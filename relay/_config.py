@@ -231,7 +231,7 @@ class OpenMetadataConfig:
     """[openmetadata]: where and how events are delivered."""
 
     host_port: str = "http://127.0.0.1:8585/api"
-    sink: Literal["rest", "openlineage"] = "openlineage"
+    sink: Literal["rest", "openlineage"] = "rest"
     jwt_token: Secret = field(default_factory=lambda: Secret(""))
     jwt_token_env: str = ""
     jwt_token_file: str = ""
@@ -248,6 +248,8 @@ class OpenMetadataConfig:
     ssl_verify: bool = True
     ca_bundle: str = ""
     mapping: tuple[MappingRule, ...] = ()
+    auto_create: bool = False  # rest sink: create missing tables/containers instead of parking
+    unresolved_retention_s: float = 86_400.0  # rest sink: parked edges then dead-lettered
 
     def __post_init__(self) -> None:
         if not self.host_port.startswith(("http://", "https://")):
@@ -256,6 +258,7 @@ class OpenMetadataConfig:
                 "https:// and end with the API base, e.g. 'https://om.example.com/api'"
             )
         _one_of("openmetadata.sink", self.sink, ("rest", "openlineage"))
+        _positive("openmetadata.unresolved_retention_s", self.unresolved_retention_s)
         sources = [
             name
             for name, on in (

@@ -6,8 +6,9 @@ back, then the sink's connections and the token provider are closed.
 
 It adds three `/health` components:
 
-    openmetadata  last success, last error; degraded on a setup problem (403, 401 after a
-                  token re-fetch, the native endpoint missing, an untrusted certificate)
+    openmetadata  sink, last success, last error, server version (rest sink); degraded on a
+                  setup problem (403, 401 after a token re-fetch, the native endpoint
+                  missing, an untrusted certificate)
     breaker       closed / half-open / open; degraded unless closed
     forwarding    age of the oldest spooled event; degraded beyond `forwarder.max_lag_s`
 """
@@ -23,21 +24,24 @@ from aiohttp import web
 
 from .._clock import Clock, SystemClock
 from .._config import Config
+from .._events import SpooledEvent
 from .._observe.audit import AuditLog
 from .._observe.health import ComponentHealth, Health
 from .._observe.metrics import Metrics
 from .._secrets import make_token_provider
 from .._sinks.client import OpenMetadataClient
 from .._sinks.openlineage import OpenLineageSink
+from .._sinks.rest import RestSink
 from .._sinks.tls import make_ssl_context
 from .._spool import Spool
 from .forwarder import Forwarder
 
-__all__ = ["FORWARDER", "delivery_part"]
+__all__ = ["FORWARDER", "REST_STATE_FILE", "delivery_part"]
 
 log = logging.getLogger(__name__)
 
 FORWARDER = web.AppKey("forwarder", Forwarder)
+REST_STATE_FILE = "rest-sink.db"  # the rest sink's run states and parked edges
 
 
 async def delivery_part(app: web.Application) -> AsyncIterator[None]:
@@ -55,29 +59,32 @@ async def delivery_part(app: web.Application) -> AsyncIterator[None]:
         log.warning("forwarder.enabled = false: events are spooled, not delivered")
         yield
         return
-    if om.sink != "openlineage":
-        # The `rest` sink lands with its own issue; until then events wait in the spool.
-        problem = (
-            f'openmetadata.sink = "{om.sink}" is not available in this build: events are kept '
-            'in the spool; set openmetadata.sink = "openlineage" to deliver them'
-        )
-        log.error("%s", problem)
-        health.add("openmetadata", lambda: ComponentHealth(False, {"error": problem}))
-        try:
-            yield
-        finally:
-            health.remove("openmetadata")
-        return
-
     tokens = make_token_provider(om, clock=clock, metrics=metrics)
-    audit = (
-        AuditLog(config.audit, metrics=metrics, clock=clock) if config.audit.enabled else None
-    )
+    audit = AuditLog(config.audit, metrics=metrics, clock=clock) if config.audit.enabled else None
     client = OpenMetadataClient(
         om, metrics=metrics, tokens=tokens, ssl_context=make_ssl_context(om), clock=clock,
         audit=audit,
     )  # fmt: skip
-    sink = OpenLineageSink(client, om, clock=clock)
+    sink: OpenLineageSink | RestSink
+    if om.sink == "rest":
+
+        async def bury(event: SpooledEvent, reason: str) -> None:
+            # The event was acknowledged when its edge was parked: it goes back in and,
+            # in the next spool call, to the dead letters, where replay can take it again.
+            (event_id,) = await spool.append([(event.body, event.key)])
+            await spool.dead_letter([event_id], reason)
+
+        sink = RestSink(
+            client, om, state_path=config.spool.dir / REST_STATE_FILE, metrics=metrics,
+            clock=clock, dead_letter=bury,
+        )  # fmt: skip
+        try:
+            await sink.start()
+        except BaseException:
+            await _close_quietly(sink.aclose(), tokens.aclose())
+            raise
+    else:
+        sink = OpenLineageSink(client, om, clock=clock)
     forwarder = Forwarder(
         spool, sink,
         forwarder=config.forwarder, openmetadata=om, breaker=config.breaker,
@@ -90,6 +97,8 @@ async def delivery_part(app: web.Application) -> AsyncIterator[None]:
 
     def openmetadata_health() -> ComponentHealth:
         healthy, details = forwarder.health_openmetadata()
+        if isinstance(sink, RestSink):
+            details["version"] = sink.server_version or None
         return ComponentHealth(healthy, {"url": om.api_base, **details})
 
     def breaker_health() -> ComponentHealth:

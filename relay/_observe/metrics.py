@@ -95,6 +95,26 @@ class Metrics:
             ["source", "result"], registry=r,
         )  # fmt: skip
 
+        # the rest sink
+        self.unresolved_datasets = Gauge(
+            "lineage_relay_unresolved_datasets",
+            "Datasets not (yet) found in OpenMetadata whose edges are parked.", registry=r,
+        )  # fmt: skip
+        self.unresolved = Counter(
+            "lineage_relay_unresolved",
+            "Edges parked because a dataset was not found, by the dataset's namespace.",
+            ["namespace"], registry=r,
+        )  # fmt: skip
+        self.ambiguous_datasets = Counter(
+            "lineage_relay_ambiguous_datasets",
+            "Dataset lookups that matched several entities (never guessed), by namespace.",
+            ["namespace"], registry=r,
+        )  # fmt: skip
+        self.column_lineage_dropped = Counter(
+            "lineage_relay_column_lineage_dropped",
+            "Column lineage pairs left out because the entity lacks the column.", registry=r,
+        )  # fmt: skip
+
         self.audit_lines_dropped = Counter(
             "lineage_relay_audit_lines_dropped",
             "Audit log lines dropped because the writer could not keep up.", registry=r,

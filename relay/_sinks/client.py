@@ -34,6 +34,7 @@ from typing import Protocol, Self
 import aiohttp
 import aiohttp.payload
 import orjson
+import yarl
 from aiohttp.abc import AbstractStreamWriter
 
 from .._clock import Clock, SystemClock
@@ -73,6 +74,7 @@ class HttpAnswer:
     body: bytes
     headers: Mapping[str, str]
     url: str
+    method: str = "POST"
 
     def json(self) -> object:
         """The body as JSON, or None when it is empty or not JSON."""
@@ -101,7 +103,7 @@ def raise_for_status(answer: HttpAnswer, *, clock: Clock, retry_after_max_s: flo
     if disposition is Disposition.DELIVERED:
         return
     message = server_message(answer)
-    where = f"POST {answer.url} answered {answer.status}"
+    where = f"{answer.method} {answer.url} answered {answer.status}"
     if disposition is Disposition.RETRY:
         retry_after = cap_retry_after(
             parse_retry_after(answer.headers.get("Retry-After"), now=clock.time()),
@@ -138,6 +140,16 @@ def raise_for_status(answer: HttpAnswer, *, clock: Clock, retry_after_max_s: flo
 _SLICE_BYTES = 256 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    method: str
+    path: str
+    body: bytes | None
+    endpoint: str
+    content_type: str
+    audit: AuditSubject | None
+
+
 class _BodyPayload(aiohttp.payload.Payload):
     """A request body handed to the socket in slices of itself, never copied first.
 
@@ -150,8 +162,8 @@ class _BodyPayload(aiohttp.payload.Payload):
 
     _autoclose = True  # nothing to close: immutable bytes, can be sent again on a retry
 
-    def __init__(self, body: bytes) -> None:
-        super().__init__(body, content_type="application/json")
+    def __init__(self, body: bytes, content_type: str = "application/json") -> None:
+        super().__init__(body, content_type=content_type)
         self._body = body
         self._size = len(body)
 
@@ -239,14 +251,30 @@ class OpenMetadataClient:
         `RetriableSinkError`/`SinkTimeout` for transport failures and `AuthError`
         (a `RelayError`) when no token can be obtained.
         """
+        return await self.request("POST", path, body, endpoint=endpoint, audit=audit)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        endpoint: str,
+        audit: AuditSubject | None = None,
+        content_type: str = "application/json",
+    ) -> HttpAnswer:
+        """Any call (`GET`, `PUT`, `PATCH`, `DELETE`, `POST`), as `post` does it.
+
+        `path` is already URL-encoded (FQNs with `url_fqn`) and may carry a query string.
+        Writes (anything but GET) are audited.
+        """
         token = await self._token()
-        answer = await self._post_once(path, body, endpoint=endpoint, token=token, audit=audit)
+        call = _Call(method, path, body, endpoint, content_type, audit)
+        answer = await self._call_once(call, token)
         if answer.status == 401 and self._tokens is not None:
             fresh = await self._tokens.refresh(token)
             if fresh != token:  # the same token again would only be refused again
-                answer = await self._post_once(
-                    path, body, endpoint=endpoint, token=fresh, audit=audit
-                )
+                answer = await self._call_once(call, fresh)
         return answer
 
     async def _token(self) -> Secret | None:
@@ -258,18 +286,13 @@ class OpenMetadataClient:
             self._record_error(str(exc))
             raise
 
-    async def _post_once(
-        self,
-        path: str,
-        body: bytes,
-        *,
-        endpoint: str,
-        token: Secret | None,
-        audit: AuditSubject | None = None,
-    ) -> HttpAnswer:
+    async def _call_once(self, call: _Call, token: Secret | None) -> HttpAnswer:
         session = self._get_session()
-        url = f"{self.api_base}{path}"
-        headers = {"Content-Type": "application/json"}
+        url = f"{self.api_base}{call.path}"
+        method = call.method
+        headers = {"Accept": "application/json"}
+        if call.body is not None:
+            headers["Content-Type"] = call.content_type
         if token:
             headers["Authorization"] = f"Bearer {token.reveal()}"
         started = time.perf_counter()
@@ -277,8 +300,12 @@ class OpenMetadataClient:
         answer: HttpAnswer | None = None
         error = ""
         try:
-            async with session.post(
-                url, data=_BodyPayload(body), headers=headers, allow_redirects=False
+            async with session.request(
+                method,
+                yarl.URL(url, encoded=True),
+                data=None if call.body is None else _BodyPayload(call.body, call.content_type),
+                headers=headers,
+                allow_redirects=False,
             ) as response:
                 payload = await response.read()
                 status_label = str(response.status)
@@ -287,37 +314,39 @@ class OpenMetadataClient:
                     body=payload,
                     headers=dict(response.headers),
                     url=url,
+                    method=method,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             status_label = "timeout"
             message = error = (
-                f"POST {url} timed out (connect {self._config.connection_timeout_ms} ms / read "
-                f"{self._config.read_timeout_ms} ms): OpenMetadata is slow or unreachable"
+                f"{method} {url} timed out (connect {self._config.connection_timeout_ms} ms / "
+                f"read {self._config.read_timeout_ms} ms): OpenMetadata is slow or unreachable"
             )
             self._record_error(message)
             raise SinkTimeout(message) from exc
         except aiohttp.ClientConnectorCertificateError as exc:
             message = (
-                f"POST {url}: TLS certificate not trusted ({exc.certificate_error}): set "
+                f"{method} {url}: TLS certificate not trusted ({exc.certificate_error}): set "
                 "openmetadata.ca_bundle to the CA that signed OpenMetadata's certificate"
             )
             error = message
             self._record_error(message)
             raise SinkSetupError(message) from exc
         except aiohttp.ClientConnectorError as exc:
-            message = f"POST {url}: cannot connect ({exc.strerror or exc}): is OpenMetadata up?"
+            message = f"{method} {url}: cannot connect ({exc.strerror or exc}): is OpenMetadata up?"
             error = message
             self._record_error(message)
             raise RetriableSinkError(message) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            message = error = f"POST {url} failed: {type(exc).__name__}: {exc}"
+            message = error = f"{method} {url} failed: {type(exc).__name__}: {exc}"
             self._record_error(message)
             raise RetriableSinkError(message) from exc
         finally:
             elapsed_s = time.perf_counter() - started
             self._metrics.send_duration.observe(elapsed_s)
-            self._metrics.openmetadata_requests.labels(endpoint, status_label).inc()
-            self._audit("POST", url, audit, answer, elapsed_s, error)
+            self._metrics.openmetadata_requests.labels(call.endpoint, status_label).inc()
+            if method != "GET":
+                self._audit(method, url, call.audit, answer, elapsed_s, error)
         self._record_answer(answer)
         return answer
 
@@ -356,7 +385,7 @@ class OpenMetadataClient:
             self._metrics.connection_status.set(1)
             self.last_success_at = self._clock.time()
         else:
-            self._record_error(f"POST {answer.url} answered {answer.status}")
+            self._record_error(f"{answer.method} {answer.url} answered {answer.status}")
 
     def _record_error(self, message: str) -> None:
         self._metrics.connection_status.set(0)

@@ -488,17 +488,3 @@ async def test_health_turns_degraded_when_the_oldest_event_is_older_than_max_lag
     await wait_until_async(degraded)
     component = await lag()
     assert component["oldest_event_age_s"] > 1 and "max_lag_s" in component["error"]
-
-
-async def test_the_rest_sink_not_built_yet_keeps_events_and_says_how_to_deliver(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
-) -> None:
-    relay = await start_relay(**{"openmetadata.sink": "rest"})
-    bodies = spark_samples()
-    assert await post_batch(http, relay, bodies) in (200, 201)
-    doc = await health(http, relay)
-    assert doc["status"] == "degraded"
-    error = doc["components"]["openmetadata"]["error"]
-    assert 'openmetadata.sink = "openlineage"' in error
-    assert pending(relay) == len(bodies)
-    assert mock.requests == []

@@ -1,0 +1,137 @@
+"""Pipeline service, pipelines with their tasks, and run statuses.
+
+The pipeline service (`serviceType: Spark`) is created once; each application gets one
+pipeline (its name made valid, so a new run never creates a new pipeline) whose tasks are
+the application's actions, added when first seen. Existence is cached (bounded); a 404 on a
+status write drops the cache entry and the pipeline is made again.
+
+OpenMetadata's create-or-update `PUT /v1/pipelines` sets the task list it is given, so the
+list sent is always the union of the tasks the pipeline has and the new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from ..._translate import RunState, build_fqn, state_from_status, status_body, url_fqn
+from ._api import Api
+from ._cache import Lru
+
+__all__ = ["PipelineInfo", "Pipelines"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineInfo:
+    id: str
+    fqn: str
+    tasks: frozenset[str]
+
+
+class Pipelines:
+    def __init__(self, api: Api, service_name: str) -> None:
+        self._api = api
+        self.service = service_name
+        self._service_ready = False
+        self._cache: Lru[str, PipelineInfo] = Lru(_CACHE_ENTRIES)
+
+    def fqn(self, pipeline_name: str) -> str:
+        return build_fqn(self.service, pipeline_name)
+
+    async def ensure(
+        self, name: str, tasks: Iterable[str], *, display_name: str, description: str
+    ) -> PipelineInfo:
+        """The pipeline, created or given its missing tasks when needed."""
+        fqn = self.fqn(name)
+        wanted = frozenset(tasks)
+        info = self._cache.get(fqn)
+        if info is None:
+            doc = await self._api.get(
+                f"/v1/pipelines/name/{url_fqn(fqn)}?fields=tasks", endpoint="/v1/pipelines/name"
+            )
+            if isinstance(doc, dict) and "id" in doc:
+                info = _info(doc)
+                self._cache.put(fqn, info)
+        if info is not None and wanted <= info.tasks:
+            return info
+        await self._ensure_service()
+        existing: list[dict[str, Any]] = []
+        if info is not None:
+            existing = [{"name": task} for task in sorted(info.tasks)]
+        known = {task["name"] for task in existing}
+        body = {
+            "name": name,
+            "service": self.service,
+            "displayName": display_name,
+            "description": description,
+            "tasks": existing + [{"name": t} for t in sorted(wanted - known)],
+        }
+        doc = await self._api.put("/v1/pipelines", body, endpoint="/v1/pipelines")
+        info = _info(doc)
+        self._cache.put(fqn, info)
+        return info
+
+    def forget(self, fqn: str) -> None:
+        self._cache.pop(fqn)
+
+    async def _ensure_service(self) -> None:
+        if self._service_ready:
+            return
+        body = {
+            "name": self.service,
+            "serviceType": "Spark",
+            "connection": {"config": {"type": "Spark"}},
+        }
+        await self._api.put(
+            "/v1/services/pipelineServices", body, endpoint="/v1/services/pipelineServices"
+        )
+        self._service_ready = True
+
+    async def put_status(self, fqn: str, state: RunState) -> bool:
+        """Upsert the run's status; False when the pipeline is gone (404)."""
+        answer = await self._api.call(
+            "PUT", f"/v1/pipelines/{url_fqn(fqn)}/status", status_body(state),
+            endpoint="/v1/pipelines/status",
+        )  # fmt: skip
+        if answer.status == 404:
+            self.forget(fqn)
+            return False
+        self._api.check(answer)
+        return True
+
+    async def delete_status(self, fqn: str, timestamp_ms: int) -> None:
+        """Remove a status written at a stand-in start (the real start is now known)."""
+        answer = await self._api.call(
+            "DELETE", f"/v1/pipelines/{url_fqn(fqn)}/status/{timestamp_ms}",
+            endpoint="/v1/pipelines/status",
+        )  # fmt: skip
+        if answer.status != 404:
+            self._api.check(answer)
+
+    async def read_status(self, fqn: str, run_id: str, timestamp_ms: int) -> RunState | None:
+        """The run's status as the server holds it at `timestamp_ms`, or None."""
+        query = urlencode({"startTs": timestamp_ms, "endTs": timestamp_ms})
+        doc = await self._api.get(
+            f"/v1/pipelines/{url_fqn(fqn)}/status?{query}", endpoint="/v1/pipelines/status"
+        )
+        data = doc.get("data") if isinstance(doc, dict) else None
+        for item in data if isinstance(data, list) else []:
+            if isinstance(item, dict) and item.get("timestamp") == timestamp_ms:
+                return state_from_status(run_id, item)
+        return None
+
+
+def _info(doc: Any) -> PipelineInfo:
+    if not isinstance(doc, dict) or "id" not in doc:
+        raise ValueError("OpenMetadata answered a pipeline without an id")
+    tasks = frozenset(
+        str(task["name"]) for task in doc.get("tasks") or [] if isinstance(task, dict)
+    )
+    return PipelineInfo(id=str(doc["id"]), fqn=str(doc.get("fullyQualifiedName", "")), tasks=tasks)

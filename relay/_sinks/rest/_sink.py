@@ -1,0 +1,464 @@
+"""Sink `rest`: OpenLineage events translated into OpenMetadata REST calls.
+
+Per batch, event by event (`relay._translate` decides, this module calls):
+
+1. the event's application run (its own, or the `parent` of an action) is folded into the
+   run's state (`advance`); the application's pipeline is made to exist with the action as
+   a task (`Pipelines.ensure`, cached);
+2. a COMPLETE event (or RUNNING of an action not yet ended) writes one edge per (input,
+   output) whose entities resolve (`Resolver`), column lineage merged (`EdgeWriter`); an
+   edge with an unresolved end is parked in the state store and tried again later;
+3. after the batch, each run whose state changed gets one status upsert (at most one call
+   per run per batch), and the states are saved, so a restart keeps a FAIL.
+
+An event is delivered once its calls are done, parked edges included: a parked edge never
+holds back its run and is no failure for the breaker. A transport error or a retriable
+status stops the batch: what is done stays done (everything is an idempotent upsert), the
+rest is retried by the forwarder. A permanent refusal (400 ...) dead-letters that event.
+
+Parked edges are retried in the background with exponential backoff between
+`retry_delay_ms` and `retry_max_delay_ms`; after `unresolved_retention_s` their event is
+dead-lettered with reason `unresolved`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..._clock import Clock, SystemClock
+from ..._config import OpenMetadataConfig
+from ..._events import SpooledEvent
+from ..._exceptions import PermanentSinkError, RetriableSinkError, SinkError
+from ..._observe.metrics import Metrics
+from ..._translate import (
+    Dataset,
+    EntityView,
+    RunEvent,
+    RunState,
+    advance,
+    column_pairs,
+    edge_pairs,
+    entity_name,
+    lineage_details,
+    parse_run_event,
+    source_of,
+    task_name,
+)
+from ..base import DELIVERED, EventResult
+from ..client import OpenMetadataClient
+from ._api import Api
+from ._lineage import EdgeWriter
+from ._pipelines import Pipelines
+from ._resolver import Resolution, Resolver
+from ._state import ParkedEdge, StateStore
+
+__all__ = ["DeadLetter", "RestSink"]
+
+log = logging.getLogger(__name__)
+
+# Given by the relay: moves an event to the spool's dead letters with a reason.
+DeadLetter = Callable[[SpooledEvent, str], Awaitable[None]]
+
+_RUN_CACHE = 10_000
+_PARKED_PER_ROUND = 200
+_IDLE_CHECK_S = 5.0
+
+
+@dataclass(slots=True)
+class _Run:
+    state: RunState
+    written: RunState | None
+    pipeline: str  # entity name of the application's pipeline
+    display: str
+    dirty: bool = False
+    events: list[int] = field(default_factory=list)  # indices in the current batch
+
+
+class RestSink:
+    """Delivers events through OpenMetadata's REST API (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: OpenMetadataClient,
+        config: OpenMetadataConfig,
+        *,
+        state_path: Path,
+        metrics: Metrics,
+        clock: Clock | None = None,
+        dead_letter: DeadLetter | None = None,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._clock = clock if clock is not None else SystemClock()
+        self._metrics = metrics
+        self._dead_letter = dead_letter
+        self.api = Api(client, clock=self._clock, retry_after_max_s=config.retry_after_max_s)
+        self._resolver = Resolver(self.api, config.mapping, auto_create=config.auto_create)
+        self._pipelines = Pipelines(self.api, config.pipeline_service_name)
+        self._edges = EdgeWriter(self.api)
+        self._store = StateStore(state_path)
+        self._runs: dict[str, _Run] = {}
+        self._lock = asyncio.Lock()  # one batch or parked round at a time: shared run states
+        self._started = False
+        self._closed = False
+        self._retry_task: asyncio.Task[None] | None = None
+        self._parked_wakeup = asyncio.Event()
+        self.server_version: str = ""
+        self._probe_due = True
+
+    @property
+    def name(self) -> str:
+        return "rest"
+
+    @property
+    def client(self) -> OpenMetadataClient:
+        return self._client
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the state store, probe the server's version, retry parked edges from now on."""
+        if self._started:
+            return
+        self._started = True
+        await self._store.open()
+        await self._refresh_unresolved()
+        with contextlib.suppress(SinkError):
+            await self._probe_version()
+        self._retry_task = asyncio.create_task(self._retry_loop(), name="rest-sink-parked")
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        task, self._retry_task = self._retry_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await self._store.aclose()
+        finally:
+            await self._client.aclose()
+
+    async def _probe_version(self) -> None:
+        """`GET /v1/system/version` (no auth needed): logged and shown in /health."""
+        answer = await self.api.call("GET", "/v1/system/version", endpoint="/v1/system/version")
+        doc = answer.json() if answer.status == 200 else None
+        version = doc.get("version") if isinstance(doc, dict) else None
+        self._probe_due = False
+        if isinstance(version, str) and version != self.server_version:
+            self.server_version = version
+            log.info("OpenMetadata version %s at %s", version, self._client.api_base)
+
+    # -- send ---------------------------------------------------------------------------
+
+    async def send(self, events: Sequence[SpooledEvent]) -> Sequence[EventResult]:
+        if not events:
+            return []
+        await self.start()
+        async with self._lock:
+            if self._probe_due:  # the first call after a lost connection: a reconnect
+                with contextlib.suppress(SinkError):
+                    await self._probe_version()
+            try:
+                return await self._send(events)
+            except RetriableSinkError:
+                self._probe_due = True
+                raise
+
+    async def _send(self, events: Sequence[SpooledEvent]) -> list[EventResult]:
+        results: list[EventResult | None] = [None] * len(events)
+        touched: dict[str, _Run] = {}
+        stopped: RetriableSinkError | None = None
+        for index, spooled in enumerate(events):
+            try:
+                event = parse_run_event(spooled.body)
+            except ValueError as exc:
+                results[index] = EventResult.permanent(f"not a usable OpenLineage event: {exc}")
+                continue
+            if event is None:  # dataset and job events carry nothing the REST API takes
+                results[index] = DELIVERED
+                continue
+            try:
+                run = await self._apply(event, spooled)
+                run.events.append(index)
+                touched[run.state.run_id] = run
+                results[index] = DELIVERED
+            except PermanentSinkError as exc:
+                results[index] = EventResult.permanent(exc.reason)
+            except RetriableSinkError as exc:
+                stopped = exc
+                break
+        for run in touched.values():
+            if stopped is None:
+                try:
+                    await self._flush_status(run)
+                except PermanentSinkError as exc:
+                    for index in run.events:
+                        results[index] = EventResult.permanent(exc.reason)
+                except RetriableSinkError as exc:
+                    stopped = exc
+            if run.dirty:  # not written: the events that made it so are sent again
+                for index in run.events:
+                    results[index] = None
+            run.events.clear()
+        await self._store.save_runs(
+            [(run.state, run.written) for run in touched.values()], self._clock.time()
+        )
+        if stopped is not None and not any(r is DELIVERED for r in results):
+            raise stopped
+        reason = str(stopped) if stopped is not None else "not sent"
+        return [r if r is not None else EventResult.retriable(reason) for r in results]
+
+    async def _apply(self, event: RunEvent, spooled: SpooledEvent) -> _Run:
+        run = await self._run_of(event)
+        task = None if event.is_application else task_name(event.job_name, event.app.name)
+        before = run.state.tasks.get(task) if task is not None else None
+        ended = (
+            (run.state.completed or run.state.failed)
+            if task is None
+            else before is not None and before.end_ms is not None
+        )
+        state = advance(run.state, event, task)
+        if state != run.state:
+            run.state, run.dirty = state, state != run.written
+        pipeline = await self._pipelines.ensure(
+            run.pipeline, state.tasks, display_name=run.display,
+            description=f"Spark application {event.app.namespace}/{event.app.name}",
+        )  # fmt: skip
+        pairs = edge_pairs(event, ended)
+        if pairs:
+            await self._write_edges(event, spooled, pairs, pipeline.id)
+        return run
+
+    async def _run_of(self, event: RunEvent) -> _Run:
+        run_id = event.app.run_id
+        run = self._runs.get(run_id)
+        if run is not None:
+            return run
+        loaded = await self._store.load_run(run_id)
+        name = entity_name(event.app.name)
+        if loaded is not None:
+            run = _Run(state=loaded[0], written=loaded[1], pipeline=name, display=event.app.name)
+            run.dirty = run.state != run.written
+        else:
+            seed = RunState(run_id=run_id, start_ms=event.event_time_ms)
+            run = _Run(state=seed, written=None, pipeline=name, display=event.app.name)
+        if len(self._runs) >= _RUN_CACHE:
+            self._runs.pop(next(iter(self._runs)))
+        self._runs[run_id] = run
+        return run
+
+    async def _flush_status(self, run: _Run) -> None:
+        if not run.dirty:
+            return
+        fqn = self._pipelines.fqn(run.pipeline)
+        if not await self._pipelines.put_status(fqn, run.state):
+            await self._pipelines.ensure(
+                run.pipeline, run.state.tasks, display_name=run.display, description=""
+            )
+            if not await self._pipelines.put_status(fqn, run.state):
+                raise RetriableSinkError(f"pipeline {fqn} disappeared while writing its status")
+        written = run.written
+        if written is not None and written.start_ms != run.state.start_ms:
+            # The status was first written at a stand-in start; the real one is known now.
+            await self._pipelines.delete_status(fqn, written.start_ms)
+        run.written, run.dirty = run.state, False
+
+    # -- edges --------------------------------------------------------------------------
+
+    async def _write_edges(
+        self,
+        event: RunEvent,
+        spooled: SpooledEvent,
+        pairs: Sequence[tuple[int, int]],
+        pipeline_id: str,
+    ) -> None:
+        resolved: dict[tuple[str, int], Resolution] = {}
+
+        async def resolve(side: str, index: int, dataset: Dataset) -> Resolution:
+            key = (side, index)
+            if key not in resolved:
+                resolved[key] = await self._resolver.resolve(dataset)
+            return resolved[key]
+
+        parked: list[tuple[int, int, tuple[str, ...], str]] = []
+        for i, o in pairs:
+            for attempt in range(2):
+                source = await resolve("in", i, event.inputs[i])
+                output = await resolve("out", o, event.outputs[o])
+                missing = tuple(r.lookup.display for r in (source, output) if r.entity is None)
+                if missing:
+                    key = f"{event.run_id}|{source.lookup.display}|{output.lookup.display}"
+                    parked.append((i, o, missing, key))
+                    break
+                assert source.entity is not None and output.entity is not None  # noqa: S101
+                if await self._write_edge(event, i, o, source.entity, output.entity, pipeline_id):
+                    break
+                # An end vanished (404): resolve both again, once.
+                resolved.pop(("in", i), None)
+                resolved.pop(("out", o), None)
+                if attempt:
+                    raise RetriableSinkError(
+                        f"an entity of the edge {source.lookup.display} -> "
+                        f"{output.lookup.display} vanished twice while writing it"
+                    )
+        if parked:
+            await self._park(spooled, parked, resolved)
+
+    async def _write_edge(
+        self,
+        event: RunEvent,
+        i: int,
+        o: int,
+        source: EntityView,
+        output: EntityView,
+        pipeline_id: str,
+    ) -> bool:
+        """Write one edge; False when an end vanished from the server (caches dropped)."""
+        details, dropped = lineage_details(
+            source, output, column_pairs(event.inputs[i], event.outputs[o]),
+            pipeline_id=pipeline_id, source=source_of(event.producer), sql=event.sql,
+        )  # fmt: skip
+        if dropped:
+            self._metrics.column_lineage_dropped.inc(dropped)
+        if await self._edges.write(source, output, details) != "gone":
+            return True
+        # An end or the pipeline was deleted since it was cached: look them up again.
+        for entity_id in (source.id, output.id):
+            self._resolver.forget(entity_id)
+            self._edges.forget(entity_id)
+        return False
+
+    async def _park(
+        self,
+        spooled: SpooledEvent,
+        parked: list[tuple[int, int, tuple[str, ...], str]],
+        resolved: dict[tuple[str, int], Resolution],
+    ) -> None:
+        now = self._clock.time()
+        added = await self._store.park(
+            spooled, parked, now=now, next_try_at=now + self._backoff_s(0)
+        )
+        if added:
+            for resolution in resolved.values():
+                if resolution.entity is None:
+                    namespace = resolution.lookup.namespace
+                    self._metrics.unresolved.labels(namespace).inc()
+                    if resolution.outcome == "ambiguous":
+                        self._metrics.ambiguous_datasets.labels(namespace).inc()
+            log.info(
+                "parked %d lineage edges of %s: not in OpenMetadata (yet): %s",
+                added, spooled.key.job_name,
+                ", ".join(sorted({d for _, _, ds, _ in parked for d in ds})),
+            )  # fmt: skip
+            await self._refresh_unresolved()
+            self._parked_wakeup.set()
+
+    def _backoff_s(self, attempts: int) -> float:
+        base = self._config.retry_delay_ms / 1000
+        cap = self._config.retry_max_delay_ms / 1000
+        return float(min(cap, base * 2.0 ** min(attempts, 30)))
+
+    async def _refresh_unresolved(self) -> None:
+        _, datasets = await self._store.unresolved()
+        self._metrics.unresolved_datasets.set(datasets)
+
+    # -- parked edges -------------------------------------------------------------------
+
+    async def _retry_loop(self) -> None:
+        while True:
+            due = await self._store.next_due()
+            wait_s = _IDLE_CHECK_S if due is None else max(0.0, float(due) - self._clock.time())
+            self._parked_wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._parked_wakeup.wait(), min(wait_s, _IDLE_CHECK_S))
+            try:
+                await self.retry_parked()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a round that failed is tried again; the loop must live on
+                log.exception("retrying parked lineage edges failed")
+
+    async def retry_parked(self) -> int:
+        """One round over the parked edges that are due; returns how many were written."""
+        written = 0
+        expired: dict[bytes, list[tuple[ParkedEdge, tuple[str, ...]]]] = {}
+        async with self._lock:
+            now = self._clock.time()
+            for edge in await self._store.due(now, _PARKED_PER_ROUND):
+                try:
+                    outcome = await self._retry_edge(edge, now)
+                except SinkError as exc:  # OpenMetadata unwell: later, no breaker involved
+                    log.debug("parked edge %d not retried: %s", edge.id, exc)
+                    await self._store.reschedule(
+                        edge.id, now + self._backoff_s(edge.attempts + 1), edge.datasets
+                    )
+                    self._probe_due = True
+                    break
+                if outcome is True:
+                    written += 1
+                elif outcome is not False:
+                    expired.setdefault(edge.event.body, []).append((edge, outcome))
+            for edges in expired.values():  # one dead letter per event, however many edges
+                await self._expire([edge for edge, _ in edges], [d for _, m in edges for d in m])
+            await self._refresh_unresolved()
+        return written
+
+    async def _retry_edge(self, edge: ParkedEdge, now: float) -> bool | tuple[str, ...]:
+        """True: written; False: parked again (or dropped); else expired, with what is missing."""
+        try:
+            event = parse_run_event(edge.event.body)
+        except ValueError:
+            event = None
+        if (
+            event is None
+            or edge.input_index >= len(event.inputs)
+            or edge.output_index >= len(event.outputs)
+        ):
+            await self._store.remove([edge.id])
+            return False
+        source = await self._resolver.resolve(event.inputs[edge.input_index])
+        output = await self._resolver.resolve(event.outputs[edge.output_index])
+        if source.entity is not None and output.entity is not None:
+            run = await self._run_of(event)
+            pipeline = await self._pipelines.ensure(
+                run.pipeline, run.state.tasks, display_name=run.display,
+                description=f"Spark application {event.app.namespace}/{event.app.name}",
+            )  # fmt: skip
+            if await self._write_edge(
+                event, edge.input_index, edge.output_index, source.entity, output.entity,
+                pipeline.id,
+            ):  # fmt: skip
+                await self._store.remove([edge.id])
+                log.info("parked lineage edge of %s written", edge.event.key.job_name)
+                return True
+        missing = tuple(r.lookup.display for r in (source, output) if r.entity is None)
+        if now - edge.parked_at >= self._config.unresolved_retention_s:
+            return missing or edge.datasets
+        await self._store.reschedule(
+            edge.id, now + self._backoff_s(edge.attempts + 1), missing or edge.datasets
+        )
+        return False
+
+    async def _expire(self, edges: list[ParkedEdge], missing: list[str]) -> None:
+        event = edges[0].event
+        reason = (
+            f"unresolved: {', '.join(sorted(set(missing)))} not found in OpenMetadata "
+            "within openmetadata.unresolved_retention_s"
+        )
+        log.warning("lineage edges of %s given up: %s", event.key.job_name, reason)
+        if self._dead_letter is not None:
+            await self._dead_letter(event, reason)
+        self._metrics.dead_letters.labels("unresolved").inc()
+        await self._store.remove([edge.id for edge in edges])
+
+    def health_details(self) -> dict[str, Any]:
+        return {"version": self.server_version or None}

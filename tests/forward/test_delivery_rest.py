@@ -1,0 +1,197 @@
+"""Events posted to a real relay with the `rest` sink (the default) reach the mock as pipelines,
+tasks, run statuses and lineage edges (real HTTP, real spool, real SQLite sink state)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import spark_samples, wait_until
+
+from relay._app import Relay
+from relay._config import load_config
+from relay.testing.mock_openmetadata import MockOpenMetadata, read_catalog
+
+TOKEN = "relay-bot-token"
+CATALOG = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "openmetadata" / "catalog_spark.json"
+)
+PIPELINE = "spark.orders_daily"
+REVENUE = "hive_prod.warehouse.reporting.revenue_by_country"
+HIVE_RULE = [{"namespace": "hive://*", "service": "hive_prod", "database": "warehouse"}]
+
+StartRelay = Callable[..., Awaitable[Relay]]
+
+
+def _catalog_without_revenue() -> dict[str, Any]:
+    catalog = copy.deepcopy(read_catalog(CATALOG))
+    catalog["tables"] = [t for t in catalog["tables"] if t["name"] != "revenue_by_country"]
+    return catalog
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def relay_factory(tmp_path: Path, mock_url: str) -> tuple[Callable[..., Relay], list[Relay]]:
+    token_file = tmp_path / "om-token"
+    token_file.write_text(TOKEN)
+    relays: list[Relay] = []
+
+    def build(**overrides: Any) -> Relay:
+        settings: dict[str, Any] = {
+            "relay.listen": "127.0.0.1:0",
+            "spool.dir": str(tmp_path / "spool"),
+            "openmetadata.host_port": mock_url,
+            "openmetadata.jwt_token_file": str(token_file),
+            "openmetadata.retry_delay_ms": 20,
+            "openmetadata.retry_max_delay_ms": 100,
+            "openmetadata.mapping": HIVE_RULE,
+            "forwarder.linger_ms": 20,
+        }
+        settings.update(overrides)
+        relay = Relay(load_config(None, environ={}, overrides=settings))
+        relays.append(relay)
+        return relay
+
+    return build, relays
+
+
+async def _post(http: aiohttp.ClientSession, relay: Relay, bodies: list[bytes]) -> None:
+    async with http.post(
+        f"{relay.url}/api/v1/lineage/batch", data=b"[" + b",".join(bodies) + b"]"
+    ) as response:
+        assert response.status in (200, 201), await response.text()
+
+
+def _pending(relay: Relay) -> int:
+    assert relay.spool is not None
+    return relay.spool.stats().events
+
+
+async def _health(http: aiohttp.ClientSession, relay: Relay) -> dict[str, Any]:
+    async with http.get(f"{relay.url}/health") as response:
+        document: dict[str, Any] = await response.json()
+        return document
+
+
+def _edges(mock: MockOpenMetadata) -> set[tuple[str, str]]:
+    return {
+        (e["fromEntity"]["fullyQualifiedName"], e["toEntity"]["fullyQualifiedName"])
+        for e in mock.lineage_edges
+    }
+
+
+async def test_the_default_sink_delivers_pipeline_status_and_edges(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as mock:
+        build, _ = relay_factory(tmp_path, mock.url)
+        relay = build()
+        assert relay.config.openmetadata.sink == "rest"  # the default
+        await relay.start()
+        try:
+            await _post(http, relay, spark_samples())
+            await wait_until(lambda: _pending(relay) == 0)
+            doc = await _health(http, relay)
+        finally:
+            await relay.aclose()
+        component = doc["components"]["openmetadata"]
+        assert (component["sink"], component["version"]) == ("rest", "2.0.7")
+        assert doc["status"] == "healthy"
+        assert _edges(mock) == {
+            ("hive_prod.warehouse.sales.orders", REVENUE),
+            ("hive_prod.warehouse.crm.customers", REVENUE),
+        }
+        (status,) = mock.pipeline_statuses(PIPELINE)
+        assert status["executionStatus"] == "Successful"
+        assert [t["executionStatus"] for t in status["taskStatus"]] == ["Successful"]
+        assert all(r["path"] != "/api/v1/openlineage/lineage/batch" for r in mock.requests)
+
+
+async def test_a_parked_edge_is_written_after_the_table_appears_across_a_restart(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=_catalog_without_revenue()) as mock:
+        build, _ = relay_factory(tmp_path, mock.url)
+        relay = build()
+        await relay.start()
+        try:
+            await _post(http, relay, spark_samples())
+            # Delivered (acknowledged) although the output table is unknown: nothing waits.
+            await wait_until(lambda: _pending(relay) == 0)
+            gauge = relay.metrics.registry.get_sample_value("lineage_relay_unresolved_datasets")
+            assert gauge == 1
+            assert mock.lineage_edges == []
+        finally:
+            await relay.aclose()
+
+        (table,) = [t for t in read_catalog(CATALOG)["tables"] if t["name"] == "revenue_by_country"]
+        async with http.put(
+            f"{mock.url}/v1/tables", json=table, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response:
+            assert response.status == 201
+
+        again = build()
+        await again.start()
+        try:
+            await wait_until(lambda: len(mock.lineage_edges) == 2)
+        finally:
+            await again.aclose()
+        assert REVENUE in {to for _, to in _edges(mock)}
+        (status,) = mock.pipeline_statuses(PIPELINE)
+        assert status["executionStatus"] == "Successful"
+
+
+async def test_a_failed_action_stays_failed_across_relays_and_batches(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    bodies = spark_samples()
+    doc = json.loads(bodies[3])
+    doc["eventType"] = "FAIL"
+    failed = json.dumps(doc).encode()
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as mock:
+        build, _ = relay_factory(tmp_path, mock.url)
+        relay = build()
+        await relay.start()
+        try:
+            await _post(http, relay, [*bodies[:3], failed])
+            await wait_until(lambda: _pending(relay) == 0)
+        finally:
+            await relay.aclose()
+        again = build()
+        await again.start()
+        try:
+            await _post(http, again, [bodies[3], bodies[4]])  # COMPLETEs of the same runs
+            await wait_until(lambda: _pending(again) == 0)
+        finally:
+            await again.aclose()
+        (status,) = mock.pipeline_statuses(PIPELINE)
+        assert status["executionStatus"] == "Failed"
+        assert [t["executionStatus"] for t in status["taskStatus"]] == ["Failed"]
+
+
+async def test_openlineage_sink_still_available(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as mock:
+        build, _ = relay_factory(tmp_path, mock.url)
+        relay = build(**{"openmetadata.sink": "openlineage"})
+        await relay.start()
+        try:
+            await _post(http, relay, spark_samples())
+            await wait_until(lambda: _pending(relay) == 0)
+            doc = await _health(http, relay)
+        finally:
+            await relay.aclose()
+        assert doc["components"]["openmetadata"]["sink"] == "openlineage"
+        assert "version" not in doc["components"]["openmetadata"]
+        assert len(mock.openlineage_events) == len(spark_samples())
+        assert mock.pipeline_statuses(PIPELINE) == []  # the native endpoint writes no status

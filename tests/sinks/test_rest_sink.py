@@ -1,0 +1,486 @@
+"""The `rest` sink against the mock OpenMetadata over loopback (real HTTP, real SQLite state)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_support import (
+    CATALOG,
+    HIVE_RULE,
+    SPARK,
+    TOKEN,
+    bodies_in,
+    catalog_counts,
+    interleaved,
+    make_rest_sink,
+    rest_config,
+    snapshot,
+    spooled,
+    writes,
+)
+
+from relay._config import MappingRule
+from relay._events import SpooledEvent
+from relay._observe.metrics import Metrics
+from relay._sinks.base import DELIVERED, Outcome
+from relay.testing.mock_openmetadata import MockOpenMetadata, read_catalog
+
+TASK = "execute_insert_into_hadoop_fs_relation_command.warehouse_reporting_db_revenue_by_country"
+ORDERS = "hive_prod.warehouse.sales.orders"
+CUSTOMERS = "hive_prod.warehouse.crm.customers"
+REVENUE = "hive_prod.warehouse.reporting.revenue_by_country"
+EXPECTED = {
+    "pipelines": {"spark.orders_daily": [TASK]},
+    "statuses": {"spark.orders_daily": [("Successful", {TASK: "Successful"})]},
+    "edges": {
+        (ORDERS, REVENUE): {
+            "pipeline": "spark.orders_daily", "source": "SparkLineage", "sql": True,
+            "columns": [(f"{ORDERS}.amount", f"{REVENUE}.revenue"),
+                        (f"{ORDERS}.order_id", f"{REVENUE}.orders")],
+        },
+        (CUSTOMERS, REVENUE): {
+            "pipeline": "spark.orders_daily", "source": "SparkLineage", "sql": True,
+            "columns": [(f"{CUSTOMERS}.country", f"{REVENUE}.country"),
+                        (f"{CUSTOMERS}.segment", f"{REVENUE}.segment")],
+        },
+    },
+}  # fmt: skip
+SINK_WRITES = {
+    "/api/v1/services/pipelineServices", "/api/v1/pipelines", "/api/v1/lineage",
+    "/api/v1/pipelines/spark.orders_daily/status",
+}  # fmt: skip
+
+
+def _catalog(**changes: Any) -> dict[str, Any]:
+    catalog = copy.deepcopy(read_catalog(CATALOG))
+    catalog.update(changes)
+    return catalog
+
+
+def _without_table(name: str) -> dict[str, Any]:
+    catalog = _catalog()
+    catalog["tables"] = [t for t in catalog["tables"] if t["name"] != name]
+    return catalog
+
+
+def _changed(body: bytes, change: Any) -> bytes:
+    doc = json.loads(body)
+    change(doc)
+    return json.dumps(doc).encode()
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockOpenMetadata]:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
+        yield server
+
+
+async def _deliver(sink: Any, events: list[SpooledEvent]) -> None:
+    results = await sink.send(events)
+    assert list(results) == [DELIVERED] * len(events)
+
+
+async def test_the_samples_give_exactly_the_expected_pipeline_status_and_edges(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    before = await catalog_counts(mock)
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        await _deliver(sink, spooled(bodies_in(SPARK)))
+    finally:
+        await sink.aclose()
+    assert await snapshot(mock) == EXPECTED
+    assert await catalog_counts(mock) == before  # nothing created, nothing else touched
+    assert {path for _, path in writes(mock)} == SINK_WRITES
+    assert sink.server_version == "2.0.7"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+async def test_posted_twice_or_interleaved_the_result_is_the_same(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics, seed: int
+) -> None:
+    bodies = bodies_in(SPARK)
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        order = interleaved(bodies, seed)
+        for body in order:  # one event per batch: the worst case for per-batch coalescing
+            await _deliver(sink, spooled([body]))
+        assert await snapshot(mock) == EXPECTED
+        written = len(writes(mock))
+        await _deliver(sink, spooled(interleaved(bodies, seed + 10)))
+        assert writes(mock)[written:] == []  # the same events again: nothing new to say
+    finally:
+        await sink.aclose()
+    assert await snapshot(mock) == EXPECTED
+
+
+async def test_a_relay_restart_neither_repeats_nor_forgets(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    bodies = bodies_in(SPARK)
+    first = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    await _deliver(first, spooled(bodies[:3]))
+    await first.aclose()
+    second = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        await _deliver(second, spooled(bodies[3:]))
+    finally:
+        await second.aclose()
+    assert await snapshot(mock) == EXPECTED
+    statuses = mock.pipeline_statuses("spark.orders_daily")
+    assert len(statuses) == 1 and statuses[0]["timestamp"] == 1795140003118  # the app START
+
+
+async def test_an_action_before_its_application_start_moves_to_the_real_start(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    bodies = bodies_in(SPARK)
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        await _deliver(sink, spooled(bodies[1:4]))
+        assert mock.pipeline_statuses("spark.orders_daily")[0]["executionStatus"] == "Pending"
+        await _deliver(sink, spooled([bodies[0], bodies[4]]))
+    finally:
+        await sink.aclose()
+    assert await snapshot(mock) == EXPECTED
+    assert [s["timestamp"] for s in mock.pipeline_statuses("spark.orders_daily")] == [1795140003118]
+
+
+async def test_a_failed_action_fails_the_run_and_a_later_complete_keeps_it_failed(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    bodies = bodies_in(SPARK)
+
+    def fail(doc: dict[str, Any]) -> None:
+        doc["eventType"] = "FAIL"
+        doc["run"]["facets"]["errorMessage"] = {
+            "_producer": "p", "_schemaURL": "s", "message": "boom", "programmingLanguage": "JVM",
+        }  # fmt: skip
+
+    failed = _changed(bodies[3], fail)
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    await _deliver(sink, spooled([*bodies[:3], failed]))
+    assert mock.pipeline_statuses("spark.orders_daily")[0]["executionStatus"] == "Failed"
+    await sink.aclose()
+    # After a restart, the COMPLETE of the same action and of the application arrive.
+    again = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        await _deliver(again, spooled([bodies[3], bodies[4]]))
+    finally:
+        await again.aclose()
+    state = await snapshot(mock)
+    assert state["statuses"] == {"spark.orders_daily": [("Failed", {TASK: "Failed"})]}
+
+
+async def test_an_unknown_output_parks_its_edges_until_the_table_exists(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    async with MockOpenMetadata(
+        tokens=[TOKEN], catalog=_without_table("revenue_by_country")
+    ) as mock:
+        sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+        try:
+            await _deliver(sink, spooled(bodies_in(SPARK)))  # delivered: nothing holds the run
+            assert mock.lineage_edges == []
+            assert metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 1
+            labels = {"namespace": "hive://metastore.internal:9083"}
+            assert metrics.registry.get_sample_value("lineage_relay_unresolved_total", labels) == 1
+            assert await sink.retry_parked() == 0  # still missing: nothing written
+            await _create_revenue_table(mock)
+            await _wait_for(
+                lambda: metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
+            )
+        finally:
+            await sink.aclose()
+        assert await snapshot(mock) == EXPECTED
+
+
+async def test_a_parked_edge_survives_a_restart(tmp_path: Path, metrics: Metrics) -> None:
+    async with MockOpenMetadata(
+        tokens=[TOKEN], catalog=_without_table("revenue_by_country")
+    ) as mock:
+        sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+        await _deliver(sink, spooled(bodies_in(SPARK)))
+        await sink.aclose()
+        await _create_revenue_table(mock)
+        again = make_rest_sink(rest_config(mock), tmp_path, Metrics())
+        try:
+            await again.start()
+            await _wait_for(lambda: len(mock.lineage_edges) == 2)
+        finally:
+            await again.aclose()
+        assert await snapshot(mock) == EXPECTED
+
+
+async def test_a_parked_edge_is_dead_lettered_after_the_retention(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    buried: list[tuple[SpooledEvent, str]] = []
+
+    async def bury(event: SpooledEvent, reason: str) -> None:
+        buried.append((event, reason))
+
+    async with MockOpenMetadata(
+        tokens=[TOKEN], catalog=_without_table("revenue_by_country")
+    ) as mock:
+        config = rest_config(mock, unresolved_retention_s=0.05)
+        sink = make_rest_sink(config, tmp_path, metrics, dead_letter=bury)
+        try:
+            events = spooled(bodies_in(SPARK))
+            await _deliver(sink, events)
+            # Two edges (orders and customers to the missing table), RUNNING and COMPLETE
+            # parked as one row each: one dead letter for the event.
+            await _wait_for(lambda: len(buried) == 1)
+            await _wait_for(
+                lambda: metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
+            )
+        finally:
+            await sink.aclose()
+    event, reason = buried[0]
+    assert event.body == events[3].body  # the latest event of the run carries the edge
+    assert reason.startswith("unresolved: ") and "revenue_by_country" in reason
+    assert metrics.registry.get_sample_value(
+        "lineage_relay_dead_letters_total", {"reason": "unresolved"}
+    ) == 1  # fmt: skip
+
+
+async def test_auto_create_makes_the_missing_table_and_writes_at_once(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    catalog = _without_table("revenue_by_country")
+    catalog["databaseSchemas"] = [s for s in catalog["databaseSchemas"] if s["name"] != "reporting"]
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
+        sink = make_rest_sink(rest_config(mock, auto_create=True), tmp_path, metrics)
+        try:
+            await _deliver(sink, spooled(bodies_in(SPARK)))
+        finally:
+            await sink.aclose()
+        table = mock.entity("table", REVENUE)
+        assert table is not None
+        assert [(c["name"], c["dataType"]) for c in table["columns"]] == [
+            ("country", "STRING"), ("segment", "STRING"), ("revenue", "DECIMAL"),
+            ("orders", "BIGINT"),
+        ]  # fmt: skip
+        assert mock.entity("databaseSchema", "hive_prod.warehouse.reporting") is not None
+        assert await snapshot(mock) == EXPECTED
+        assert metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
+
+
+async def test_the_same_db_table_under_two_services_is_never_guessed(
+    tmp_path: Path,
+) -> None:
+    catalog = _catalog()
+    catalog["databaseServices"].append({"name": "hive_decoy", "serviceType": "Hive"})
+    catalog["databases"].append({"name": "warehouse", "service": "hive_decoy"})
+    catalog["databaseSchemas"].append({"name": "sales", "database": "hive_decoy.warehouse"})
+    decoy = copy.deepcopy(catalog["tables"][0])
+    decoy["databaseSchema"] = "hive_decoy.warehouse.sales"
+    catalog["tables"].append(decoy)
+    bodies = bodies_in(SPARK)
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
+        metrics = Metrics()
+        sink = make_rest_sink(rest_config(mock, mapping=()), tmp_path / "a", metrics)
+        try:
+            await _deliver(sink, spooled(bodies))
+        finally:
+            await sink.aclose()
+        labels = {"namespace": "hive://metastore.internal:9083"}
+        assert metrics.registry.get_sample_value("lineage_relay_ambiguous_datasets_total", labels)
+        assert set((await snapshot(mock))["edges"]) == {(CUSTOMERS, REVENUE)}  # no orders edge
+
+        with_rule = make_rest_sink(rest_config(mock), tmp_path / "b", Metrics())
+        try:
+            await _deliver(with_rule, spooled(bodies))
+        finally:
+            await with_rule.aclose()
+        edges = (await snapshot(mock))["edges"]
+        assert set(edges) == {(ORDERS, REVENUE), (CUSTOMERS, REVENUE)}
+        assert not any(source.startswith("hive_decoy") for source, _ in edges)
+
+
+async def test_two_jobs_writing_the_same_tables_keep_both_columns(
+    mock: MockOpenMetadata, tmp_path: Path
+) -> None:
+    complete = bodies_in(SPARK)[3]
+
+    def only(column: str, app: str) -> Any:
+        def change(doc: dict[str, Any]) -> None:
+            facet = doc["outputs"][0]["facets"]["columnLineage"]
+            facet["fields"] = {column: facet["fields"][column]}
+            doc["run"]["facets"]["parent"]["job"]["name"] = app
+            doc["job"]["name"] = f"{app}.insert"
+
+        return change
+
+    first = _changed(complete, only("revenue", "job_a"))
+    second = _changed(complete, only("orders", "job_b"))
+    # Two relays (their own caches): the second reads the edge the first wrote.
+    for index, body in enumerate((first, second)):
+        sink = make_rest_sink(rest_config(mock), tmp_path / str(index), Metrics())
+        try:
+            await _deliver(sink, spooled([body]))
+        finally:
+            await sink.aclose()
+    edge = (await snapshot(mock))["edges"][(ORDERS, REVENUE)]
+    assert edge["columns"] == [
+        (f"{ORDERS}.amount", f"{REVENUE}.revenue"), (f"{ORDERS}.order_id", f"{REVENUE}.orders"),
+    ]  # fmt: skip
+    assert edge["pipeline"] == "spark.job_b"  # the latest writer's pipeline
+
+
+async def test_a_permanent_refusal_dead_letters_only_that_event(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    bodies = bodies_in(SPARK)
+    await mock.set_faults({"mode": "error", "status": 400, "path": "/api/v1/lineage"})
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        results = await sink.send(spooled(bodies))
+    finally:
+        await sink.aclose()
+    outcomes = [r.outcome for r in results]
+    # RUNNING and COMPLETE write edges: refused; START and the application's events do not.
+    assert outcomes == [
+        Outcome.DELIVERED, Outcome.DELIVERED, Outcome.PERMANENT, Outcome.PERMANENT,
+        Outcome.DELIVERED,
+    ]  # fmt: skip
+    assert "HTTP 400" in results[2].reason
+
+
+async def test_openmetadata_down_raises_for_the_breaker(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    from relay._exceptions import RetriableSinkError
+
+    await mock.set_faults({"mode": "error", "status": 503, "path": "/api/v1/*"})
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        with pytest.raises(RetriableSinkError, match="503"):
+            await sink.send(spooled(bodies_in(SPARK)))
+        await mock.clear_faults()
+        await _deliver(sink, spooled(bodies_in(SPARK)))
+    finally:
+        await sink.aclose()
+    assert await snapshot(mock) == EXPECTED
+
+
+# -- the real Spark events of the reference folder ----------------------------------------
+
+DATAPROC = "spark-real/dataproc-hive-hdfs-1.23.0"
+CLL = "spark-real/cll-hive-ctas-with-logicalplan-1.19.0-SNAPSHOT"
+
+
+def _hive_catalog(service: str, database: str, tables: dict[str, list[str]]) -> dict[str, Any]:
+    return {
+        "databaseServices": [{"name": service, "serviceType": "Hive"}],
+        "databases": [{"name": database, "service": service}],
+        "databaseSchemas": [{"name": "default", "database": f"{service}.{database}"}],
+        "tables": [
+            {"name": name, "databaseSchema": f"{service}.{database}.default",
+             "columns": [{"name": c, "dataType": "STRING"} for c in columns]}
+            for name, columns in tables.items()
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+async def test_the_reference_dataproc_events(shared_dir: Path, tmp_path: Path, seed: int) -> None:
+    bodies = bodies_in(shared_dir / "openlineage-samples" / DATAPROC)
+    catalog = _hive_catalog("dataproc", "hive", {"t1": ["a", "b"], "t2": ["a", "b"]})
+    rule = MappingRule(namespace="hive://*", service="dataproc", database="hive")
+    t1, t2 = "dataproc.hive.default.t1", "dataproc.hive.default.t2"
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
+        sink = make_rest_sink(rest_config(mock, mapping=(rule,)), tmp_path, Metrics())
+        try:
+            await _deliver(sink, spooled(bodies if not seed else interleaved(bodies, seed)))
+        finally:
+            await sink.aclose()
+        tasks = [
+            "drop_table", "execute_create_hive_table_as_select_command.default_t2",
+            "execute_create_table_command.warehouse_t1",
+            "execute_insert_into_hive_table.warehouse_t1",
+            "execute_insert_into_hive_table.warehouse_t2",
+        ]  # fmt: skip
+        assert await snapshot(mock) == {
+            "pipelines": {"spark.cl_i_test_application": tasks},
+            "statuses": {
+                "spark.cl_i_test_application": [
+                    ("Successful", dict.fromkeys(tasks, "Successful"))
+                ]
+            },
+            "edges": {
+                (t1, t2): {
+                    "pipeline": "spark.cl_i_test_application", "source": "SparkLineage",
+                    "sql": True, "columns": [(f"{t1}.a", f"{t2}.a"), (f"{t1}.b", f"{t2}.b")],
+                }
+            },
+        }  # fmt: skip
+
+
+async def test_the_reference_column_lineage_events(shared_dir: Path, tmp_path: Path) -> None:
+    bodies = bodies_in(shared_dir / "openlineage-samples" / CLL)
+    catalog = _hive_catalog("local", "spark_catalog", {
+        "cll_source1": ["a", "b"], "cll_source2": ["a", "c"], "tbl1": ["ident", "trans", "agg"],
+    })  # fmt: skip
+    rule = MappingRule(namespace="file:*", service="local", database="spark_catalog")
+    s1, s2, out = (
+        f"local.spark_catalog.default.{t}" for t in ("cll_source1", "cll_source2", "tbl1")
+    )
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
+        sink = make_rest_sink(rest_config(mock, mapping=(rule,)), tmp_path, Metrics())
+        try:
+            await _deliver(sink, spooled(bodies))
+        finally:
+            await sink.aclose()
+        state = await snapshot(mock)
+    pipeline = "spark.open_lineage_integration_create_table"
+    assert state["pipelines"] == {
+        pipeline: [
+            "execute_create_hive_table_as_select_command.default_tbl1",
+            "execute_create_table_command.cll_test_cll_source1",
+            "execute_create_table_command.cll_test_cll_source2",
+        ]
+    }
+    assert state["statuses"][pipeline][0][0] == "Successful"
+    assert {key: edge["columns"] for key, edge in state["edges"].items()} == {
+        (s1, out): [(f"{s1}.a", f"{out}.ident"), (f"{s1}.b", f"{out}.trans")],
+        (s2, out): [(f"{s2}.c", f"{out}.agg")],
+    }
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+async def _create_revenue_table(mock: MockOpenMetadata) -> None:
+    import aiohttp
+
+    (table,) = [t for t in read_catalog(CATALOG)["tables"] if t["name"] == "revenue_by_country"]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.put(
+            f"{mock.url}/v1/tables", json=table, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response,
+    ):
+        assert response.status == 201, await response.text()
+
+
+async def _wait_for(predicate: Any, within_s: float = 20.0) -> None:
+    import asyncio
+
+    async with asyncio.timeout(within_s):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+# Silence "imported but unused" for the rule kept for readers of EXPECTED.
+assert HIVE_RULE.service == "hive_prod"
