@@ -8,6 +8,8 @@ everything else is under `lineage_relay_*`.
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -72,8 +74,12 @@ class Metrics:
         )  # fmt: skip
         self.connection_status = Gauge(
             "openmetadata_connection_status",
-            "1 when the last call to OpenMetadata succeeded, 0 when it failed.", registry=r,
+            "1 when the last call to OpenMetadata succeeded, 0 when it failed, NaN before any.",
+            registry=r,
         )  # fmt: skip
+        # Unknown until the first call: an idle relay just started is not "down" (0 would
+        # fire OpenMetadataDown, `openmetadata_connection_status == 0`, on every quiet start).
+        self.connection_status.set(math.nan)
         self.openmetadata_requests = Counter(
             "lineage_relay_openmetadata_requests", "Calls to OpenMetadata by endpoint and status.",
             ["endpoint", "status"], registry=r,

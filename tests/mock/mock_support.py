@@ -25,6 +25,23 @@ def catalog() -> dict[str, Any]:
     return data
 
 
+def catalog_with_tables(tables_per_schema: dict[str, int]) -> dict[str, Any]:
+    """The test catalog plus many one-column tables (``t000``, ``t001``, ...) per schema of
+    ``hive_prod.warehouse``; a schema not in the catalog is added."""
+    data = catalog()
+    known = {item["name"] for item in data["databaseSchemas"]}
+    columns = [{"name": "id", "dataType": "BIGINT"}]
+    for schema, count in tables_per_schema.items():
+        name = schema.rsplit(".", 1)[1]
+        if name not in known:
+            data["databaseSchemas"].append({"name": name, "database": "hive_prod.warehouse"})
+        data["tables"].extend(
+            {"name": f"t{index:03d}", "databaseSchema": schema, "columns": columns}
+            for index in range(count)
+        )
+    return data
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 

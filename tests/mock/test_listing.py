@@ -6,29 +6,18 @@ from typing import Any
 
 import aiohttp
 import pytest
-from mock_support import TOKEN, catalog
+from mock_support import TOKEN, catalog_with_tables
 
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
 TABLES_PER_SCHEMA = {"hive_prod.warehouse.sales": 250, "hive_prod.warehouse.staging": 30}
 
 
-def _big_catalog() -> dict[str, Any]:
-    """The test catalog plus a staging schema, 250 tables in sales and 30 in staging."""
-    data = catalog()
-    data["databaseSchemas"].append({"name": "staging", "database": "hive_prod.warehouse"})
-    columns = [{"name": "id", "dataType": "BIGINT"}]
-    for schema, count in TABLES_PER_SCHEMA.items():
-        data["tables"].extend(
-            {"name": f"t{index:03d}", "databaseSchema": schema, "columns": columns}
-            for index in range(count)
-        )
-    return data
-
-
 @pytest.fixture
 async def big() -> Any:
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=_big_catalog()) as server:
+    async with MockOpenMetadata(
+        tokens=[TOKEN], catalog=catalog_with_tables(TABLES_PER_SCHEMA)
+    ) as server:
         yield server
 
 

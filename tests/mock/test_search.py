@@ -52,12 +52,13 @@ async def test_query_by_fqn_wildcard_like_the_python_client(
 
 async def test_query_forms(mock: MockOpenMetadata, client: aiohttp.ClientSession) -> None:
     url = f"{mock.url}/v1/search/query"
-    assert _fqns((await _search(client, url, q="*"))[1]) == [ORDERS, REVENUE, CUSTOMERS]
+    # Equal scores: 2.0 orders them by name.keyword.
+    assert _fqns((await _search(client, url, q="*"))[1]) == [CUSTOMERS, REVENUE, ORDERS]
     assert _fqns((await _search(client, url, q="revenue"))[1]) == [REVENUE]
     exact = await _search(client, url, q=f'fullyQualifiedName:"{REVENUE}"')
     assert _fqns(exact[1]) == [REVENUE]
     either = await _search(client, url, q="name:orders OR name:daily_revenue")
-    assert _fqns(either[1]) == [ORDERS, REVENUE]
+    assert _fqns(either[1]) == [REVENUE, ORDERS]
     both = await _search(client, url, q="name:ORDERS AND columnNames:amount")
     assert _fqns(both[1]) == [ORDERS]  # keyword matching is case-insensitive
     escaped = await _search(client, url, q=r"fullyQualifiedName:\"pg.analytics\".*")

@@ -341,12 +341,22 @@ async def _delete_status(request: web.Request) -> web.Response:
 async def _search_query(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     query = request.query
+    if state.server_v2:
+        search_after = query.getall("search_after", [])
+    else:
+        joined = query.get("search_after")
+        search_after = joined.split(",") if joined else []
     result = state.search.query(
         query.get("index", "table_search_index"),
-        query.get("q", "*"),
+        query.get("q") or "*",
         int_param(request, "from", 0),
         int_param(request, "size", 10),
         query.get("deleted", "false").lower() == "true",
+        sort_field=query.get("sort_field") or "_score",
+        sort_order=query.get("sort_order") or "desc",
+        search_after=search_after,
+        query_filter=query.get("query_filter"),
+        server_v2=state.server_v2,
     )
     return json_response(result)
 
@@ -357,8 +367,9 @@ async def _search_field(request: web.Request) -> web.Response:
     field, value = query.get("fieldName"), query.get("fieldValue")
     if not field or value is None:
         raise ApiError(400, "[query param fieldName must not be null, fieldValue must not be null]")
+    deleted = query.get("deleted", "false").lower() == "true"
     return json_response(
-        state.search.field_query(query.get("index", "table_search_index"), field, value)
+        state.search.field_query(query.get("index", "table_search_index"), field, value, deleted)
     )
 
 

@@ -1,20 +1,24 @@
 """Search endpoints answering with Elasticsearch-shaped bodies, as OpenMetadata relays them.
 
-``/v1/search/query?q=`` understands the Lucene query-string forms real clients send:
-``*``, ``field:value`` with ``*``/``?`` wildcards and backslash escapes, ``field:"exact"``,
-bare terms (matched against name and FQN), joined with ``AND``/``OR``. ``/v1/search/fieldQuery``
-is one wildcard on one field. Keyword matching is case-insensitive, like OpenMetadata's
-lower-case normalised keyword fields. Hits come in creation order.
+``/v1/search/query`` runs the query string ``q`` (and ``query_filter``, Elasticsearch query
+DSL) over one index's documents and sorts the hits by ``sort_field`` / ``sort_order``
+(default ``_score`` descending); every hit carries its ``sort`` values, which a client
+passes back as ``search_after`` to read the next page. 2.0 breaks ties between equal scores
+by ``name.keyword`` and takes ``search_after`` once per sort value; 1.13 kept index order and
+took one comma-joined value. ``/v1/search/fieldQuery`` is one wildcard on one field, with
+quotes as literal characters (how clients find FQNs holding quoted, dotted names).
+Every hit scores 1.0: the mock does not rank.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from ._errors import ApiError
+from ._search_query import field_values, keyword, parse_dsl, parse_query, wildcard_field
 from ._store import Store, column_fqns
 
 INDEXES = {
@@ -26,8 +30,9 @@ INDEXES = {
     "dataAsset": ("table", "container", "pipeline"),
     "all": ("table", "container", "pipeline", "database", "databaseSchema"),
 }
-
-Matcher = Callable[[dict[str, Any]], bool]
+_SCORE = 1.0
+# Where Elasticsearch puts a hit without the sort field (an "integer" unmapped type).
+_MISSING_LAST = {"asc": 9223372036854775807, "desc": -9223372036854775808}
 
 
 def document(entity_type: str, entity: dict[str, Any]) -> dict[str, Any]:
@@ -52,84 +57,6 @@ def _leaf(column_fqn: str, table_fqn: str) -> str:
     return column_fqn[len(table_fqn) + 1 :]
 
 
-def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", r"\1", value)
-
-
-def _wildcard(pattern: str) -> Callable[[Any], bool]:
-    # Lucene escapes become literal characters; fnmatch needs [] around them.
-    parts: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            parts.append(
-                f"[{pattern[index + 1]}]" if pattern[index + 1] in "*?[]" else pattern[index + 1]
-            )
-            index += 2
-            continue
-        parts.append("[[]" if char == "[" else char)
-        index += 1
-    compiled = re.compile(fnmatch.translate("".join(parts).lower()))
-
-    def match(value: Any) -> bool:
-        if isinstance(value, list):
-            return any(match(item) for item in value)
-        return value is not None and compiled.match(str(value).lower()) is not None
-
-    return match
-
-
-def _field_matcher(field: str, value: str) -> Matcher:
-    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
-        exact = _unescape(value[1:-1]).lower()
-
-        def equal(doc: dict[str, Any]) -> bool:
-            found = doc.get(field)
-            items = found if isinstance(found, list) else [found]
-            return any(item is not None and str(item).lower() == exact for item in items)
-
-        return equal
-    match = _wildcard(value)
-    return lambda doc: match(doc.get(field))
-
-
-def _term_matcher(term: str) -> Matcher:
-    if term in ("*", ""):
-        return lambda doc: True
-    colon = _unescaped_colon(term)
-    if colon is not None:
-        return _field_matcher(term[:colon], term[colon + 1 :])
-    pattern = term if any(char in term for char in "*?") else f"*{term}*"
-    match = _wildcard(pattern)
-    return lambda doc: match(doc.get("name")) or match(doc.get("fullyQualifiedName"))
-
-
-def _unescaped_colon(term: str) -> int | None:
-    index = 0
-    while index < len(term):
-        if term[index] == "\\":
-            index += 2
-            continue
-        if term[index] == ":":
-            return index
-        if term[index] == '"':
-            return None
-        index += 1
-    return None
-
-
-def parse_query(query: str) -> Matcher:
-    """A Lucene query string (the subset clients use) as a predicate on documents."""
-    query = query.strip()
-    alternatives = [part for part in re.split(r"\s+OR\s+", query) if part.strip()] or ["*"]
-    groups = [
-        [_term_matcher(term.strip()) for term in re.split(r"\s+AND\s+", alternative)]
-        for alternative in alternatives
-    ]
-    return lambda doc: any(all(match(doc) for match in group) for group in groups)
-
-
 class Search:
     """Runs queries over the store's entities."""
 
@@ -145,29 +72,156 @@ class Search:
                 yield document(kind, entity)
 
     def query(
-        self, index: str, query: str, start: int, size: int, include_deleted: bool = False
+        self,
+        index: str,
+        query: str,
+        start: int,
+        size: int,
+        include_deleted: bool = False,
+        *,
+        sort_field: str = "_score",
+        sort_order: str = "desc",
+        search_after: list[str] | None = None,
+        query_filter: str | None = None,
+        server_v2: bool = True,
     ) -> dict[str, Any]:
+        if sort_order not in _MISSING_LAST:
+            raise ApiError(400, f"No sort order for [{sort_order}]")
         match = parse_query(query)
+        extra = _filter(query_filter)
+        hits = [
+            doc
+            for doc in self._documents(index, include_deleted)
+            if match(doc) and (extra is None or extra(doc))
+        ]
+        by_score = sort_field == "_score"
+        keyed = [(_sort_values(doc, sort_field, sort_order, server_v2), doc) for doc in hits]
+        if not by_score:
+            keyed = _by_field(keyed, sort_order)
+        elif server_v2:
+            keyed.sort(key=lambda pair: pair[0][1])  # equal scores: by name.keyword
+        if search_after:
+            keyed = _after(keyed, search_after, sort_order, by_score)
+            start = 0
+        page = keyed[start : start + size]
+        return _response(index, [doc for _, doc in page], len(hits), by_score, page)
+
+    def field_query(
+        self, index: str, field: str, value: str, include_deleted: bool = False
+    ) -> dict[str, Any]:
+        match = wildcard_field(field, value)
         hits = [doc for doc in self._documents(index, include_deleted) if match(doc)]
-        return _response(index, hits, start, size)
-
-    def field_query(self, index: str, field: str, value: str) -> dict[str, Any]:
-        match = _field_matcher(field, value)
-        hits = [doc for doc in self._documents(index, False) if match(doc)]
-        return _response(index, hits, 0, 10)
+        # No size is passed on: Elasticsearch's default of 10 hits applies.
+        return _response(index, hits[:10], len(hits), True, None)
 
 
-def _response(index: str, hits: list[dict[str, Any]], start: int, size: int) -> dict[str, Any]:
-    page = hits[start : start + size]
+def _filter(query_filter: str | None) -> Any:
+    """The ``query_filter`` predicate, or None when there is none."""
+    if query_filter is None or query_filter.strip() in ("", "{}"):
+        return None
+    try:
+        parsed = orjson.loads(query_filter)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"Failed to parse query_filter: {exc}") from None
+    if not isinstance(parsed, dict) or "query" not in parsed:
+        raise ApiError(400, 'Failed to parse query_filter: expected {"query": {...}}')
+    return parse_dsl(parsed["query"])
+
+
+def _by_field(
+    keyed: list[tuple[list[Any], dict[str, Any]]], sort_order: str
+) -> list[tuple[list[Any], dict[str, Any]]]:
+    """Sorted on one field; hits without it last; ties keep index order (a stable sort, as
+    Elasticsearch without a tiebreaker)."""
+    missing = _MISSING_LAST[sort_order]
+    present = [pair for pair in keyed if pair[0][0] != missing]
+    present.sort(
+        key=lambda pair: (isinstance(pair[0][0], str), pair[0][0]), reverse=sort_order == "desc"
+    )
+    return present + [pair for pair in keyed if pair[0][0] == missing]
+
+
+def _sort_values(
+    doc: dict[str, Any], sort_field: str, sort_order: str, server_v2: bool
+) -> list[Any]:
+    if sort_field == "_score":
+        return [_SCORE, keyword(doc.get("name", ""))] if server_v2 else [_SCORE]
+    values = field_values(doc, sort_field)
+    if not values:
+        return [_MISSING_LAST[sort_order]]
+    value = values[0] if sort_order == "asc" else values[-1]
+    return [
+        value if isinstance(value, int | float) and not isinstance(value, bool) else keyword(value)
+    ]
+
+
+def _after(
+    keyed: list[tuple[list[Any], dict[str, Any]]],
+    search_after: list[str],
+    sort_order: str,
+    by_score: bool,
+) -> list[tuple[list[Any], dict[str, Any]]]:
+    """The hits after the given sort values, in the order they were sorted."""
+    width = len(keyed[0][0]) if keyed else len(search_after)
+    if len(search_after) != width:
+        raise ApiError(
+            400,
+            f"search_after has {len(search_after)} value(s) but sort has {width}.",
+        )
+    for position, (values, _) in enumerate(keyed):
+        if _beyond(values, search_after, sort_order, by_score):
+            return keyed[position:]
+    return []
+
+
+def _beyond(values: list[Any], marks: list[str], sort_order: str, by_score: bool) -> bool:
+    """Whether a hit's sort values come strictly after the marks."""
+    for index, (value, mark) in enumerate(zip(values, marks, strict=True)):
+        descending = sort_order == "desc" and (index == 0)
+        if by_score and index == 1:
+            descending = False  # the name tiebreaker ascends
+        typed: Any = mark
+        if isinstance(value, int | float):
+            try:
+                typed = float(mark)
+            except ValueError:
+                typed = mark
+        else:
+            typed = mark.lower()
+        if value == typed:
+            continue
+        try:
+            return bool(value < typed) if descending else bool(value > typed)
+        except TypeError:
+            return False
+    return False
+
+
+def _response(
+    index: str,
+    hits: list[dict[str, Any]],
+    total: int,
+    scored: bool,
+    page: list[tuple[list[Any], dict[str, Any]]] | None,
+) -> dict[str, Any]:
+    rendered = []
+    for position, doc in enumerate(hits):
+        hit: dict[str, Any] = {
+            "_index": index,
+            "_id": doc["id"],
+            "_score": _SCORE if scored else None,
+            "_source": doc,
+        }
+        if page is not None:
+            hit["sort"] = page[position][0]
+        rendered.append(hit)
     return {
         "took": 1,
         "timed_out": False,
         "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
         "hits": {
-            "total": {"value": len(hits), "relation": "eq"},
-            "max_score": 1.0 if page else None,
-            "hits": [
-                {"_index": index, "_id": doc["id"], "_score": 1.0, "_source": doc} for doc in page
-            ],
+            "total": {"value": total, "relation": "eq"},
+            "max_score": _SCORE if hits and scored else None,
+            "hits": rendered,
         },
     }
