@@ -144,3 +144,32 @@ async def test_the_1_13_mock_agrees_with_the_1_13_schemas(
     assert oracle.disagreements(shared_dir, pair["1.13"].requests) == []
     differing = oracle.disagreements(shared_dir, pair["2.0"].requests)
     assert len(differing) == sum(v2 != v1 for _, _, v2, v1 in CASES), differing
+
+
+async def test_ownership_facet_and_setting_are_2_0(
+    pair: dict[str, MockOpenMetadata], client: aiohttp.ClientSession
+) -> None:
+    event = run_event()
+    event["job"]["facets"] = {"ownership": {"owners": [{"name": "team:data"}]}}
+    nameless = copy.deepcopy(event)
+    nameless["job"]["facets"]["ownership"]["owners"] = [{"type": "MAINTAINER"}]
+    statuses = {}
+    for version, mock in pair.items():
+        for label, body in (("named", event), ("nameless", nameless)):
+            async with client.post(f"{mock.url}/v1/openlineage/lineage", json=body) as resp:
+                statuses[version, label] = resp.status
+    assert statuses == {
+        ("2.0", "named"): 200,
+        ("2.0", "nameless"): 400,  # 2.0 reads the facet: an owner needs a name
+        ("1.13", "named"): 200,
+        ("1.13", "nameless"): 200,  # 1.13 took any job facet as it came
+    }
+    setting = {"ownershipUpdateMode": "append"}
+    url = "/mock/openlineage/settings"
+    async with client.put(pair["2.0"].control_url + url, json=setting) as resp:
+        assert (resp.status, (await resp.json())["ownershipUpdateMode"]) == (200, "append")
+    async with client.put(pair["1.13"].control_url + url, json=setting) as resp:
+        assert resp.status == 400
+        assert "came with OpenMetadata 2.0" in (await resp.json())["message"]
+    async with client.put(pair["2.0"].control_url + url, json={"ownershipUpdateMode": "x"}) as resp:
+        assert resp.status == 400

@@ -17,7 +17,7 @@ from ._faults import FAULT_MODES, FaultRule
 from ._fqn import build as build_fqn
 from ._fqn import quote_name
 from ._fqn import split as split_fqn
-from ._openlineage import EventFailure, OpenLineageSettings
+from ._ol_settings import EventFailure, OpenLineageSettings
 from ._server import MockOpenMetadata
 from ._state import DEFAULT_SERVER_VERSION
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._catalog import CatalogError
 from ._faults import parse_rules
-from ._openlineage import OpenLineageSettings
+from ._ol_settings import OpenLineageSettings, check_settings_version
 from ._server import MockOpenMetadata
 from ._state import DEFAULT_SERVER_VERSION, parse_server_version
 
@@ -171,11 +171,12 @@ async def _serve(args: argparse.Namespace) -> None:
         control_host, control_port = args.control_listen
     else:
         control_host, control_port = host, (port + 1 if port else 0)
-    settings = (
-        OpenLineageSettings.from_json(args.openlineage_settings)
-        if args.openlineage_settings is not None
-        else None
-    )
+    settings = None
+    if args.openlineage_settings is not None:
+        check_settings_version(
+            args.openlineage_settings, parse_server_version(args.server_version) >= (2, 0, 0)
+        )
+        settings = OpenLineageSettings.from_json(args.openlineage_settings)
     mock = MockOpenMetadata(
         tokens=args.token,
         catalog=args.catalog,

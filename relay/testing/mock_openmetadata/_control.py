@@ -31,7 +31,7 @@ from aiohttp import web
 
 from ._errors import error_response, json_response
 from ._faults import FaultRule, parse_rules
-from ._openlineage import OpenLineageSettings, parse_failures
+from ._ol_settings import OpenLineageSettings, check_settings_version, parse_failures
 from ._state import MockState
 
 FaultSetter = Callable[[list[FaultRule]], Awaitable[None]]
@@ -135,6 +135,7 @@ async def _put_settings(request: web.Request) -> web.Response:
     body = await _body(request)
     if not isinstance(body, dict):
         raise ValueError("OpenLineage settings must be a JSON object")
+    check_settings_version(body, request.app[STATE_KEY].server_v2)
     settings = OpenLineageSettings.from_json(body)
     request.app[STATE_KEY].openlineage.settings = settings
     return json_response(settings.to_json())

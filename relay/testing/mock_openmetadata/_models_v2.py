@@ -5,7 +5,8 @@ and OpenMetadata's 1.13 -> 2.0 contract-change notes): ``CreateTable.aliases`` a
 ``SemanticView`` table type; database service types ``QuestDB``, ``SapBw4Hana``,
 ``SapSuccessFactors``; pipeline service types ``Prefect`` and ``SapBw4HanaPipeline``; a
 ``style`` on service create requests; entity, column and task names may no longer hold
-``>``, ``"`` or control characters, and a task name must not be empty (``minLength: 1``).
+``>``, ``"`` or control characters, and a task name must not be empty (``minLength: 1``);
+the OpenLineage endpoint knows the ``ownership`` job facet (owners, each with a ``name``).
 Everything else is 1.13's model unchanged.
 """
 
@@ -17,6 +18,7 @@ from . import _models
 from ._validation import AnyObject, Arr, Enum, Lazy, Obj, Str, Type
 
 _TYPE = "org.openmetadata.schema.type"
+_OL = "org.openmetadata.schema.api.lineage.openlineage"
 
 
 def _extended(model: Obj, **fields: Type) -> Obj:
@@ -85,3 +87,33 @@ CREATE_MODELS: Mapping[str, Obj] = {
     "container": CREATE_CONTAINER,
     "pipeline": CREATE_PIPELINE,
 }
+
+# -- OpenLineage ------------------------------------------------------------------------------
+
+_JOB = _models.OPENLINEAGE_RUN_EVENT.fields["job"]
+_JOB_FACETS = _JOB.fields["facets"] if isinstance(_JOB, Obj) else None
+if not isinstance(_JOB, Obj) or not isinstance(_JOB_FACETS, Obj):
+    raise TypeError("the OpenLineage event model has no job facets object")
+OWNERSHIP_FACET = Obj(
+    f"{_OL}.OwnershipJobFacet",
+    {
+        "_producer": _models.TEXT,
+        "_schemaURL": _models.TEXT,
+        "owners": Arr(
+            Obj(
+                f"{_OL}.Owner",
+                {"name": _models.TEXT, "type": _models.TEXT},
+                frozenset({"name"}),
+                closed=False,
+            )
+        ),
+    },
+    closed=False,
+)
+OPENLINEAGE_RUN_EVENT = _extended(
+    _models.OPENLINEAGE_RUN_EVENT,
+    job=_extended(_JOB, facets=_extended(_JOB_FACETS, ownership=OWNERSHIP_FACET)),
+)
+OPENLINEAGE_BATCH = _extended(
+    _models.OPENLINEAGE_BATCH, events=Arr(OPENLINEAGE_RUN_EVENT, min_items=1)
+)

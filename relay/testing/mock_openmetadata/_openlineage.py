@@ -16,132 +16,24 @@ Semantics follow OpenMetadata's ``OpenLineageResource`` and mapper:
 - an event whose datasets did not resolve and that wrote no edge is a failure (400 for a
   single event); a batch answers 200 with ``failedEvents`` unless every event failed (400).
 
-The mock adds *event failures*: rules that make chosen events fail (by job name glob, run id
-or event type) with a chosen ``retriable`` flag, to test a client's partial-success handling.
+The settings and the mock's *event failures* live in ``_ol_settings.py``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from . import _fqn
 from ._errors import ApiError
 from ._lineage import LineageGraph
-from ._models import OPENLINEAGE_EVENT_TYPES
+from ._ol_settings import EventFailure, OpenLineageSettings
 from ._store import Store, reference
 
 OPENLINEAGE_USER = "openlineage"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenLineageSettings:
-    """The server's OpenLineage settings (``configuration/openLineageSettings.json``)."""
-
-    enabled: bool = True
-    auto_create_entities: bool = True
-    event_type_filter: tuple[str, ...] = ("COMPLETE",)
-    default_pipeline_service: str = "openlineage"
-    namespace_to_service: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        bad = [kind for kind in self.event_type_filter if kind not in OPENLINEAGE_EVENT_TYPES]
-        if bad:
-            raise ValueError(
-                f"eventTypeFilter has unknown event type(s) {bad}; "
-                f"use {list(OPENLINEAGE_EVENT_TYPES)}"
-            )
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OpenLineageSettings:
-        """From OpenMetadata's camelCase settings JSON."""
-        known = {
-            "enabled",
-            "autoCreateEntities",
-            "eventTypeFilter",
-            "defaultPipelineService",
-            "namespaceToServiceMapping",
-        }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown OpenLineage setting(s) {unknown}; known: {sorted(known)}")
-        kwargs: dict[str, Any] = {}
-        if "enabled" in data:
-            kwargs["enabled"] = bool(data["enabled"])
-        if "autoCreateEntities" in data:
-            kwargs["auto_create_entities"] = bool(data["autoCreateEntities"])
-        if data.get("eventTypeFilter"):
-            kwargs["event_type_filter"] = tuple(data["eventTypeFilter"])
-        if data.get("defaultPipelineService"):
-            kwargs["default_pipeline_service"] = str(data["defaultPipelineService"])
-        if "namespaceToServiceMapping" in data:
-            kwargs["namespace_to_service"] = dict(data["namespaceToServiceMapping"] or {})
-        return cls(**kwargs)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "autoCreateEntities": self.auto_create_entities,
-            "eventTypeFilter": list(self.event_type_filter),
-            "defaultPipelineService": self.default_pipeline_service,
-            "namespaceToServiceMapping": dict(self.namespace_to_service),
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventFailure:
-    """Make matching events fail: ``{"job_name": glob, "run_id", "event_type", "reason",
-    "retriable", "times"}``; every given selector must match."""
-
-    job_name: str | None = None
-    run_id: str | None = None
-    event_type: str | None = None
-    reason: str = "injected failure"
-    retriable: bool = True
-    times: int | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> EventFailure:
-        known = {"job_name", "run_id", "event_type", "reason", "retriable", "times"}
-        if not isinstance(data, Mapping):
-            raise ValueError("an event failure rule must be a JSON object")
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown event failure key(s) {unknown}; known: {sorted(known)}")
-        return cls(**{key: value for key, value in data.items() if value is not None})
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"reason": self.reason, "retriable": self.retriable}
-        for key in ("job_name", "run_id", "event_type", "times"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
-
-    def matches(self, event: Mapping[str, Any]) -> bool:
-        job = event.get("job") or {}
-        run = event.get("run") or {}
-        if self.job_name is not None and not fnmatch.fnmatchcase(
-            str(job.get("name", "")), self.job_name
-        ):
-            return False
-        if self.run_id is not None and run.get("runId") != self.run_id:
-            return False
-        return self.event_type is None or event.get("eventType", "COMPLETE") == self.event_type
-
-
-def parse_failures(data: Any) -> list[EventFailure]:
-    if isinstance(data, Mapping):
-        return [EventFailure.from_json(data)]
-    if isinstance(data, Sequence) and not isinstance(data, str | bytes):
-        return [
-            item if isinstance(item, EventFailure) else EventFailure.from_json(item)
-            for item in data
-        ]
-    raise ValueError("event failures must be a rule object or a list of rule objects")
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from ._api import build_api_app
 from ._catalog import read_catalog
 from ._control import build_control_app
 from ._faults import FaultRule, parse_rules
-from ._openlineage import EventFailure, OpenLineageSettings, parse_failures
+from ._ol_settings import EventFailure, OpenLineageSettings, parse_failures
 from ._state import DEFAULT_SERVER_VERSION, MockState
 
 _SHUTDOWN_TIMEOUT_S = 2.0

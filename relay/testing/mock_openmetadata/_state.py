@@ -15,7 +15,8 @@ from ._auth import TokenCheck
 from ._catalog import load_catalog
 from ._faults import FaultPlan, FaultRule
 from ._lineage import LineageGraph
-from ._openlineage import OpenLineageProcessor, OpenLineageSettings
+from ._ol_settings import OpenLineageSettings
+from ._openlineage import OpenLineageProcessor
 from ._search import Search
 from ._store import Store
 
