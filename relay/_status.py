@@ -199,7 +199,8 @@ def render(url: str, previous: Snapshot | None, current: Snapshot) -> str:
     else:
         state_value = current.value("lineage_relay_circuit_state")
         lines.append(f"  breaker      {_BREAKER.get(state_value, '?')}")
-    link = "up" if current.value("openmetadata_connection_status") == 1 else "down"
+    connection = current.value("openmetadata_connection_status")
+    link = "no call yet" if math.isnan(connection) else "up" if connection == 1 else "down"
     sink = om.get("sink", "?")
     lines.append(f"  openmetadata {link}, sink {sink}, {om.get('url', '')}".rstrip(", "))
     held = current.value("lineage_relay_dead_letter_events")

@@ -179,6 +179,19 @@ async def test_a_real_prometheus_scrapes_the_relay_and_the_down_alert_goes_pendi
         prometheus = PrometheusServer(tmp_path, relay.url.removeprefix("http://"))
         try:
             await wait_for(lambda: prometheus.ready(http), within_s=30)
+
+            # The rules load and evaluate; before any call OpenMetadata is not "down".
+            async def rules_evaluated() -> bool:
+                data = await prometheus.api(http, "rules")
+                loaded = [r for g in data["groups"] for r in g["rules"]]
+                return len(loaded) == 7 and all(r["health"] == "ok" for r in loaded)
+
+            async def alert_names() -> set[str]:
+                data = await prometheus.api(http, "alerts")
+                return {a["labels"]["alertname"] for a in data["alerts"]}
+
+            await wait_for(rules_evaluated, within_s=20)
+            assert "OpenMetadataDown" not in await alert_names()
             await post_events(http, relay.url, run_pair())
 
             async def sample(query: str) -> float | None:
@@ -196,19 +209,11 @@ async def test_a_real_prometheus_scrapes_the_relay_and_the_down_alert_goes_pendi
             assert await sample("sum(lineage_relay_events_received_total)") == 2
             assert await sample('up{job="lineage-relay"}') == 1
 
-            # The rules load and evaluate.
-            async def rules_evaluated() -> bool:
-                data = await prometheus.api(http, "rules")
-                loaded = [r for g in data["groups"] for r in g["rules"]]
-                return len(loaded) == 7 and all(r["health"] == "ok" for r in loaded)
-
-            await wait_for(rules_evaluated, within_s=20)
             data = await prometheus.api(http, "rules")
             assert {r["name"] for g in data["groups"] for r in g["rules"]} == {
                 rule["alert"] for rule in rules()
             }
-            alerts = await prometheus.api(http, "alerts")
-            assert "OpenMetadataDown" not in {a["labels"]["alertname"] for a in alerts["alerts"]}
+            assert "OpenMetadataDown" not in await alert_names()
 
             # OpenMetadata goes down: the next delivery fails and the alert goes pending.
             await mock.set_faults({"mode": "down"})
