@@ -1,12 +1,13 @@
-"""A mock OpenMetadata server: faithful to the 1.13 API and schemas, with fault injection.
+"""A mock OpenMetadata server: faithful to the 2.0 API (1.13 on request), with fault injection.
 
 In-process (tests, benchmarks)::
 
-    async with MockOpenMetadata(tokens=["t"], catalog=catalog) as mock:
+    async with MockOpenMetadata(tokens=["t"], catalog=catalog, version="2.0.7") as mock:
         mock.url            # "http://127.0.0.1:<port>/api", the relay's host_port
         mock.control_url    # the control API (faults, request log, reset)
         await mock.set_faults({"mode": "error", "status": 503, "path": "/api/v1/lineage*"})
         mock.requests, mock.openlineage_events
+        mock.set_server_version("1.13.0")   # 1.13's behaviour where the two differ
 
 Command line: ``lineage-relay mock-openmetadata --listen 127.0.0.1:8585`` (see ``cli_main``).
 """

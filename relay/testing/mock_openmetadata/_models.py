@@ -1,4 +1,4 @@
-"""Request models of the OpenMetadata 1.13 API calls the mock serves.
+"""Request models of the OpenMetadata 1.13 API calls the mock serves (2.0's: ``_models_v2``).
 
 Written by hand from the facts in OpenMetadata's JSON Schemas (required fields, enums,
 ``additionalProperties: false``, string patterns); the tests check them against the schemas
