@@ -34,7 +34,7 @@ from typing import Any
 from ..._clock import Clock, SystemClock
 from ..._config import OpenMetadataConfig
 from ..._events import SpooledEvent
-from ..._exceptions import PermanentSinkError, RetriableSinkError, SinkError
+from ..._exceptions import AuthError, PermanentSinkError, RetriableSinkError, SinkError
 from ..._observe.metrics import Metrics
 from ..._translate import (
     Dataset,
@@ -54,7 +54,7 @@ from ..base import DELIVERED, EventResult
 from ..client import OpenMetadataClient
 from ._api import Api
 from ._lineage import EdgeWriter
-from ._pipelines import Pipelines
+from ._pipelines import PipelineInfo, Pipelines
 from ._resolver import Resolution, Resolver
 from ._state import ParkedEdge, StateStore
 
@@ -129,7 +129,7 @@ class RestSink:
         self._started = True
         await self._store.open()
         await self._refresh_unresolved()
-        with contextlib.suppress(SinkError):
+        with contextlib.suppress(SinkError, AuthError):
             await self._probe_version()
         self._retry_task = asyncio.create_task(self._retry_loop(), name="rest-sink-parked")
 
@@ -165,7 +165,7 @@ class RestSink:
         await self.start()
         async with self._lock:
             if self._probe_due:  # the first call after a lost connection: a reconnect
-                with contextlib.suppress(SinkError):
+                with contextlib.suppress(SinkError, AuthError):
                     await self._probe_version()
             try:
                 return await self._send(events)
@@ -229,10 +229,7 @@ class RestSink:
         state = advance(run.state, event, task)
         if state != run.state:
             run.state, run.dirty = state, state != run.written
-        pipeline = await self._pipelines.ensure(
-            run.pipeline, state.tasks, display_name=run.display,
-            description=f"Spark application {event.app.namespace}/{event.app.name}",
-        )  # fmt: skip
+        pipeline = await self._ensure_pipeline(run)
         pairs = edge_pairs(event, ended)
         if pairs:
             await self._write_edges(event, spooled, pairs, pipeline.id)
@@ -256,14 +253,18 @@ class RestSink:
         self._runs[run_id] = run
         return run
 
+    async def _ensure_pipeline(self, run: _Run) -> PipelineInfo:
+        return await self._pipelines.ensure(
+            run.pipeline, run.state.tasks, display_name=run.display,
+            description=f"Spark application {run.display}",
+        )  # fmt: skip
+
     async def _flush_status(self, run: _Run) -> None:
         if not run.dirty:
             return
         fqn = self._pipelines.fqn(run.pipeline)
         if not await self._pipelines.put_status(fqn, run.state):
-            await self._pipelines.ensure(
-                run.pipeline, run.state.tasks, display_name=run.display, description=""
-            )
+            await self._ensure_pipeline(run)
             if not await self._pipelines.put_status(fqn, run.state):
                 raise RetriableSinkError(f"pipeline {fqn} disappeared while writing its status")
         written = run.written
@@ -396,7 +397,7 @@ class RestSink:
             for edge in await self._store.due(now, _PARKED_PER_ROUND):
                 try:
                     outcome = await self._retry_edge(edge, now)
-                except SinkError as exc:  # OpenMetadata unwell: later, no breaker involved
+                except (SinkError, AuthError) as exc:  # OpenMetadata unwell: later, no breaker
                     log.debug("parked edge %d not retried: %s", edge.id, exc)
                     await self._store.reschedule(
                         edge.id, now + self._backoff_s(edge.attempts + 1), edge.datasets
@@ -428,11 +429,7 @@ class RestSink:
         source = await self._resolver.resolve(event.inputs[edge.input_index])
         output = await self._resolver.resolve(event.outputs[edge.output_index])
         if source.entity is not None and output.entity is not None:
-            run = await self._run_of(event)
-            pipeline = await self._pipelines.ensure(
-                run.pipeline, run.state.tasks, display_name=run.display,
-                description=f"Spark application {event.app.namespace}/{event.app.name}",
-            )  # fmt: skip
+            pipeline = await self._ensure_pipeline(await self._run_of(event))
             if await self._write_edge(
                 event, edge.input_index, edge.output_index, source.entity, output.entity,
                 pipeline.id,
