@@ -169,3 +169,29 @@ async def test_smoke_refuses_wrong_arguments_with_exit_2(tmp_path: Path) -> None
     assert code == 2 and "--create-test-entities" in text
     code, text = await smoke(config, "http://127.0.0.1:9", "--create-test-entities")
     assert code == 2 and "--schema" in text
+
+
+async def test_with_the_rest_sink_smoke_also_sees_the_run_status(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    rest = await start_relay(tmp_path / "relay", mock.url, **{"openmetadata.sink": "rest"})
+    try:
+        config = write_config(tmp_path, mock.url, sink="rest")
+        code, text = await smoke(config, rest.url, "--input", INPUT_TABLE,
+                                 "--output", OUTPUT_TABLE, "--timeout", "30")  # fmt: skip
+        assert code == 0, text
+        assert f"edge         {INPUT_TABLE} -> {OUTPUT_TABLE}: seen after" in text
+        job = text.splitlines()[0].split("job lineage-relay-smoke/")[1].split(",")[0]
+        assert f"run status   Successful on pipeline spark.{job}: seen after" in text
+
+        schema = "hive_prod.warehouse.sales"
+        code, text = await smoke(config, rest.url, "--create-test-entities",
+                                 "--schema", schema, "--timeout", "30")  # fmt: skip
+        assert code == 0, text
+        assert "run status   Successful on pipeline" in text
+        assert "removed 3 of 3 test entities" in text  # two tables and the smoke pipeline
+        job = text.splitlines()[0].split("job lineage-relay-smoke/")[1].split(",")[0]
+        pipelines = {p["fullyQualifiedName"] for p in mock._state.store.entities("pipeline")}
+        assert f"spark.{job}" not in pipelines
+    finally:
+        await rest.aclose()
