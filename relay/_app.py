@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -74,6 +75,7 @@ class Relay:
     receives the `web.Application` whose keys (`SPOOL`, `METRICS`, `CONFIG`,
     `HEALTH`, `CLOCK`, `RELAY`) give it what it needs. `delivery=False` leaves the
     forwarder out: events stay in the spool (ingest-only tests and benchmarks).
+    `spool_scan_gate` (tests) holds the background integrity scan of a big spool while clear.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Relay:
         metrics: Metrics | None = None,
         parts: Sequence[Part] = (),
         delivery: bool = True,
+        spool_scan_gate: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -95,6 +98,7 @@ class Relay:
         self.spool: Spool | None = None
         self._extra_parts = tuple(parts)
         self._delivery = delivery
+        self._spool_scan_gate = spool_scan_gate
         self._state = _State.NEW
         self._runner: web.AppRunner | None = None
         self._url = ""
@@ -128,10 +132,6 @@ class Relay:
             "access_log": None,  # ingest writes one canonical line per request instead
             "auto_decompress": False,  # body.py decompresses, with a size cap
             "keepalive_timeout": ingest.idle_timeout_s,  # also before a first request
-            # After an early answer (413, 408) aiohttp reads and drops the rest of the body
-            # for this long so the client sees the answer, not a reset; aiohttp's 10 s let
-            # a stalled client keep its connection long after its 408.
-            "lingering_time": 2.0,
         }
         runner = web.AppRunner(
             app,
@@ -233,7 +233,10 @@ class Relay:
         return app
 
     async def _spool_part(self, app: web.Application) -> AsyncIterator[None]:
-        spool = await Spool.open(self.config.spool, metrics=self.metrics, clock=self.clock)
+        spool = await Spool.open(
+            self.config.spool, metrics=self.metrics, clock=self.clock,
+            scan_gate=self._spool_scan_gate,
+        )  # fmt: skip
         app[SPOOL] = spool
         self.spool = spool
         self.ingest.spool = spool
@@ -268,6 +271,10 @@ class Relay:
             "dead_letters": stats.dead_letters,
             "when_full": self.config.spool.when_full,
         }
+        scan = spool.integrity
+        if scan is not None:  # a big spool, checked record by record in the background
+            details["integrity_scan"] = scan.state.value
+            details["integrity_checked_bytes"] = scan.checked_bytes
         failure = self.ingest.failure
         if failure is not None:
             return ComponentHealth(False, {**details, "error": f"spool failure: {failure}"})

@@ -23,7 +23,7 @@ import sqlite3
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,12 +39,22 @@ __all__ = [
     "FORMAT_VERSION",
     "RecoveryReport",
     "WalDamage",
+    "WalPrefix",
     "checksum",
     "connect",
+    "damaged_events",
     "decode_key",
     "encode_key",
+    "events_with_bodies",
     "inspect_wal",
+    "is_corruption",
     "open_database",
+    "orphan_bodies",
+    "quarantine",
+    "quarantine_orphan",
+    "read_wal_prefix",
+    "salvage",
+    "structure_problems",
 ]
 
 log = logging.getLogger(__name__)
@@ -249,27 +259,70 @@ class WalDamage:
 
     damaged_frames: int = 0  # of the current WAL generation, from the first damaged one on
     lost_commits: int = 0  # commit frames after the damage: transactions that had been synced
+    uncommitted_frames: int = 0  # intact frames after the last commit (a crash mid-write)
 
     def __bool__(self) -> bool:
         return self.damaged_frames > 0
 
 
-def inspect_wal(wal: Path) -> WalDamage:
+def inspect_wal(wal: Path, *, valid: WalPrefix | None = None) -> WalDamage:
     """Find a torn or corrupt tail in the current WAL generation (SQLite drops it silently).
 
     A partial last frame or a checksum break with no commit after it is what a crash during a
     write leaves (that transaction was never acknowledged); a commit frame after the break means
     synced, acknowledged transactions were damaged later (bad disk, bit flip).
+
+    `valid`: the prefix SQLite itself verified when it opened the WAL (`read_wal_prefix`); only
+    the frames after it are checked, seeded with its running checksum, so a large WAL costs a
+    header read instead of a pass of Python over every word of it.
     """
     try:
         f = wal.open("rb")
     except FileNotFoundError:
         return WalDamage()
     with f:
-        return _scan_wal(f)
+        return _scan_wal(f, valid)
 
 
-def _scan_wal(f: BinaryIO) -> WalDamage:
+@dataclass(frozen=True, slots=True)
+class WalPrefix:
+    """What SQLite's wal-index header says of the WAL: its first `frames` frames are valid
+    (the last of them a commit) and `checksum` is the running checksum after them."""
+
+    frames: int
+    checksum: tuple[int, int]
+    salt: tuple[int, int]
+
+
+_WAL_INDEX_VERSION = 3007000
+_WAL_INDEX_HEADER = struct.Struct("=IIIBBHII2I2I2I")  # native byte order, 48 bytes
+
+
+def read_wal_prefix(shm: Path) -> WalPrefix | None:
+    """The valid WAL prefix from the wal-index (`-shm`) header, as the connection that just
+    opened the database left it (documented at sqlite.org/walformat.html, "WAL-index format").
+
+    None when the header cannot be trusted (missing, another version, its two copies differ,
+    not initialised): the caller then checks every frame itself.
+    """
+    try:
+        with shm.open("rb") as f:
+            raw = f.read(2 * _WAL_INDEX_HEADER.size)
+    except OSError:
+        return None
+    if len(raw) < 2 * _WAL_INDEX_HEADER.size:
+        return None
+    first, second = raw[: _WAL_INDEX_HEADER.size], raw[_WAL_INDEX_HEADER.size :]
+    if first != second:  # a writer was changing it, or it is stale: do not guess
+        return None
+    (version, _unused, _change, is_init, _big_end, _page, frames, _pages, c0, c1, salt1, salt2,
+     _h0, _h1) = _WAL_INDEX_HEADER.unpack(first)  # fmt: skip
+    if version != _WAL_INDEX_VERSION or not is_init:
+        return None
+    return WalPrefix(frames=frames, checksum=(c0, c1), salt=(salt1, salt2))
+
+
+def _scan_wal(f: BinaryIO, valid: WalPrefix | None = None) -> WalDamage:
     """`inspect_wal` on an open file, a frame at a time (a WAL can be large)."""
     header = f.read(_WAL_HEADER)
     if not header:
@@ -287,7 +340,11 @@ def _scan_wal(f: BinaryIO) -> WalDamage:
         frames = (size - _WAL_HEADER) // (_FRAME_HEADER + max(int(page_size), 512))
         return WalDamage(damaged_frames=max(1, frames), lost_commits=max(1, frames))
     frame_size = _FRAME_HEADER + page_size
-    damaged, lost_commits, valid = 0, 0, True
+    if valid is not None and valid.salt == (salt1, salt2) and valid.frames > 0:
+        # SQLite checked these frames when it opened the WAL: resume after them.
+        f.seek(_WAL_HEADER + valid.frames * frame_size)
+        s0, s1 = valid.checksum
+    damaged, lost_commits, ok, pending = 0, 0, True, 0
     while True:
         frame = f.read(frame_size)
         if len(frame) < frame_size:
@@ -298,15 +355,16 @@ def _scan_wal(f: BinaryIO) -> WalDamage:
         _pgno, commit, f_salt1, f_salt2, f0, f1 = struct.unpack(">6I", hdr)
         if (f_salt1, f_salt2) != (salt1, salt2):
             break  # an older generation's frame: already checkpointed, not ours to count
-        if valid:
+        if ok:
             s0, s1 = _wal_checksum(hdr[:8], s0, s1, big)
             s0, s1 = _wal_checksum(frame[_FRAME_HEADER:], s0, s1, big)
-            valid = (s0, s1) == (f0, f1)
+            ok = (s0, s1) == (f0, f1)
+            pending = 0 if ok and commit else pending + ok
         elif commit:
             lost_commits += 1
-        if not valid:
+        if not ok:
             damaged += 1
-    return WalDamage(damaged_frames=damaged, lost_commits=lost_commits)
+    return WalDamage(damaged_frames=damaged, lost_commits=lost_commits, uncommitted_frames=pending)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,10 +372,14 @@ def _scan_wal(f: BinaryIO) -> WalDamage:
 
 
 def open_database(
-    directory: Path, *, now: float | None = None
+    directory: Path, *, now: float | None = None, verify: bool = True
 ) -> tuple[sqlite3.Connection, RecoveryReport]:
     """Open (or create) the spool in `directory`, repairing what it must. Never raises for
-    damage it can work around; raises SpoolError for a newer format or a foreign file."""
+    damage it can work around; raises SpoolError for a newer format or a foreign file.
+
+    A torn or damaged WAL tail is always found and counted here. `verify` also checks the
+    file's structure and every record's CRC (what `IntegrityScan` otherwise does in the
+    background, on a running spool)."""
     started = time.monotonic()
     now = time.time() if now is None else now
     report = RecoveryReport()
@@ -326,36 +388,26 @@ def open_database(
     path = directory / DB_NAME
     existed = path.exists()
     wal = directory / (DB_NAME + "-wal")
-    torn = inspect_wal(wal)
-    if torn:
-        report.torn_wal_frames = torn.damaged_frames
-        report.wal_commits_lost = torn.lost_commits
-        # Records in the lost frames cannot be named: count one per lost transaction, at least 1.
-        report.corrupt_records += max(1, torn.lost_commits)
-        if torn.lost_commits:
-            log.error(
-                "spool WAL %s is damaged: %d frame(s) unreadable and %d committed transaction(s) "
-                "after them lost; everything before the damage is kept",
-                wal, torn.damaged_frames, torn.lost_commits,
-            )  # fmt: skip
-        else:
-            log.warning(
-                "spool WAL %s ends in a torn write (%d frame(s)), as a crash mid-write leaves it; "
-                "the unfinished transaction is discarded, everything before is kept",
-                wal, torn.damaged_frames,
-            )  # fmt: skip
+    torn: WalDamage | None = None
     conn: sqlite3.Connection | None = None
     try:
         conn = connect(path)
-        if _check_version(conn, path):
+        new = _check_version(conn, path)
+        # SQLite has read the WAL by now: only what lies past its valid prefix needs a look.
+        torn = inspect_wal(wal, valid=read_wal_prefix(directory / (DB_NAME + "-shm")))
+        _count_wal_damage(wal, torn, report)
+        if new:
             _init_schema(conn)
         else:
-            _verify(conn, report, now)
+            if verify:
+                _verify(conn, report, now)
+            _due_implausible_retries(conn, now)
             for statement in _INCOMING:
                 conn.execute(statement)
-            # Start from an empty WAL: what SQLite recovered goes into the database, and a
-            # damaged tail is not found (and counted) again after the next crash.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            if torn or torn.uncommitted_frames or verify:
+                # Start from an empty WAL: what SQLite recovered goes into the database, and a
+                # damaged tail is not found (and counted) again after the next crash.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     except SpoolError:
         if conn is not None:
             conn.close()
@@ -363,14 +415,44 @@ def open_database(
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()
-        if not _is_corruption(exc):
+        if not is_corruption(exc):
             raise SpoolFailure(f"spool database {path} cannot be opened: {exc}") from exc
+        if torn is None:
+            _count_wal_damage(wal, inspect_wal(wal), report)
         log.error("spool database %s is damaged (%s); salvaging what can be read", path, exc)
         conn = _salvage(directory, report, now)
     if not existed:
         fsync_dir(directory)
     report.seconds = time.monotonic() - started
     return conn, report
+
+
+def _count_wal_damage(wal: Path, torn: WalDamage, report: RecoveryReport) -> None:
+    if not torn:
+        return
+    report.torn_wal_frames = torn.damaged_frames
+    report.wal_commits_lost = torn.lost_commits
+    # Records in the lost frames cannot be named: count one per lost transaction, at least 1.
+    report.corrupt_records += max(1, torn.lost_commits)
+    if torn.lost_commits:
+        log.error(
+            "spool WAL %s is damaged: %d frame(s) unreadable and %d committed transaction(s) "
+            "after them lost; everything before the damage is kept",
+            wal, torn.damaged_frames, torn.lost_commits,
+        )  # fmt: skip
+    else:
+        log.warning(
+            "spool WAL %s ends in a torn write (%d frame(s)), as a crash mid-write leaves it; "
+            "the unfinished transaction is discarded, everything before is kept",
+            wal, torn.damaged_frames,
+        )  # fmt: skip
+
+
+def salvage(directory: Path, report: RecoveryReport, now: float) -> sqlite3.Connection:
+    """Rebuild a damaged spool that is open elsewhere no more (every connection to it closed):
+    what `open_database` does when it finds the file malformed, for damage found later."""
+    log.error("spool database in %s is damaged; salvaging what can be read", directory)
+    return _salvage(directory, report, now)
 
 
 _MAX_RETRY_DELAY_S = 7 * 24 * 3600
@@ -384,7 +466,7 @@ _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
 
 
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+def is_corruption(exc: sqlite3.DatabaseError) -> bool:
     """Damage worth a salvage, as opposed to an I/O or usage error that must not move data."""
     if isinstance(exc, _Malformed):
         return True
@@ -392,55 +474,64 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
+def structure_problems(conn: sqlite3.Connection) -> list[str]:
+    """What SQLite's own check finds wrong with the file's structure (empty: nothing)."""
+    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(20)")]
+    return [] if problems == ["ok"] else problems
+
+
+def damaged_events(
+    rows: Iterable[tuple[int, int, int, bytes | None, bytes | None]], report: RecoveryReport
+) -> list[tuple[int, str]]:
+    """(id, reason) of the events among `rows` (id, crc, size, key, body; `_joined` order)
+    whose bytes no longer match their CRC; counts the bytes checked in `report`."""
+    bad: list[tuple[int, str]] = []
+    checked = 0
+    # The CRC covers the key too, so a matching CRC means the key decodes as it did when written.
+    for ev_id, crc, size, key, body in rows:
+        if key is None or body is None:
+            bad.append((ev_id, "corrupt: body missing"))
+            continue
+        checked += len(body)
+        if checksum(key, body) != crc or len(body) != size:
+            bad.append((ev_id, "corrupt: checksum mismatch"))
+    report.checked_bytes += checked
+    return bad
+
+
+def orphan_bodies(conn: sqlite3.Connection, events: int | None = None) -> list[int]:
+    """Ids of bodies whose events row is gone. `events`: the number of events rows, when the
+    caller knows it (then the join runs only if the counts differ)."""
+    if events is not None and conn.execute("SELECT count(*) FROM bodies").fetchone()[0] == events:
+        return []
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT b.id FROM bodies b LEFT JOIN events e ON e.id = b.id WHERE e.id IS NULL"
+        )
+    ]
+
+
 def _verify(conn: sqlite3.Connection, report: RecoveryReport, now: float) -> None:
     """Check the file's structure, then every record's CRC; quarantine bad records.
 
     Raises sqlite3.DatabaseError when SQLite finds the file itself malformed.
     """
-    problems = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
-    if problems != ["ok"]:
-        raise _Malformed("quick_check: " + "; ".join(map(str, problems)))
-    bad: list[tuple[int, str]] = []
-    matched = checked = 0
-    # The CRC covers the key too, so a matching CRC means the key decodes as it did when written.
-    for ev_id, crc, size, key, body in _joined(conn):
-        if key is None or body is None:
-            bad.append((ev_id, "corrupt: body missing"))
-            continue
-        matched += 1
-        checked += len(body)
-        if checksum(key, body) != crc or len(body) != size:
-            bad.append((ev_id, "corrupt: checksum mismatch"))
-    report.checked_bytes += checked
-    # retry_at is outside the CRC: a damaged one far in the future would park an event for
-    # good. No backoff or Retry-After plausibly reaches this far: make those due now.
-    horizon = now + _MAX_RETRY_DELAY_S
-    parked = conn.execute("SELECT count(*) FROM events WHERE retry_at > ?", (horizon,)).fetchone()
-    if parked[0]:
-        conn.execute("UPDATE events SET retry_at = 0 WHERE retry_at > ?", (horizon,))
-        log.warning("spool recovery: %d event(s) had an implausible retry time; due now", parked[0])
-    orphans: list[int] = []
-    if conn.execute("SELECT count(*) FROM bodies").fetchone()[0] != matched:
-        orphans = [
-            row[0]
-            for row in conn.execute(
-                "SELECT b.id FROM bodies b LEFT JOIN events e ON e.id = b.id WHERE e.id IS NULL"
-            )
-        ]
+    problems = structure_problems(conn)
+    if problems:
+        raise _Malformed("quick_check: " + "; ".join(problems))
+    bad = damaged_events(events_with_bodies(conn), report)
+    matched = conn.execute("SELECT count(*) FROM events").fetchone()[0] - sum(
+        1 for _, reason in bad if reason == "corrupt: body missing"
+    )
+    orphans = orphan_bodies(conn, matched)
     if not bad and not orphans:
         return
     conn.execute("BEGIN IMMEDIATE")
     for ev_id, reason in bad:
         quarantine(conn, ev_id, reason, now)
     for body_id in orphans:
-        # Its metadata (and CRC) is gone: keep the bytes, only as an inspectable dead letter.
-        key, body = conn.execute("SELECT key, body FROM bodies WHERE id = ?", (body_id,)).fetchone()
-        conn.execute(
-            "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
-            (body_id, now, len(body), checksum(key, body), key, body,
-             "corrupt: metadata lost, body unverified", now),
-        )  # fmt: skip
-        conn.execute("DELETE FROM bodies WHERE id = ?", (body_id,))
+        quarantine_orphan(conn, body_id, now)
     conn.execute("COMMIT")
     report.quarantined += len(bad) + len(orphans)
     report.corrupt_records += len(bad) + len(orphans)
@@ -450,13 +541,45 @@ def _verify(conn: sqlite3.Connection, report: RecoveryReport, now: float) -> Non
     )  # fmt: skip
 
 
-def _joined(
-    conn: sqlite3.Connection,
+def _due_implausible_retries(conn: sqlite3.Connection, now: float) -> None:
+    """retry_at is outside the CRC: a damaged one far in the future would park an event for
+    good. No backoff or Retry-After plausibly reaches this far: make those due now."""
+    horizon = now + _MAX_RETRY_DELAY_S
+    parked = conn.execute("UPDATE events SET retry_at = 0 WHERE retry_at > ?", (horizon,)).rowcount
+    if parked > 0:
+        log.warning("spool recovery: %d event(s) had an implausible retry time; due now", parked)
+
+
+def events_with_bodies(
+    conn: sqlite3.Connection, after: int = 0, limit: int = -1
 ) -> Iterator[tuple[int, int, int, bytes | None, bytes | None]]:
+    """(id, crc, size, key, body) of the events after id `after`, in id order; key and body
+    are None when the body row is missing."""
     yield from conn.execute(
         "SELECT e.id, e.crc, e.size, b.key, b.body FROM events e "
-        "LEFT JOIN bodies b ON b.id = e.id ORDER BY e.id"
+        "LEFT JOIN bodies b ON b.id = e.id WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        (after, limit),
     )
+
+
+def quarantine_orphan(conn: sqlite3.Connection, body_id: int, now: float) -> bool:
+    """Move a body whose events row is gone to dead letters (inside the caller's transaction):
+    its metadata (and CRC) is gone, the bytes are kept, only as an inspectable dead letter.
+    False when it is no orphan (any more)."""
+    row = conn.execute(
+        "SELECT b.key, b.body FROM bodies b LEFT JOIN events e ON e.id = b.id "
+        "WHERE b.id = ? AND e.id IS NULL", (body_id,),
+    ).fetchone()  # fmt: skip
+    if row is None:
+        return False
+    key, body = row
+    conn.execute(
+        "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+        (body_id, now, len(body), checksum(key, body), key, body,
+         "corrupt: metadata lost, body unverified", now),
+    )  # fmt: skip
+    conn.execute("DELETE FROM bodies WHERE id = ?", (body_id,))
+    return True
 
 
 def quarantine(conn: sqlite3.Connection, ev_id: int, reason: str, now: float) -> None:

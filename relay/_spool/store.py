@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import orjson
 
@@ -38,6 +38,7 @@ from .._exceptions import SpoolError, SpoolFailure, SpoolFull
 from .._observe.metrics import Metrics
 from . import schema
 from .checkpoint import Checkpointer
+from .integrity import VERIFY_AT_OPEN_BYTES, IntegrityScan
 
 __all__ = ["Spool", "SpoolStats"]
 
@@ -64,7 +65,8 @@ class SpoolStats:
 
 
 _Kind = Literal[
-    "append", "lease", "ack", "retry", "dead", "release", "list", "replay", "expire", "waiting"
+    "append", "lease", "ack", "retry", "dead", "release", "list", "replay", "expire", "waiting",
+    "quarantine", "orphans", "salvage", "scanned",
 ]
 
 
@@ -97,6 +99,9 @@ class Spool:
         self._appended = asyncio.Event()
         self._append_seq = 0
         self._seen_seq = 0
+        self._scanned = asyncio.Event()
+        if worker.verified_at_open or worker.report.salvaged:
+            self._scanned.set()
         self.recovery: schema.RecoveryReport = worker.report
         self._publish(self._stats)
 
@@ -108,16 +113,21 @@ class Spool:
         metrics: Metrics,
         clock: Clock = SystemClock(),  # noqa: B008 -- stateless
         before_commit: Callable[[], None] | None = None,
+        scan_gate: threading.Event | None = None,
     ) -> Spool:
         """Create/open the spool in config.dir, run recovery (counting corrupt or torn records
         in metrics.spool_corrupt_records), and start its I/O thread.
 
         `before_commit` runs on the spool thread before every commit; an exception from it
         acts as a failed commit (tests inject disk failures with it).
+
+        A spool above `VERIFY_AT_OPEN_BYTES` opens without checking every record: an
+        `IntegrityScan` does that in the background (`integrity`, `wait_integrity_checked`),
+        and holds before each step while `scan_gate` (tests) is clear.
         """
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = loop.create_future()
-        worker = _Worker(config, clock, metrics, loop, opened, before_commit)
+        worker = _Worker(config, clock, metrics, loop, opened, before_commit, scan_gate)
         worker.thread.start()
         try:
             await asyncio.shield(opened)
@@ -131,13 +141,17 @@ class Spool:
             metrics.spool_corrupt_records.inc(report.corrupt_records)
         log.info(
             "spool opened at %s: %d event(s), %d byte(s), %d dead letter(s); recovery checked "
-            "%d byte(s) in %.2fs, %d corrupt record(s)%s",
+            "%d byte(s) in %.2fs, %d corrupt record(s)%s%s",
             config.dir, worker.totals.events, worker.totals.bytes, worker.totals.dead,
             report.checked_bytes, report.seconds, report.corrupt_records,
             " (database rebuilt)" if report.salvaged else "",
+            "" if worker.verified_at_open or report.salvaged
+            else "; every record is checked in the background",
         )  # fmt: skip
         spool = cls(_token=_PRIVATE, config=config, metrics=metrics, worker=worker)
         worker.deliver_to = spool._deliver
+        worker.on_scanned = spool._scanned.set
+        worker.start_scan()
         return spool
 
     # -- appending ----------------------------------------------------------------------------
@@ -250,6 +264,17 @@ class Spool:
         return self._stats
 
     @property
+    def integrity(self) -> IntegrityScan | None:
+        """The background integrity scan of a big spool (None: everything was checked at
+        open). Its `state`, `checked_bytes` and `found` are safe to read from any thread."""
+        return self._worker.scan
+
+    async def wait_integrity_checked(self) -> None:
+        """Return once every record present at open was checked and what was damaged is in
+        the dead letters (at once when the open checked everything itself)."""
+        await self._scanned.wait()
+
+    @property
     def failed(self) -> bool:
         return self._stats.failed
 
@@ -347,6 +372,7 @@ class _Worker:
         self, config: SpoolConfig, clock: Clock, metrics: Metrics,
         loop: asyncio.AbstractEventLoop,
         opened: asyncio.Future[None], before_commit: Callable[[], None] | None,
+        scan_gate: threading.Event | None = None,
     ) -> None:  # fmt: skip
         self.thread = threading.Thread(
             target=self.run, name=f"lineage-relay-spool:{config.dir}", daemon=True
@@ -359,6 +385,10 @@ class _Worker:
         self.report = schema.RecoveryReport()
         self.totals = _Totals()
         self.deliver_to: Callable[..., None] | None = None
+        self.on_scanned: Callable[[], None] | None = None
+        self.scan: IntegrityScan | None = None
+        self.verified_at_open = False
+        self._scan_gate = scan_gate
         self.closed: asyncio.Future[None] | None = None
         self._opened = opened
         self._before_commit = before_commit
@@ -415,8 +445,13 @@ class _Worker:
                 f"spool.dir {directory} is in use by another lineage-relay; give each relay "
                 "its own spool directory"
             ) from None
+        # A small spool is checked record by record before anything else (milliseconds); a big
+        # one opens at once and is checked by an IntegrityScan while the relay serves.
+        self.verified_at_open = _file_bytes(directory) <= VERIFY_AT_OPEN_BYTES
         try:
-            self._conn, self.report = schema.open_database(directory, now=self.clock.time())
+            self._conn, self.report = schema.open_database(
+                directory, now=self.clock.time(), verify=self.verified_at_open
+            )
         except SpoolError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -459,7 +494,21 @@ class _Worker:
             if stop:
                 return
 
+    def start_scan(self) -> None:
+        """Start the background integrity scan when the open did not check every record."""
+        if self.verified_at_open or self.report.salvaged or self.scan is not None:
+            return
+        self.scan = IntegrityScan(
+            Path(self.config.dir) / schema.DB_NAME, post=self._post_request, gate=self._scan_gate
+        )
+        self.scan.start()
+
+    def _post_request(self, kind: str, args: tuple[Any, ...]) -> None:
+        self.requests.put(_Request(cast(_Kind, kind), args, _NO_FUTURE))
+
     def _shutdown(self) -> None:
+        if self.scan is not None:
+            self.scan.stop()
         if self._checkpointer is not None:
             self._checkpointer.stop()
         conn, self._conn = self._conn, None
@@ -510,6 +559,9 @@ class _Worker:
         checkpointer = self._checkpointer
         if checkpointer is not None and checkpointer.error is not None and not self._failed:
             self._fail(checkpointer.error)
+        if any(r.kind == "salvage" for r in batch):
+            self._salvage_online(next(r.args[0] for r in batch if r.kind == "salvage"))
+            batch = [r for r in batch if r.kind != "salvage"]
         if self._failed or self._conn is None:
             error = SpoolFailure("the spool failed earlier; restart the relay")
             answers = [(r.future, None, error) for r in batch]
@@ -522,9 +574,11 @@ class _Worker:
             ))  # fmt: skip
 
     def _transaction(
-        self, batch: list[_Request]
+        self, batch: list[_Request], *, salvaged: bool = False
     ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]], bool]:
-        """Run the batch in one transaction and commit it (one fsync)."""
+        """Run the batch in one transaction and commit it (one fsync). A damaged page met on
+        the way (a big spool is checked in the background) is salvaged at once and the batch
+        runs again, once: a damaged spool never stops the relay."""
         conn = self._db()
         saved = (replace(self.totals), dict(self._leased))
         answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
@@ -556,6 +610,14 @@ class _Worker:
                     self._before_commit()
                 conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 -- classified in _abort; callers always answered
+            if (
+                not salvaged
+                and isinstance(exc, sqlite3.DatabaseError)
+                and schema.is_corruption(exc)
+                and self._undo(saved)
+                and self._salvage_online([str(exc)])
+            ):
+                return self._transaction(batch, salvaged=True)
             return self._abort(batch, exc, saved), False
         self._commits += 1
         if self._unchecked_bytes >= _CHECKPOINT_EVERY_BYTES and self._checkpointer is not None:
@@ -584,14 +646,7 @@ class _Worker:
         saved: tuple[_Totals, dict[int, tuple[float, int]]],
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:  # fmt: skip
         """Undo the batch in memory and on disk, and answer its callers."""
-        conn = self._db()
-        self.totals, self._leased = saved
-        self._next_lease_expiry = 0.0  # the restored leases may expire sooner: look again
-        self._rows = []
-        self._last_id = None  # re-read from the database: the rollback undid our ids
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+        self._undo(saved)
         if not isinstance(exc, sqlite3.Error | OSError) or _is_logic_error(exc):
             # A bug, not the disk: answer everyone rather than leave them waiting.
             log.exception("spool: unexpected error in a batch of %d request(s)", len(batch))
@@ -605,6 +660,46 @@ class _Worker:
         error = SpoolFailure(f"spool write or sync failed: {exc}; the relay must stop")
         error.__cause__ = exc
         return [(r.future, None, error) for r in batch]
+
+    def _undo(self, saved: tuple[_Totals, dict[int, tuple[float, int]]]) -> bool:
+        """Forget what the failed batch did, in memory and on disk; always True."""
+        conn = self._db()
+        self.totals, self._leased = replace(saved[0]), dict(saved[1])
+        self._next_lease_expiry = 0.0  # the restored leases may expire sooner: look again
+        self._rows = []
+        self._last_id = None  # re-read from the database: the rollback undid our ids
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        return True
+
+    def _salvage_online(self, problems: list[str]) -> bool:
+        """Rebuild the damaged database from what is readable (as an open would), on this
+        thread, and go on with the new one; False (and the spool failed) if that fails."""
+        if self._conn is None or self._failed:
+            return False
+        log.error("spool: the database is damaged (%s); salvaging it", "; ".join(problems))
+        directory = Path(self.config.dir)
+        if self.scan is not None:
+            self.scan.stop()  # the salvage checks every record it keeps
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        before = self.report.corrupt_records
+        conn, self._conn = self._conn, None
+        conn.close()
+        try:
+            self._conn = schema.salvage(directory, self.report, self.clock.time())
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(exc)
+            return False
+        self.metrics.spool_corrupt_records.inc(max(1, self.report.corrupt_records - before))
+        self._rows = []
+        self._last_id = None
+        self._recount()
+        self._checkpointer = Checkpointer(directory / schema.DB_NAME)
+        self._checkpointer.start()
+        return True
 
     def _disk_full(
         self, batch: list[_Request], exc: BaseException
@@ -693,6 +788,16 @@ class _Worker:
                 return self._expire(conn)
             case "waiting":
                 return self._waiting_runs(conn)
+            case "quarantine":
+                self._quarantine(conn, args[0])
+                return None
+            case "orphans":
+                self._quarantine_orphans(conn, args[0])
+                return None
+            case "scanned":
+                if self.on_scanned is not None:
+                    self._post(self.on_scanned)
+                return None
         raise AssertionError(request.kind)  # pragma: no cover
 
     # -- operations (spool thread, inside the batch transaction) ------------------------------
@@ -975,6 +1080,26 @@ class _Worker:
         self._refresh_oldest(conn)
         return moved
 
+    def _quarantine(self, conn: sqlite3.Connection, found: list[tuple[int, str]]) -> None:
+        """Dead-letter what the integrity scan found damaged; counted once per record moved
+        (one a lease already moved is gone; a leased one was checked when it was leased)."""
+        before = self.totals.dead
+        for ev_id, reason in found:
+            if ev_id not in self._leased:
+                self._dead_letter(conn, [ev_id], reason)
+        moved = self.totals.dead - before
+        if moved:
+            self.metrics.spool_corrupt_records.inc(moved)
+            log.error("spool: %d event(s) damaged on disk moved to dead letters", moved)
+
+    def _quarantine_orphans(self, conn: sqlite3.Connection, body_ids: list[int]) -> None:
+        now = self.clock.time()
+        moved = sum(schema.quarantine_orphan(conn, body_id, now) for body_id in body_ids)
+        if moved:
+            self.totals.dead += moved
+            self.metrics.spool_corrupt_records.inc(moved)
+            log.error("spool: %d body(ies) without their event moved to dead letters", moved)
+
     def _expire(self, conn: sqlite3.Connection) -> int:
         if not self.config.max_age_s or self.totals.oldest is None:
             return 0
@@ -1045,6 +1170,15 @@ def _settle_all(
 ) -> None:
     for future, result, error in answers:
         _settle(future, result, error)
+
+
+def _file_bytes(directory: Path) -> int:
+    """Bytes of the database and its WAL in `directory` (0 when there is none yet)."""
+    total = 0
+    for name in (schema.DB_NAME, schema.DB_NAME + "-wal"):
+        with contextlib.suppress(FileNotFoundError):
+            total += (directory / name).stat().st_size
+    return total
 
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:

@@ -8,7 +8,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ops_support import CATALOG, TOKEN, post_events, run_pair, start_relay, wait_for
+from ops_support import (
+    CATALOG,
+    INPUT_TABLE,
+    OUTPUT_TABLE,
+    TOKEN,
+    post_events,
+    run_pair,
+    start_relay,
+    wait_for,
+)
 
 from relay._config import AuditConfig, Config
 from relay._exceptions import ConfigError
@@ -130,3 +139,42 @@ def _lines_with(path: Path, outcome: str) -> int:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_the_rest_sink_names_the_entities_and_the_run_of_each_write(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as mock:
+        relay = await start_relay(
+            tmp_path, mock.url, **{"audit.path": str(audit), "openmetadata.sink": "rest"}
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                pair = run_pair(job="audited_rest")
+                await post_events(http, relay.url, pair)
+
+                def edge_written() -> bool:
+                    return any(
+                        r["method"] == "PUT" and r["path"] == "/api/v1/lineage"
+                        for r in mock.requests
+                    )
+
+                await wait_for(lambda: _async(edge_written()))
+        finally:
+            await relay.aclose()
+        writes = [r for r in mock.requests if r["method"] != "GET"]
+
+    lines = audit_lines(audit)
+    assert [(line["method"], line["status"]) for line in lines] == [
+        (r["method"], r["status"]) for r in writes
+    ]  # every write, in order, and nothing else
+    run_id = json.loads(pair[0])["run"]["runId"]
+    by_operation = {line["operation"]: line for line in lines}
+    assert "unknown" not in by_operation
+    lineage = by_operation["put_lineage"]
+    assert lineage["entities"] == [INPUT_TABLE, OUTPUT_TABLE] and lineage["run_ids"] == [run_id]
+    status = by_operation["put_pipeline_status"]
+    assert status["run_ids"] == [run_id] and status["entities"][0].endswith("audited_rest")
+    assert by_operation["put_pipeline"]["entities"] == status["entities"]
+    assert by_operation["put_pipeline_service"]["entities"] == ["spark"]
+    assert all(line["outcome"] == "written" for line in lines)
+    assert TOKEN not in audit.read_text()

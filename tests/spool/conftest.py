@@ -27,12 +27,14 @@ def metrics() -> Metrics:
 @pytest.fixture
 async def open_spool(tmp_path: Path, metrics: Metrics, clock: ManualClock) -> AsyncIterator[Opener]:
     """Open spools in tmp_path/spool (closed at teardown); keyword arguments go to SpoolConfig
-    except `metrics`, `clock` and `before_commit`."""
+    except `metrics`, `clock`, `before_commit` and `scan_gate`."""
     opened: list[Spool] = []
 
     async def opener(**kwargs: Any) -> Spool:
         spool_kwargs = {
-            k: kwargs.pop(k) for k in ("metrics", "clock", "before_commit") if k in kwargs
+            k: kwargs.pop(k)
+            for k in ("metrics", "clock", "before_commit", "scan_gate")
+            if k in kwargs
         }
         spool_kwargs.setdefault("metrics", metrics)
         spool_kwargs.setdefault("clock", clock)

@@ -47,8 +47,8 @@ class EdgeWriter:
             self._known.put(key, merged)
             return "unchanged"
         answer = await self._api.call(
-            "PUT", "/v1/lineage", edge_body(source, output, merged),
-            endpoint="/v1/lineage", audit=audit,
+            "PUT", "/v1/lineage", edge_body(source, output, merged), endpoint="/v1/lineage",
+            audit=audit or AuditSubject("put_lineage", (source.fqn, output.fqn)),
         )  # fmt: skip
         if answer.status == 404:
             self._known.pop(key)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from ..._observe.audit import AuditSubject
 from ..._translate import RunState, build_fqn, state_from_status, status_body, url_fqn
 from ._api import Api
 from ._cache import Lru
@@ -73,7 +74,10 @@ class Pipelines:
             "description": description,
             "tasks": existing + [{"name": t} for t in sorted(wanted - known)],
         }
-        doc = await self._api.put("/v1/pipelines", body, endpoint="/v1/pipelines")
+        doc = await self._api.put(
+            "/v1/pipelines", body, endpoint="/v1/pipelines",
+            audit=AuditSubject("put_pipeline", (fqn,)),
+        )  # fmt: skip
         info = _info(doc)
         self._cache.put(fqn, info)
         return info
@@ -90,8 +94,9 @@ class Pipelines:
             "connection": {"config": {"type": "Spark"}},
         }
         await self._api.put(
-            "/v1/services/pipelineServices", body, endpoint="/v1/services/pipelineServices"
-        )
+            "/v1/services/pipelineServices", body, endpoint="/v1/services/pipelineServices",
+            audit=AuditSubject("put_pipeline_service", (self.service,)),
+        )  # fmt: skip
         self._service_ready = True
 
     async def put_status(self, fqn: str, state: RunState) -> bool:
@@ -99,6 +104,7 @@ class Pipelines:
         answer = await self._api.call(
             "PUT", f"/v1/pipelines/{url_fqn(fqn)}/status", status_body(state),
             endpoint="/v1/pipelines/status",
+            audit=AuditSubject("put_pipeline_status", (fqn,), (state.run_id,)),
         )  # fmt: skip
         if answer.status == 404:
             self.forget(fqn)
@@ -110,7 +116,7 @@ class Pipelines:
         """Remove a status written at a stand-in start (the real start is now known)."""
         answer = await self._api.call(
             "DELETE", f"/v1/pipelines/{url_fqn(fqn)}/status/{timestamp_ms}",
-            endpoint="/v1/pipelines/status",
+            endpoint="/v1/pipelines/status", audit=AuditSubject("delete_pipeline_status", (fqn,)),
         )  # fmt: skip
         if answer.status != 404:
             self._api.check(answer)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from ..._config import MappingRule
+from ..._observe.audit import AuditSubject
 from ..._translate import (
     Dataset,
     EntityView,
@@ -145,13 +146,19 @@ class Resolver:
                 return None
             doc: Any = None
             for collection, body in requests:
-                doc = await self._api.put(f"/v1/{collection}", body, endpoint=f"/v1/{collection}")
+                doc = await self._api.put(
+                    f"/v1/{collection}", body, endpoint=f"/v1/{collection}",
+                    audit=AuditSubject(f"create_{collection}", (lookup.fqn,)),
+                )  # fmt: skip
             log.info("created table %s (auto_create)", lookup.fqn)
             return _view("table", doc) if isinstance(doc, dict) and "id" in doc else None
         request = container_request(lookup, dataset)
         if request is None:
             return None
-        created = await self._api.put("/v1/containers", request, endpoint="/v1/containers")
+        created = await self._api.put(
+            "/v1/containers", request, endpoint="/v1/containers",
+            audit=AuditSubject("create_containers", (lookup.full_path,)),
+        )  # fmt: skip
         log.info("created container %s (auto_create)", lookup.full_path)
         return (
             _view("container", created) if isinstance(created, dict) and "id" in created else None

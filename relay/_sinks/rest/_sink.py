@@ -35,6 +35,7 @@ from ..._clock import Clock, SystemClock
 from ..._config import OpenMetadataConfig
 from ..._events import SpooledEvent
 from ..._exceptions import AuthError, PermanentSinkError, RetriableSinkError, SinkError
+from ..._observe.audit import AuditSubject
 from ..._observe.metrics import Metrics
 from ..._translate import (
     Dataset,
@@ -330,7 +331,8 @@ class RestSink:
         )  # fmt: skip
         if dropped:
             self._metrics.column_lineage_dropped.inc(dropped)
-        if await self._edges.write(source, output, details) != "gone":
+        audit = AuditSubject("put_lineage", (source.fqn, output.fqn), (event.run_id,), 1)
+        if await self._edges.write(source, output, details, audit=audit) != "gone":
             return True
         # An end or the pipeline was deleted since it was cached: look them up again.
         for entity_id in (source.id, output.id):
