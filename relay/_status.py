@@ -6,7 +6,8 @@ over the interval (since the start when nothing happened in it), the breaker, de
 by reason and the last error. `--watch` redraws the screen in place every interval (plain
 ANSI: home the cursor, clear, print) until Ctrl-C.
 
-Exit status (one shot): 0 healthy, 1 degraded or the relay did not answer.
+Exit status (one shot): 0 healthy, 1 degraded or the relay did not answer; 2 when the
+configuration (for `relay.listen`) is refused.
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ def render(url: str, previous: Snapshot | None, current: Snapshot) -> str:
     connection = current.value("openmetadata_connection_status")
     link = "no call yet" if math.isnan(connection) else "up" if connection == 1 else "down"
     sink = om.get("sink", "?")
-    lines.append(f"  openmetadata {link}, sink {sink}, {om.get('url', '')}".rstrip(", "))
+    version = f", version {om['version']}" if om.get("version") else ""
+    lines.append(f"  openmetadata {link}, sink {sink}{version}, {om.get('url', '')}".rstrip(", "))
     held = current.value("lineage_relay_dead_letter_events")
     reasons = current.by_label("lineage_relay_dead_letters_total", "reason")
     by_reason = ", ".join(f"{k} {v:.0f}" for k, v in sorted(reasons.items()) if v) or "none"
