@@ -19,10 +19,14 @@
    stub run) and "mock alone" (step 0), since they share the cores.
 3. A second run puts the mock down (connections refused) for `--outage-s` in the middle of
    the drain, then brings it back, and prints the time from recovery to an empty backlog.
+4. The `rest` sink (`benchmarks/drain_rest.py`): `--rest-events` events through the forwarder
+   and the rest sink to the mock with `--latency-ms`, caches warm: OpenMetadata calls per
+   COMPLETE event (goal: at most the edges it carries + 1) and events/s.
 
 Ends with `RESULT drain_events_per_s=...`, `RESULT drain_ratio=...`, `RESULT recovery_s=...`
 (and `RESULT drain_stub_events_per_s=...` / `drain_stub_ratio` when the stub ran, and
-`RESULT drain_slowest_stage_events_per_s=...`, the slowest stage of step 0).
+`RESULT drain_slowest_stage_events_per_s=...`, the slowest stage of step 0), and
+`RESULT rest_calls_per_complete=...`, `RESULT rest_drain_events_per_s=...`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from drain_rest import RestResult, rest_drain
 
 from relay._clock import SystemClock
 from relay._config import (
@@ -438,6 +443,7 @@ async def main(args: argparse.Namespace) -> None:
                 target.stop()
             results[kind] = result
             print(row(f"drain ({kind})", result, theoretical), flush=True)
+        rest = await _rest_run(Path(tmp), args)
         if args.outage_s > 0:
             # Enough for the outage to hit mid-drain: pool x batch events go out at once.
             outage_items = items + sample_events(
@@ -481,12 +487,38 @@ async def main(args: argparse.Namespace) -> None:
     print(f"RESULT drain_events_per_s={rate:.0f}")
     print(f"RESULT drain_ratio={rate / theoretical:.3f}")
     print(f"RESULT drain_slowest_stage_events_per_s={slowest.rate:.0f}")
+    if rest is not None:
+        print(f"RESULT rest_calls_per_complete={rest.calls_per_complete:.2f}")
+        print(f"RESULT rest_drain_events_per_s={rest.events_per_s:.0f}")
     if "stub" in results and kinds[0] != "stub":
         stub = results["stub"]
         print(f"RESULT drain_stub_events_per_s={stub.events / stub.seconds:.0f}")
         print(f"RESULT drain_stub_ratio={stub.events / stub.seconds / theoretical:.3f}")
     if args.outage_s > 0 and outage.recovery_s is not None:
         print(f"RESULT recovery_s={outage.recovery_s:.2f}")
+
+
+async def _rest_run(tmp: Path, args: argparse.Namespace) -> RestResult | None:
+    """Step 4: the rest sink, caches warm, through the mock with its latency."""
+    n = args.rest_events or (1_000 if args.quick else 5_000)
+    if n <= 0:
+        return None
+    samples = sample_events(5)  # one round: the application and its action, new run ids
+    target = start_target("mock", args.latency_ms)
+    try:
+        result = await rest_drain(
+            tmp / "spool-rest", samples, sample_events(n), target, token=TOKEN,
+            pool=args.pool, batch=args.batch,
+        )  # fmt: skip
+    finally:
+        target.stop()
+    print(
+        f"rest sink: {result.events} events in {result.seconds:.2f} s = "
+        f"{result.events_per_s:.0f} events/s at {args.latency_ms} ms per call; "
+        f"{result.calls} calls for {result.completes} COMPLETE events = "
+        f"{result.calls_per_complete:.2f} per COMPLETE (goal <= edges + 1 = {result.goal:.2f})"
+    )
+    return result
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -500,6 +532,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recovery-timeout-s", type=float, default=5.0,
                         help="breaker.recovery_timeout_s for the outage run")  # fmt: skip
     parser.add_argument("--target", choices=["mock", "stub", "both"], default="both")
+    parser.add_argument(
+        "--rest-events", type=int, default=0, help="events for the rest sink run (-1: none)"
+    )
     parser.add_argument(
         "--small",
         action="store_true",

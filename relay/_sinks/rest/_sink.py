@@ -177,7 +177,7 @@ class RestSink:
     async def _send(self, events: Sequence[SpooledEvent]) -> list[EventResult]:
         results: list[EventResult | None] = [None] * len(events)
         touched: dict[str, _Run] = {}
-        stopped: RetriableSinkError | None = None
+        stopped: RetriableSinkError | AuthError | None = None
         for index, spooled in enumerate(events):
             try:
                 event = parse_run_event(spooled.body)
@@ -197,18 +197,24 @@ class RestSink:
             except RetriableSinkError as exc:
                 stopped = exc
                 break
-        for run in touched.values():
-            if stopped is None:
-                try:
-                    await self._flush_status(run)
-                except PermanentSinkError as exc:
+        if stopped is None:
+            # One status upsert per run that changed, side by side (each is independent).
+            outcomes = await asyncio.gather(
+                *(self._flush_status(run) for run in touched.values()), return_exceptions=True
+            )
+            for run, outcome in zip(touched.values(), outcomes, strict=True):
+                if isinstance(outcome, PermanentSinkError):
                     for index in run.events:
-                        results[index] = EventResult.permanent(exc.reason)
-                except RetriableSinkError as exc:
-                    stopped = exc
+                        results[index] = EventResult.permanent(outcome.reason)
+                elif isinstance(outcome, RetriableSinkError | AuthError):
+                    stopped = stopped or outcome
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+        for run in touched.values():
             if run.dirty:  # not written: the events that made it so are sent again
                 for index in run.events:
-                    results[index] = None
+                    if results[index] is DELIVERED:
+                        results[index] = None
             run.events.clear()
         await self._store.save_runs(
             [(run.state, run.written) for run in touched.values()], self._clock.time()
