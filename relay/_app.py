@@ -27,6 +27,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ._clock import Clock, SystemClock
@@ -211,6 +212,7 @@ class Relay:
 
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[_json_errors])
+        app.on_response_prepare.append(_json_error_body)
         app[CONFIG] = self.config
         app[METRICS] = self.metrics
         app[HEALTH] = self.health
@@ -312,6 +314,23 @@ class Relay:
         return web.Response(
             body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+
+async def _json_error_body(request: web.Request, response: web.StreamResponse) -> None:
+    """An error aiohttp answers before any middleware runs (417 for an unknown `Expect`),
+    as `{"error": ...}` like every other error."""
+    if (
+        response.status < 400
+        or not isinstance(response, web.Response)
+        or response.content_type == "application/json"
+        or not isinstance(response.body, bytes)
+    ):
+        return
+    text = response.body.decode("utf-8", "replace").strip() or str(response.reason)
+    body = orjson.dumps({"error": f"{request.method} {request.path}: {text}"})
+    response.body = body
+    response.content_type = "application/json"
+    response.headers["Content-Length"] = str(len(body))
 
 
 @web.middleware

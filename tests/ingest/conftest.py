@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hostile_support import TALLY
 from ingest_support import StartRelay
 
 from relay._app import Relay
@@ -44,3 +45,10 @@ async def relay(start_relay: StartRelay) -> Relay:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         yield session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The hostile-input figures, when those tests ran (tests/ingest/test_hostile_input.py)."""
+    if TALLY.cases:
+        terminalreporter.write_line(f"RESULT fuzz_cases={TALLY.cases}")
+        terminalreporter.write_line(f"RESULT fuzz_crashes={len(TALLY.crashes)}")
