@@ -41,7 +41,7 @@ from ._secrets import _jwt_expiry, make_token_provider
 from ._sinks.tls import _is_loopback, make_ssl_context
 from ._sparkconf import spark_checks
 
-__all__ = ["Check", "add_parser", "run"]
+__all__ = ["Check", "add_parser", "diagnose", "exit_status", "render", "run"]
 
 _EXIT = {"pass": 0, "warn": 1, "fail": 2}
 _EXPIRY_WARN_S = 7 * 86400
@@ -72,6 +72,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     logging.getLogger("relay").addHandler(logging.NullHandler())
     checks = asyncio.run(diagnose(args.config, args.spark_conf, timeout_s=args.timeout))
     stream.write(render(checks, args.config))
+    return exit_status(checks)
+
+
+def exit_status(checks: list[Check]) -> int:
+    """0 when every check passed, 1 with warnings, 2 with failures."""
     return max((_EXIT[c.level] for c in checks), default=0)
 
 
@@ -83,7 +88,7 @@ def render(checks: list[Check], config_path: str | None) -> str:
         if check.fix and check.level != "pass":
             lines.append(f"        {'':<{width}}  fix: {check.fix}")
     counts = {level: sum(c.level == level for c in checks) for level in _EXIT}
-    worst = max((_EXIT[c.level] for c in checks), default=0)
+    worst = exit_status(checks)
     lines.append(
         f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failures "
         f"(exit status {worst})"

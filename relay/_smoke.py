@@ -42,7 +42,7 @@ from ._observe.logging import redact
 from ._secrets import make_token_provider
 from ._sinks.tls import make_ssl_context
 
-__all__ = ["add_parser", "run", "smoke_events"]
+__all__ = ["add_parser", "run", "smoke", "smoke_events", "usage_problem"]
 
 PRODUCER = "https://github.com/lineage-relay/lineage-relay/tree/main/relay/_smoke.py"
 _RUN_EVENT = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -100,35 +100,43 @@ class _Report:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     stream = out if out is not None else sys.stdout
-    if args.create_test_entities:
-        if not args.schema or args.input or args.output:
-            print(
-                "lineage-relay smoke: --create-test-entities needs --schema SERVICE.DB.SCHEMA "
-                "and no --input/--output",
-                file=sys.stderr,
-            )
-            return 2
-    elif not (args.input and args.output):
-        print(
-            "lineage-relay smoke: name two tables (--input FQN --output FQN), or let smoke "
-            "make them: --create-test-entities --schema SERVICE.DB.SCHEMA",
-            file=sys.stderr,
-        )
-        return 2
-    if args.timeout <= 0:
-        print("lineage-relay smoke: --timeout must be > 0", file=sys.stderr)
+    problem = usage_problem(args)
+    if problem:
+        print(f"lineage-relay smoke: {problem}", file=sys.stderr)
         return 2
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"lineage-relay smoke: configuration refused: {exc}", file=sys.stderr)
         return 2
+    ok, text = asyncio.run(smoke(config, args))
+    stream.write(text)
+    return 0 if ok else 1
+
+
+def usage_problem(args: argparse.Namespace) -> str:
+    """What is wrong with the arguments ("" when nothing)."""
+    if args.create_test_entities:
+        if not args.schema or args.input or args.output:
+            return "--create-test-entities needs --schema SERVICE.DB.SCHEMA and no --input/--output"
+    elif not (args.input and args.output):
+        return (
+            "name two tables (--input FQN --output FQN), or let smoke make them: "
+            "--create-test-entities --schema SERVICE.DB.SCHEMA"
+        )
+    if args.timeout <= 0:
+        return "--timeout must be > 0"
+    return ""
+
+
+async def smoke(config: Config, args: argparse.Namespace) -> tuple[bool, str]:
+    """Run the smoke test: (everything seen, the report to print)."""
     report = _Report()
-    ok = asyncio.run(_smoke(config, args, report))
+    ok = await _smoke(config, args, report)
     verdict = "PASSED" if ok else "FAILED"
     text = "\n".join([*report.lines, f"smoke {verdict} after {report.elapsed()}"]) + "\n"
-    stream.write(redact(text))  # the tokens read are registered secrets: never shown
-    return 0 if ok else 1
+    scrubbed: str = redact(text)  # the tokens read are registered secrets: never shown
+    return ok, scrubbed
 
 
 def smoke_events(

@@ -1,7 +1,8 @@
 """`lineage-relay doctor`: each broken item reported with its fix and the right exit code.
 
-The command runs as a child process against the mock OpenMetadata on loopback; no output
-may carry the token.
+The checks run against the mock OpenMetadata on loopback: in-process (`diagnose`, `render`,
+`exit_status`, what the command runs) for each broken item, and as the real command in a
+child process for its exit status. No output, printed or logged, may carry a token.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from ops_support import CATALOG, REPO
 
+from relay._doctor import diagnose, exit_status, render
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
 SPARK_CONF = """\
@@ -43,7 +45,11 @@ TOKEN = jwt(30 * 86400)
 class Doctor:
     """Writes a config for the mock, runs `lineage-relay doctor`, reads its table."""
 
-    def __init__(self, tmp_path: Path, mock: MockOpenMetadata) -> None:
+    def __init__(
+        self, tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        self.caplog = caplog
+        self.more_secrets: list[str] = []
         self.tmp_path = tmp_path
         self.mock = mock
         self.token_file = tmp_path / "om-token"
@@ -68,7 +74,24 @@ class Doctor:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    async def run(self, *extra: str) -> tuple[int, dict[str, tuple[str, str, str]], str]:
+    async def run(
+        self, spark_conf: Path | None = None
+    ) -> tuple[int, dict[str, tuple[str, str, str]], str]:
+        """The doctor in-process: (exit status, table rows, printed text)."""
+        config = str(self.write_config())
+        checks = await diagnose(
+            config, None if spark_conf is None else str(spark_conf), timeout_s=5
+        )
+        text = render(checks, config)
+        self.assert_no_token(text + self.caplog.text)
+        return exit_status(checks), rows(text), text
+
+    def assert_no_token(self, text: str) -> None:
+        for secret in (TOKEN, TOKEN.split(".")[1], "ingest-secret-value", *self.more_secrets):
+            assert secret not in text  # no token text in any output
+
+    async def run_command(self, *extra: str) -> tuple[int, dict[str, tuple[str, str, str]], str]:
+        """`lineage-relay doctor` as a child process."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "relay", "doctor", "--config", str(self.write_config()),
             "--timeout", "5", *extra,
@@ -76,8 +99,7 @@ class Doctor:
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
         text = out.decode() + err.decode()
-        for secret in (TOKEN, TOKEN.split(".")[1], "ingest-secret-value"):
-            assert secret not in text  # no token text in any output
+        self.assert_no_token(text)
         assert proc.returncode is not None
         return proc.returncode, rows(out.decode()), text
 
@@ -105,12 +127,12 @@ async def mock() -> AsyncIterator[MockOpenMetadata]:
 
 
 async def test_a_healthy_setup_passes_every_check_and_exits_0(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     spark_conf = tmp_path / "spark-defaults.conf"
     spark_conf.write_text(SPARK_CONF.format(port=5055))
-    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    code, table, text = await doctor.run_command("--spark-conf", str(spark_conf))
     assert code == 0, text
     assert {level for level, _, _ in table.values()} == {"PASS"}
     assert re.fullmatch(
@@ -123,10 +145,14 @@ async def test_a_healthy_setup_passes_every_check_and_exits_0(
     assert "0 warnings, 0 failures (exit status 0)" in text
 
 
-async def test_a_wrong_token_fails_with_its_fix(tmp_path: Path, mock: MockOpenMetadata) -> None:
-    doctor = Doctor(tmp_path, mock)
-    doctor.token_file.write_text(jwt(30 * 86400).replace("c2ln", "d3Jv"))  # not one it accepts
-    code, table, text = await doctor.run()
+async def test_a_wrong_token_fails_with_its_fix(
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
+) -> None:
+    doctor = Doctor(tmp_path, mock, caplog)
+    wrong = jwt(30 * 86400).replace("c2ln", "d3Jv")  # not one the mock accepts
+    doctor.token_file.write_text(wrong)
+    doctor.more_secrets.append(wrong)
+    code, table, text = await doctor.run_command()
     assert code == 2, text
     level, detail, fix = table["token accepted"]
     assert level == "FAIL" and "401" in detail and "Invalid Token" in detail
@@ -134,9 +160,9 @@ async def test_a_wrong_token_fails_with_its_fix(tmp_path: Path, mock: MockOpenMe
 
 
 async def test_an_unreachable_server_fails_with_its_fix(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     doctor.settings["openmetadata"]["host_port"] = "http://127.0.0.1:9/api"
     code, table, text = await doctor.run()
     assert code == 2, text
@@ -147,9 +173,9 @@ async def test_an_unreachable_server_fails_with_its_fix(
 
 
 async def test_a_network_listen_needs_an_ingest_token(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     doctor.settings["relay"]["listen"] = "0.0.0.0:5055"
     code, table, text = await doctor.run()
     assert code == 2, text
@@ -166,12 +192,12 @@ async def test_a_network_listen_needs_an_ingest_token(
 
 
 async def test_a_spark_conf_pointing_elsewhere_fails(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     spark_conf = tmp_path / "spark-defaults.conf"
     spark_conf.write_text(SPARK_CONF.format(port=6000).replace("2000", "30000"))
-    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    code, table, text = await doctor.run(spark_conf)
     assert code == 2, text
     level, detail, fix = table["spark target"]
     assert level == "FAIL" and "http://127.0.0.1:6000" in detail and "127.0.0.1:5055" in detail
@@ -179,33 +205,33 @@ async def test_a_spark_conf_pointing_elsewhere_fails(
     assert table["spark timeout"][0] == "WARN"
 
     spark_conf.write_text("spark.app.name etl\n")
-    code, table, _ = await doctor.run("--spark-conf", str(spark_conf))
+    code, table, _ = await doctor.run(spark_conf)
     assert code == 2 and table["spark listener"][0] == "FAIL"
     assert "spark.extraListeners" in table["spark listener"][2]
 
 
 async def test_spark_must_send_the_ingest_token_the_relay_requires(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     ingest_token = tmp_path / "ingest-token"
     ingest_token.write_text("ingest-secret-value\n")
     doctor.settings["ingest"] = {"token_file": str(ingest_token)}
     spark_conf = tmp_path / "spark-defaults.conf"
     base = SPARK_CONF.format(port=5055) + "spark.openlineage.transport.auth.type api_key\n"
     spark_conf.write_text(base + "spark.openlineage.transport.auth.apiKey another-value\n")
-    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    code, table, text = await doctor.run(spark_conf)
     assert code == 2, text
     assert table["spark ingest token"][0] == "FAIL" and "another-value" not in text
     spark_conf.write_text(base + "spark.openlineage.transport.auth.apiKey ingest-secret-value\n")
-    code, table, text = await doctor.run("--spark-conf", str(spark_conf))
+    code, table, text = await doctor.run(spark_conf)
     assert code == 0, text
 
 
 async def test_an_unwritable_spool_fails_with_its_fix(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     doctor.settings["spool"]["dir"] = str(blocker / "spool")  # under a file: never creatable
@@ -216,9 +242,9 @@ async def test_an_unwritable_spool_fails_with_its_fix(
 
 
 async def test_a_spool_larger_than_the_free_disk_warns(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     doctor.settings["spool"]["max_bytes"] = 1024**5  # a PiB
     code, table, text = await doctor.run()
     assert code == 1, text
@@ -227,12 +253,13 @@ async def test_a_spool_larger_than_the_free_disk_warns(
 
 
 async def test_token_expiry_warns_under_seven_days_and_fails_when_past(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     soon, past = jwt(2 * 86400), jwt(-3600)
     async with MockOpenMetadata(tokens=[soon], catalog=CATALOG) as server:
-        doctor = Doctor(tmp_path, server)
+        doctor = Doctor(tmp_path, server, caplog)
         doctor.token_file.write_text(soon)
+        doctor.more_secrets += [soon, past]
         code, table, text = await doctor.run()
         assert code == 1, text
         assert table["token"][0] == "WARN" and "expires in 2.0 days" in table["token"][1]
@@ -245,9 +272,9 @@ async def test_token_expiry_warns_under_seven_days_and_fails_when_past(
 
 
 async def test_an_inline_token_warns_and_is_never_printed(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     del doctor.settings["openmetadata"]["jwt_token_file"]
     doctor.settings["openmetadata"]["jwt_token"] = TOKEN
     code, table, text = await doctor.run()  # run() asserts the token is absent
@@ -258,10 +285,10 @@ async def test_an_inline_token_warns_and_is_never_printed(
 
 
 async def test_the_openlineage_sink_on_a_server_without_the_native_endpoint_fails(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with MockOpenMetadata(tokens=[TOKEN], openlineage_endpoints=False) as server:
-        doctor = Doctor(tmp_path, server)
+        doctor = Doctor(tmp_path, server, caplog)
         code, table, text = await doctor.run()
         assert code == 2, text
         level, _, fix = table["native endpoint"]
@@ -272,9 +299,9 @@ async def test_the_openlineage_sink_on_a_server_without_the_native_endpoint_fail
 
 
 async def test_a_refused_configuration_names_the_key_and_exits_2(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture
 ) -> None:
-    doctor = Doctor(tmp_path, mock)
+    doctor = Doctor(tmp_path, mock, caplog)
     doctor.settings["spool"]["when_full"] = "explode"
     code, table, _ = await doctor.run()
     assert code == 2

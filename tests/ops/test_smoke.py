@@ -1,7 +1,8 @@
 """`lineage-relay smoke`: passes through a relay to the mock, fails clearly when it cannot.
 
-The relay and the mock run in the test's loop; `smoke` runs as a child process, as a
-deployment gate would run it.
+The relay and the mock run in the test's loop. `smoke` runs in-process from its parsed
+command line (what the command runs), and as a child process, as a deployment gate runs it,
+where the exit status is the point.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import pytest
 from ops_support import CATALOG, INPUT_TABLE, OUTPUT_TABLE, REPO, TOKEN, start_relay
 
 from relay._app import Relay
+from relay._cli import _parser
+from relay._config import load_config
+from relay._smoke import smoke as run_smoke
+from relay._smoke import usage_problem
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
 
@@ -32,7 +37,16 @@ def write_config(tmp_path: Path, mock_url: str, token: str = TOKEN, **openmetada
     return path
 
 
-async def smoke(config: Path, relay_url: str, *args: str) -> tuple[int, str]:
+async def smoke(config: Path, relay_url: str, *args: str, cli: bool = False) -> tuple[int, str]:
+    """(exit status, output) of `lineage-relay smoke --config config --url relay_url *args`."""
+    if not cli:
+        parsed = _parser().parse_args(["smoke", "--config", str(config), "--url", relay_url, *args])
+        problem = usage_problem(parsed)
+        if problem:
+            return 2, problem
+        ok, text = await run_smoke(load_config(parsed.config), parsed)
+        assert TOKEN not in text and "wrong-token" not in text  # no token in any output
+        return (0 if ok else 1), text
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "relay", "smoke", "--config", str(config), "--url", relay_url,
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
@@ -72,7 +86,7 @@ async def test_smoke_passes_through_the_relay_to_the_mock(
 ) -> None:
     config = write_config(tmp_path, mock.url)
     code, text = await smoke(config, relay.url, "--input", INPUT_TABLE, "--output", OUTPUT_TABLE,
-                             "--timeout", "30")  # fmt: skip
+                             "--timeout", "30", cli=True)  # fmt: skip
     assert code == 0, text
     assert f"{relay.url} took START and COMPLETE (201, 201)" in text
     assert f"edge         {INPUT_TABLE} -> {OUTPUT_TABLE}: seen after" in text
@@ -147,7 +161,7 @@ async def test_smoke_fails_clearly_with_a_wrong_token(
 ) -> None:
     config = write_config(tmp_path, mock.url, token="wrong-token")
     code, text = await smoke(config, relay.url, "--input", INPUT_TABLE, "--output", OUTPUT_TABLE,
-                             "--timeout", "5")  # fmt: skip
+                             "--timeout", "5", cli=True)  # fmt: skip
     assert code == 1, text
     assert "OpenMetadata refused the token (401: Not Authorized! Invalid Token)" in text
     assert "lineage-relay doctor" in text
@@ -165,7 +179,7 @@ async def test_smoke_fails_clearly_when_the_relay_is_not_running(
 
 async def test_smoke_refuses_wrong_arguments_with_exit_2(tmp_path: Path) -> None:
     config = write_config(tmp_path, "http://127.0.0.1:9/api")
-    code, text = await smoke(config, "http://127.0.0.1:9", "--input", INPUT_TABLE)
+    code, text = await smoke(config, "http://127.0.0.1:9", "--input", INPUT_TABLE, cli=True)
     assert code == 2 and "--create-test-entities" in text
     code, text = await smoke(config, "http://127.0.0.1:9", "--create-test-entities")
     assert code == 2 and "--schema" in text
