@@ -24,7 +24,6 @@ from aiohttp import web
 
 from .._clock import Clock, SystemClock
 from .._config import Config
-from .._events import SpooledEvent
 from .._observe.audit import AuditLog
 from .._observe.health import ComponentHealth, Health
 from .._observe.metrics import Metrics
@@ -67,16 +66,9 @@ async def delivery_part(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     sink: OpenLineageSink | RestSink
     if om.sink == "rest":
-
-        async def bury(event: SpooledEvent, reason: str) -> None:
-            # The event was acknowledged when its edge was parked: it goes back in and,
-            # in the next spool call, to the dead letters, where replay can take it again.
-            (event_id,) = await spool.append([(event.body, event.key)])
-            await spool.dead_letter([event_id], reason)
-
         sink = RestSink(
             client, om, state_path=config.spool.dir / REST_STATE_FILE, metrics=metrics,
-            clock=clock, dead_letter=bury,
+            clock=clock, dead_letter=spool.bury,
         )  # fmt: skip
         try:
             await sink.start()

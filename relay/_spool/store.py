@@ -66,7 +66,7 @@ class SpoolStats:
 
 _Kind = Literal[
     "append", "lease", "ack", "retry", "dead", "release", "list", "replay", "expire", "waiting",
-    "quarantine", "orphans", "salvage", "scanned",
+    "quarantine", "orphans", "salvage", "scanned", "bury",
 ]
 
 
@@ -223,6 +223,13 @@ class Spool:
     async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
         """Permanently refused: move to the dead-letter table with the reason."""
         await self._call_ids("dead", ids, reason)
+
+    async def bury(self, event: SpooledEvent, reason: str) -> None:
+        """Put an event that was delivered (acknowledged, gone from the queue) straight into
+        the dead letters: a sink gave up on work it had taken on (the rest sink's parked
+        edges). It keeps its id, so a replay queues it again; never leased in between."""
+        self._check_usable()
+        await self._call("bury", event, reason)
 
     async def release(self, ids: Sequence[int]) -> None:
         """Give leased events back untouched (available again at once)."""
@@ -776,6 +783,9 @@ class _Worker:
             case "dead":
                 self._dead_letter(conn, args[0], args[1])
                 return None
+            case "bury":
+                self._bury(conn, args[0], args[1])
+                return None
             case "release":
                 for ev_id in args[0]:
                     self._leased.pop(ev_id, None)
@@ -1014,6 +1024,18 @@ class _Worker:
             ).rowcount
             self.totals.dead += max(moved, 0)
         self._remove(conn, ids)
+
+    def _bury(self, conn: sqlite3.Connection, event: SpooledEvent, reason: str) -> None:
+        raw_key = schema.encode_key(event.key)
+        known = conn.execute("SELECT 1 FROM dead_letters WHERE id = ?", (event.id,)).fetchone()
+        conn.execute(
+            "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.received_at, event.attempts, len(event.body),
+             schema.checksum(raw_key, event.body), raw_key, event.body, reason[:2000],
+             self.clock.time()),
+        )  # fmt: skip
+        if known is None:
+            self.totals.dead += 1
 
     def _list_dead(self, conn: sqlite3.Connection, limit: int) -> list[tuple[SpooledEvent, str]]:
         out: list[tuple[SpooledEvent, str]] = []

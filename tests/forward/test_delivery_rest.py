@@ -195,3 +195,29 @@ async def test_openlineage_sink_still_available(
         assert "version" not in doc["components"]["openmetadata"]
         assert len(mock.openlineage_events) == len(spark_samples())
         assert mock.pipeline_statuses(PIPELINE) == []  # the native endpoint writes no status
+
+
+async def test_an_edge_unresolved_past_the_retention_dead_letters_its_event_once(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    bodies = spark_samples()
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=_catalog_without_revenue()) as mock:
+        build, _ = relay_factory(tmp_path, mock.url)
+        relay = build(**{"openmetadata.unresolved_retention_s": 0.2})
+        await relay.start()
+        try:
+            await _post(http, relay, bodies)
+            await wait_until(lambda: _pending(relay) == 0)
+            spool = relay.spool
+            assert spool is not None
+            await wait_until(lambda: spool.stats().dead_letters == 1)
+            ((event, reason),) = await spool.dead_letters()
+            # Both edges to the missing table (RUNNING and COMPLETE: one parked row each)
+            # gave up together: the latest event that carried them, once.
+            assert event.body == bodies[3]
+            assert reason.startswith("unresolved: ") and "revenue_by_country" in reason
+            assert await spool.replay_dead_letters() == 1  # replayable like any dead letter
+            await wait_until(lambda: _pending(relay) == 0 and spool.stats().dead_letters == 1)
+        finally:
+            await relay.aclose()
+        assert mock.lineage_edges == []
