@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -68,6 +69,12 @@ def test_the_systemd_unit_is_hardened_and_runs_the_relay_on_its_state_directory(
     }.items():
         assert one[key] == value, key
     assert one["CapabilityBoundingSet"] == ""
+    # ProtectSystem=strict leaves only the state and logs directories writable: the
+    # documented audit path must be in the latter.
+    sample = tomllib.loads((REPO / "examples" / "relay.toml").read_text())
+    assert "LogsDirectory" in one and one["LogsDirectory"] == "lineage-relay"
+    assert "/var/log/lineage-relay/" in (REPO / "examples" / "relay.toml").read_text()
+    assert sample["audit"]["path"] == ""  # off by default
     argv = shlex.split(one["ExecStart"])
     assert PurePosixPath(argv[0]).name == "lineage-relay"
     args = _parser().parse_args(argv[1:])  # the flags are ones `serve` takes
