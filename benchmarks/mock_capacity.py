@@ -243,12 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = asyncio.run(measure(args))
     print(f"mock OpenMetadata capacity (client concurrency {args.concurrency}, separate process)")
-    print(f"{'call':<28} {'calls':>7} {'seconds':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"| {'call':<28} | {'calls':>7} | {'seconds':>8} | {'calls/s':>9} | {'p50 ms':>8} | "
+          f"{'p99 ms':>8} |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
     for result in results:
         print(
-            f"{result.name:<28} {result.calls:>7} {result.seconds:>8.2f} "
-            f"{result.calls_per_s:>9.0f} {result.percentile_ms(0.5):>8.2f} "
-            f"{result.percentile_ms(0.99):>8.2f}"
+            f"| {result.name:<28} | {result.calls:>7} | {result.seconds:>8.2f} | "
+            f"{result.calls_per_s:>9.0f} | {result.percentile_ms(0.5):>8.2f} | "
+            f"{result.percentile_ms(0.99):>8.2f} |"
         )
     get, put, batch = results
     print(f"RESULT mock_get_calls_per_s={get.calls_per_s:.0f}")

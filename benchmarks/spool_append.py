@@ -135,13 +135,15 @@ async def run(args: argparse.Namespace, seconds: float, base: Path) -> None:
     print(f"spool append benchmark: {args.size}-byte events, {seconds:g} s per level, "
           f"synchronous=FULL, spool in {base}{drain}")  # fmt: skip
     print(f"disk: write 4 KiB + fdatasync p50 {floor_p50:.2f} ms, p99 {floor_p99:.2f} ms")
-    print(f"{'concurrency':>11} {'appends/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'per commit':>10}")
+    print(f"| {'concurrency':>11} | {'appends/s':>10} | {'p50 ms':>8} | {'p99 ms':>8} | "
+          f"{'per commit':>10} |")  # fmt: skip
+    print(f"|{'-' * 12}:|{'-' * 11}:|{'-' * 9}:|{'-' * 9}:|{'-' * 11}:|")
     results: dict[int, dict[str, float]] = {}
     for concurrency in (1, 16, 64):
         r = await run_level(base / f"c{concurrency}", concurrency, seconds, args.size, args.drain)
         results[concurrency] = r
-        print(f"{concurrency:>11} {r['rate']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['per_commit']:>10.1f}")  # fmt: skip
+        print(f"| {concurrency:>11} | {r['rate']:>10.0f} | {r['p50_ms']:>8.2f} | "
+              f"{r['p99_ms']:>8.2f} | {r['per_commit']:>10.1f} |")  # fmt: skip
     print(f"RESULT spool_appends_per_s={results[16]['rate']:.0f}")
     print(f"RESULT spool_append_p99_ms={results[16]['p99_ms']:.2f}")
 

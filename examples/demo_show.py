@@ -175,7 +175,7 @@ def print_sample(item: RelaySample) -> None:
         if item.error.startswith(("POST ", "PUT ", "GET "))
         else item.error
     )
-    note = f"  OpenMetadata: {reason[:60]}" if reason else ""
+    note = f"  OpenMetadata: {reason.split(' (', 1)[0][:50]}" if reason else ""
     print(f"   +{item.at_s:5.1f} s  backlog {item.backlog:>3}  breaker {item.breaker:<9}"
           f"  delivered {item.delivered:>3}{note}")  # fmt: skip
 
