@@ -374,6 +374,43 @@ async def test_openmetadata_down_raises_for_the_breaker(
     assert await snapshot(mock) == EXPECTED
 
 
+async def test_a_pipeline_deleted_behind_the_relays_back_is_made_again(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    import aiohttp
+
+    bodies = bodies_in(SPARK)
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        await _deliver(sink, spooled(bodies))
+        old = mock.entity("pipeline", "spark.orders_daily")
+        assert old is not None
+        async with (
+            aiohttp.ClientSession() as http,
+            http.delete(
+                f"{mock.url}/v1/pipelines/{old['id']}?hardDelete=true",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as response,
+        ):
+            assert response.status == 200
+        # The next run of the application: new run ids, the caches still name the old pipeline.
+        again = [
+            body.replace(b"0193a1f2-7c4e", b"0193a1f2-7c4f").replace(
+                b"0193a1f3-0b11", b"0193a1f3-0b12"
+            )
+            for body in bodies
+        ]
+        await _deliver(sink, spooled(again))
+    finally:
+        await sink.aclose()
+    new = mock.entity("pipeline", "spark.orders_daily")
+    assert new is not None and new["id"] != old["id"]
+    state = await snapshot(mock)
+    assert state["pipelines"] == EXPECTED["pipelines"]
+    assert state["statuses"]["spark.orders_daily"] == [("Successful", {TASK: "Successful"})]
+    assert {e["lineageDetails"]["pipeline"]["id"] for e in mock.lineage_edges} == {new["id"]}
+
+
 # -- the real Spark events of the reference folder ----------------------------------------
 
 DATAPROC = "spark-real/dataproc-hive-hdfs-1.23.0"

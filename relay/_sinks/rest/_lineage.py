@@ -60,6 +60,12 @@ class EdgeWriter:
     def forget(self, entity_id: str) -> None:
         self._known.remove_keys_if(lambda key: entity_id in key)
 
+    def forget_pipeline(self, pipeline_id: str) -> None:
+        """Forget the edges written with a pipeline that no longer exists."""
+        self._known.remove_if(
+            lambda details: (details.get("pipeline") or {}).get("id") == pipeline_id
+        )
+
     async def _read(self, from_id: str, to_id: str) -> dict[str, Any] | None:
         doc = await self._api.get(
             f"/v1/lineage/getLineageEdge/{from_id}/{to_id}",

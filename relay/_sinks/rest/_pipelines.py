@@ -58,7 +58,7 @@ class Pipelines:
                 f"/v1/pipelines/name/{url_fqn(fqn)}?fields=tasks", endpoint="/v1/pipelines/name"
             )
             if isinstance(doc, dict) and "id" in doc:
-                info = _info(doc)
+                info = _info(doc, fqn)
                 self._cache.put(fqn, info)
         if info is not None and wanted <= info.tasks:
             return info
@@ -78,9 +78,12 @@ class Pipelines:
             "/v1/pipelines", body, endpoint="/v1/pipelines",
             audit=AuditSubject("put_pipeline", (fqn,)),
         )  # fmt: skip
-        info = _info(doc)
+        info = _info(doc, fqn)
         self._cache.put(fqn, info)
         return info
+
+    def cached(self, fqn: str) -> PipelineInfo | None:
+        return self._cache.get(fqn)
 
     def forget(self, fqn: str) -> None:
         self._cache.pop(fqn)
@@ -134,10 +137,10 @@ class Pipelines:
         return None
 
 
-def _info(doc: Any) -> PipelineInfo:
+def _info(doc: Any, fqn: str) -> PipelineInfo:
     if not isinstance(doc, dict) or "id" not in doc:
         raise ValueError("OpenMetadata answered a pipeline without an id")
     tasks = frozenset(
         str(task["name"]) for task in doc.get("tasks") or [] if isinstance(task, dict)
     )
-    return PipelineInfo(id=str(doc["id"]), fqn=str(doc.get("fullyQualifiedName", "")), tasks=tasks)
+    return PipelineInfo(id=str(doc["id"]), fqn=fqn, tasks=tasks)

@@ -79,6 +79,10 @@ class _Run:
     display: str
     dirty: bool = False
     events: list[int] = field(default_factory=list)  # indices in the current batch
+    # the current batch's edge writes: done again if the pipeline turns out to be gone
+    edge_work: list[tuple[RunEvent, SpooledEvent, list[tuple[int, int]]]] = field(
+        default_factory=list
+    )
 
 
 class RestSink:
@@ -216,6 +220,7 @@ class RestSink:
                     if results[index] is DELIVERED:
                         results[index] = None
             run.events.clear()
+            run.edge_work.clear()
         await self._store.save_runs(
             [(run.state, run.written) for run in touched.values()], self._clock.time()
         )
@@ -236,10 +241,11 @@ class RestSink:
         state = advance(run.state, event, task)
         if state != run.state:
             run.state, run.dirty = state, state != run.written
-        pipeline = await self._ensure_pipeline(run)
+        await self._ensure_pipeline(run)
         pairs = edge_pairs(event, ended)
         if pairs:
-            await self._write_edges(event, spooled, pairs, pipeline.id)
+            await self._write_edges(event, spooled, pairs, run)
+            run.edge_work.append((event, spooled, pairs))
         return run
 
     async def _run_of(self, event: RunEvent) -> _Run:
@@ -270,10 +276,17 @@ class RestSink:
         if not run.dirty:
             return
         fqn = self._pipelines.fqn(run.pipeline)
+        gone = self._pipelines.cached(fqn)
         if not await self._pipelines.put_status(fqn, run.state):
+            # Deleted behind the relay's back: made again (a new id), and the edges this
+            # batch wrote (or found unchanged) with the old id are written again.
             await self._ensure_pipeline(run)
             if not await self._pipelines.put_status(fqn, run.state):
                 raise RetriableSinkError(f"pipeline {fqn} disappeared while writing its status")
+            if gone is not None:
+                self._edges.forget_pipeline(gone.id)
+            for event, spooled, pairs in run.edge_work:
+                await self._write_edges(event, spooled, pairs, run)
         written = run.written
         if written is not None and written.start_ms != run.state.start_ms:
             # The status was first written at a stand-in start; the real one is known now.
@@ -287,7 +300,7 @@ class RestSink:
         event: RunEvent,
         spooled: SpooledEvent,
         pairs: Sequence[tuple[int, int]],
-        pipeline_id: str,
+        run: _Run,
     ) -> None:
         resolved: dict[tuple[str, int], Resolution] = {}
 
@@ -308,9 +321,10 @@ class RestSink:
                     parked.append((i, o, missing, key))
                     break
                 assert source.entity is not None and output.entity is not None  # noqa: S101
-                if await self._write_edge(event, i, o, source.entity, output.entity, pipeline_id):
+                pipeline = await self._ensure_pipeline(run)
+                if await self._write_edge(event, i, o, source.entity, output.entity, pipeline):
                     break
-                # An end vanished (404): resolve both again, once.
+                # An end or the pipeline vanished (404): look them up again, once.
                 resolved.pop(("in", i), None)
                 resolved.pop(("out", o), None)
                 if attempt:
@@ -328,12 +342,12 @@ class RestSink:
         o: int,
         source: EntityView,
         output: EntityView,
-        pipeline_id: str,
+        pipeline: PipelineInfo,
     ) -> bool:
-        """Write one edge; False when an end vanished from the server (caches dropped)."""
+        """Write one edge; False when an end or the pipeline vanished (caches dropped)."""
         details, dropped = lineage_details(
             source, output, column_pairs(event.inputs[i], event.outputs[o]),
-            pipeline_id=pipeline_id, source=source_of(event.producer), sql=event.sql,
+            pipeline_id=pipeline.id, source=source_of(event.producer), sql=event.sql,
         )  # fmt: skip
         if dropped:
             self._metrics.column_lineage_dropped.inc(dropped)
@@ -344,6 +358,7 @@ class RestSink:
         for entity_id in (source.id, output.id):
             self._resolver.forget(entity_id)
             self._edges.forget(entity_id)
+        self._pipelines.forget(pipeline.fqn)
         return False
 
     async def _park(
@@ -440,7 +455,7 @@ class RestSink:
             pipeline = await self._ensure_pipeline(await self._run_of(event))
             if await self._write_edge(
                 event, edge.input_index, edge.output_index, source.entity, output.entity,
-                pipeline.id,
+                pipeline,
             ):  # fmt: skip
                 await self._store.remove([edge.id])
                 log.info("parked lineage edge of %s written", edge.event.key.job_name)
