@@ -5,7 +5,8 @@ The shapes follow what the OpenLineage Spark integration emits (and the 2-0-2 sp
 - the application run: job `<app_name_snake>`, `jobType` APPLICATION / processingType NONE, START
   (with `spark_applicationDetails`) and COMPLETE; it carries a `parent` facet only when a parent
   run was configured (e.g. by Airflow through `spark.openlineage.parentRunId`);
-- one run per root SQL execution: job `<app>.<node>[.<output>]`, `jobType` SQL_JOB / BATCH,
+- one run per root SQL execution (or RDD API job): job `<app>.<node>[.<output>]`, `jobType`
+  SQL_JOB (RDD_JOB) / BATCH,
   `parent` -> the application run (and `root` -> the configured root or parent run), `sql` when
   the query text is known, START then COMPLETE or FAIL (FAIL carries `errorMessage`, the spec's
   facet, and `spark.exception`, the integration's);
@@ -318,7 +319,9 @@ def execution_event(
             body["stackTrace"] = stack
         run_facets["errorMessage"] = _facet("errorMessage", **body)
         run_facets["spark.exception"] = _custom_run_facet(message=error.message, stackTrace=stack)
-    job_facets = _job_facets(ctx, job_type="SQL_JOB", processing="BATCH", sql=lineage.sql)
+    job_facets = _job_facets(
+        ctx, job_type=lineage.job_type, processing=lineage.processing, sql=lineage.sql
+    )
     return _event(
         event_type,
         epoch_ms,
@@ -390,6 +393,8 @@ def merge_executions(lineages: list[ExecutionLineage]) -> ExecutionLineage:
         inputs=_merge_datasets([lin.inputs for lin in lineages]),
         outputs=outputs,
         sql=next((lin.sql for lin in lineages if lin.sql), None),
+        job_type=outer.job_type,
+        processing=outer.processing,
     )
 
 

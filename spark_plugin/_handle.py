@@ -358,6 +358,7 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
         on_application_end=handle._on_application_end,
         describe_start=walker.describe_start if config.early_start else None,
         rename=NameTrimming(config.disabled_trimmers, config.remove_path_pattern).apply,
+        describe_job=walker.describe_job,
     )
     try:
         registration = ListenerRegistration(

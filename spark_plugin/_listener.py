@@ -6,7 +6,8 @@ plan walk never delays Spark's shared queue), never on a query thread. Two bridg
 
 - `FilterBridge` (preferred): a small `SparkListener` subclass compiled at enable time with the
   Janino compiler Spark ships (`_listener_filter.java`) stays in the JVM for every event and
-  calls Python (a py4j `BiConsumer`) only for SQL execution start/end and application end, with
+  calls Python (a py4j `BiConsumer`) only for SQL execution start/end, the end of an RDD API job
+  (one outside any SQL execution; only this bridge reports those) and application end, with
   their fields flattened into one string: no task/stage/block event crosses into Python and a
   callback costs no py4j round trip besides the plan walk;
 - `DirectBridge` (fallback): the Python object implements `SparkListenerInterface` itself, as
@@ -62,6 +63,8 @@ _MAX_TRACKED = 10_000
 
 Describe = Callable[[Any], ExecutionLineage | None]
 DescribeStart = Callable[[int], ExecutionLineage | None]
+# (ActiveJob, records written, bytes written) -> lineage of an RDD job
+DescribeJob = Callable[[Any, int, int], ExecutionLineage | None]
 JobName = Callable[[ExecutionLineage], str]
 Submit = Callable[[dict[str, Any]], bool]
 Rename = Callable[[ExecutionLineage], ExecutionLineage]
@@ -102,8 +105,10 @@ class LineageListener:
         on_application_end: Callable[[int], None],
         describe_start: DescribeStart | None = None,
         rename: Rename | None = None,
+        describe_job: DescribeJob | None = None,
     ) -> None:
         self._context = context
+        self._describe_job = describe_job
         # dataset name trimming (_trimming), applied to what a run reports, after nested
         # executions are merged (an inner insert names a table by its location only)
         self._rename: Rename = rename or _same
@@ -192,6 +197,32 @@ class LineageListener:
         parts = [ended, *sorted(self._nested.pop(execution_id, []), key=lambda e: e.execution_id)]
         self._report(parts, started, end_ms)
 
+    def on_job_end(
+        self,
+        job_id: int,
+        start_ms: int,
+        end_ms: int,
+        job: Any,
+        error: ErrorInfo | None,
+        *,
+        records: int = 0,
+        size_bytes: int = 0,
+    ) -> None:
+        """An RDD API job (one outside any SQL execution) ended; `job` is its ActiveJob (None when
+        the listener saw its start too late). Jobs that wrote nothing are not reported unless
+        they failed, as the integration does (`collect`, `take`, pyspark's own small jobs)."""
+        lineage = None
+        if job is not None and self._describe_job is not None:
+            try:
+                lineage = self._describe_job(job, records, size_bytes)
+            except Exception:
+                self.walk_failures += 1
+                log.debug("lineage-relay: RDD job %d could not be described", job_id, exc_info=True)
+        if lineage is None or (not lineage.outputs and error is None):
+            self.skipped += 1
+            return
+        self._report([_Ended(job_id, lineage, error)], _Started(job_id, start_ms), end_ms)
+
     def on_application_end(self, end_ms: int) -> None:
         self._on_application_end(end_ms)
 
@@ -268,6 +299,13 @@ class FilterBridge:
                 # E, id, time, sql text, failed, [message, stack trace]
                 error = ErrorInfo(fields[5], _SEP.join(fields[6:])) if fields[4] == "1" else None
                 core.on_end(int(fields[1]), int(fields[2]), qe, error, fields[3] or None)
+            elif kind == "J":
+                # J, job id, start, end, records, bytes, failed, [message, stack trace]
+                error = ErrorInfo(fields[7], _SEP.join(fields[8:])) if fields[6] == "1" else None
+                core.on_job_end(
+                    int(fields[1]), int(fields[2]), int(fields[3]), qe, error,
+                    records=int(fields[4]), size_bytes=int(fields[5]),
+                )  # fmt: skip
             elif kind == "A":
                 core.on_application_end(int(fields[1]))
         except Exception:  # noqa: BLE001 - a callback must never raise into Spark
@@ -443,6 +481,7 @@ class ListenerRegistration:
                 self.bridge = FilterBridge(core)
                 constructor_args = jvm.java.util.ArrayList()
                 constructor_args.add(self.bridge)  # the BiConsumer proxy
+                constructor_args.add(spark_context)  # for RDD jobs' ActiveJob
                 self._filter = cls.getConstructors()[0].newInstance(constructor_args.toArray())
                 holder.add(self._filter)
             except Exception:

@@ -1,6 +1,8 @@
 // Compiled at run time by Janino (which Spark ships) inside the driver JVM: see spark_plugin/_listener.py.
-// A SparkListener that stays in the JVM for every event and calls Python only for the three it needs
-// (SQL execution start and end, application end), with their fields already flattened into one string.
+// A SparkListener that stays in the JVM for every event and calls Python only for those it needs
+// (SQL execution start and end, the end of a job that ran outside any SQL execution, application end),
+// with their fields already flattened into one string. It also sums the output metrics of tasks per
+// RDD job, so that an RDD job's end carries its written rows and bytes.
 // Without it, every task, stage, block and metrics event would cross into Python (~20-80 us each) and
 // each field read would be one more py4j round trip. Janino accepts a Java subset: no generics, no
 // lambdas, explicit casts. Nothing here throws into Spark's listener bus.
@@ -9,9 +11,18 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.util.function.BiConsumer;
 
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Properties;
+
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerApplicationEnd;
 import org.apache.spark.scheduler.SparkListenerEvent;
+import org.apache.spark.scheduler.SparkListenerJobEnd;
+import org.apache.spark.scheduler.SparkListenerJobStart;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
 import org.apache.spark.sql.catalyst.trees.TreeNode;
 import org.apache.spark.sql.execution.QueryExecution;
 import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd;
@@ -19,11 +30,19 @@ import org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart;
 
 public class LineageRelayListenerFilter extends SparkListener {
     private static final String SEP = "\u001f";
+    // jobs whose start we saw but whose end never came (dropped on a full queue) are forgotten
+    private static final int MAX_JOBS = 1000;
     private final BiConsumer sink;
+    private final Object sparkContext;
     private volatile boolean muted = false;
+    // RDD jobs (no SQL execution) between start and end: job id -> {ActiveJob or null, start ms}
+    private final Map rddJobs = new LinkedHashMap();
+    // stage id -> long[] {records, bytes, job id} written by the tasks of an RDD job's stages
+    private final Map stageMetrics = new HashMap();
 
-    public LineageRelayListenerFilter(BiConsumer sink) {
+    public LineageRelayListenerFilter(BiConsumer sink, Object sparkContext) {
         this.sink = sink;
+        this.sparkContext = sparkContext;
     }
 
     /** After this, events are dropped in the JVM without calling Python (shutdown). */
@@ -51,11 +70,7 @@ public class LineageRelayListenerFilter extends SparkListener {
                 scala.Option failure = end.executionFailure();
                 String header = "E" + SEP + end.executionId() + SEP + end.time() + SEP + sqlText(end);
                 if (failure.isDefined()) {
-                    Throwable error = (Throwable) failure.get();
-                    String message = error.getMessage() != null ? error.getMessage() : error.toString();
-                    StringWriter trace = new StringWriter();
-                    error.printStackTrace(new PrintWriter(trace));
-                    header = header + SEP + "1" + SEP + message.replace(SEP, " ") + SEP + trace.toString();
+                    header = header + SEP + "1" + SEP + failure((Throwable) failure.get());
                 } else {
                     header = header + SEP + "0";
                 }
@@ -94,6 +109,107 @@ public class LineageRelayListenerFilter extends SparkListener {
     private static String originText(TreeNode node) {
         scala.Option text = node.origin().sqlText();
         return text.isDefined() ? (String) text.get() : null;
+    }
+
+    /**
+     * A job outside any SQL execution is an RDD API job. Its ActiveJob (final stage, final RDD, the
+     * write's configuration) is only held by the DAGScheduler while the job runs, so it is taken
+     * here, at the start, and handed to Python with the end.
+     */
+    public void onJobStart(SparkListenerJobStart start) {
+        if (muted) {
+            return;
+        }
+        try {
+            Properties props = start.properties();
+            if (props != null && props.getProperty("spark.sql.execution.id") != null) {
+                return;
+            }
+            if (rddJobs.size() >= MAX_JOBS) {
+                Iterator oldest = rddJobs.keySet().iterator();
+                oldest.next();
+                oldest.remove();
+            }
+            Integer id = Integer.valueOf(start.jobId());
+            rddJobs.put(id, new Object[] {activeJob(id), Long.valueOf(start.time())});
+            scala.collection.Iterator stages = start.stageIds().iterator();
+            while (stages.hasNext()) {
+                stageMetrics.put(stages.next(), new long[] {0L, 0L, start.jobId()});
+            }
+        } catch (Throwable ignored) {
+            // see onOtherEvent
+        }
+    }
+
+    private Object activeJob(Integer id) {
+        try {
+            java.lang.reflect.Method dag = sparkContext.getClass().getMethod("dagScheduler", new Class[0]);
+            Object scheduler = dag.invoke(sparkContext, new Object[0]);
+            java.lang.reflect.Method jobs = scheduler.getClass().getMethod("jobIdToActiveJob", new Class[0]);
+            scala.collection.mutable.Map byId = (scala.collection.mutable.Map) jobs.invoke(scheduler, new Object[0]);
+            scala.Option job = byId.get(id);
+            return job.isDefined() ? job.get() : null;
+        } catch (Throwable t) {
+            return null;
+        }
+    }
+
+    public void onTaskEnd(SparkListenerTaskEnd end) {
+        if (muted || stageMetrics.isEmpty()) {
+            return;
+        }
+        try {
+            long[] sums = (long[]) stageMetrics.get(Integer.valueOf(end.stageId()));
+            if (sums != null && end.taskMetrics() != null) {
+                sums[0] += end.taskMetrics().outputMetrics().recordsWritten();
+                sums[1] += end.taskMetrics().outputMetrics().bytesWritten();
+            }
+        } catch (Throwable ignored) {
+            // see onOtherEvent
+        }
+    }
+
+    public void onJobEnd(SparkListenerJobEnd end) {
+        if (muted) {
+            return;
+        }
+        try {
+            Object[] job = (Object[]) rddJobs.remove(Integer.valueOf(end.jobId()));
+            if (job == null) {
+                return;
+            }
+            long records = 0L;
+            long bytes = 0L;
+            Iterator it = stageMetrics.values().iterator();
+            while (it.hasNext()) {
+                long[] sums = (long[]) it.next();
+                if (sums[2] == end.jobId()) {
+                    records += sums[0];
+                    bytes += sums[1];
+                    it.remove();
+                }
+            }
+            // J, job id, start, end, records, bytes, failed, [message, stack trace]
+            String header = "J" + SEP + end.jobId() + SEP + job[1] + SEP + end.time() + SEP + records + SEP + bytes;
+            Object result = end.jobResult();
+            if (result.getClass().getSimpleName().equals("JobFailed")) {
+                Throwable error = (Throwable) result.getClass().getMethod("exception", new Class[0]).invoke(result, new Object[0]);
+                header = header + SEP + "1" + SEP + failure(error);
+            } else {
+                header = header + SEP + "0";
+            }
+            sink.accept(header, job[0]);
+        } catch (Throwable ignored) {
+            // see onOtherEvent
+        }
+    }
+
+    /** message SEP stack trace, the message without separators. */
+    private static String failure(Throwable error) {
+        String message = error.getMessage() != null ? error.getMessage() : error.toString();
+        StringWriter trace = new StringWriter();
+        error.printStackTrace(new PrintWriter(trace));
+        return message.replace(SEP, " ") + SEP + trace.toString();
     }
 
     public void onApplicationEnd(SparkListenerApplicationEnd event) {

@@ -84,3 +84,5 @@ class ExecutionLineage:
     inputs: tuple[DatasetRef, ...] = ()
     outputs: tuple[DatasetRef, ...] = ()
     sql: str | None = None
+    job_type: str = "SQL_JOB"  # the jobType facet: SQL_JOB, RDD_JOB
+    processing: str = "BATCH"  # its processingType: BATCH, STREAMING

@@ -81,6 +81,196 @@ public class LineageRelayPlanDigest {
         }
     }
 
+    // ---------------------------------------------------------------- RDD jobs
+
+    private static final int MAX_NAME = 120;
+
+    /**
+     * An RDD API job, from its ActiveJob: the Hadoop input paths of every RDD its final RDD
+     * depends on, the output directory of a saveAsTextFile / saveAsHadoopFile /
+     * saveAsNewAPIHadoopFile (kept in the write's configuration, which the final stage's function
+     * holds), and a name for the job built from the RDD classes, as the OpenLineage integration does.
+     */
+    public synchronized String rddDigest(Object activeJob) {
+        errors = new ArrayList();
+        try {
+            Object stage = call(activeJob, "finalStage");
+            Object last = call(stage, "rdd");
+            IdentityHashMap seen = new IdentityHashMap();
+            List inputs = new ArrayList();
+            List stack = new ArrayList();
+            stack.add(last);
+            while (!stack.isEmpty() && seen.size() < MAX_NODES) {
+                Object rdd = stack.remove(stack.size() - 1);
+                if (seen.containsKey(rdd)) continue;
+                seen.put(rdd, Boolean.TRUE);
+                try {
+                    inputPaths(rdd, inputs);
+                } catch (Throwable t) {
+                    errors.add("input of " + rdd.getClass().getSimpleName() + ": " + t);
+                }
+                scala.collection.Iterator deps = ((scala.collection.Iterable) call(rdd, "dependencies")).iterator();
+                while (deps.hasNext()) stack.add(call(deps.next(), "rdd"));
+            }
+            StringBuilder out = new StringBuilder(512);
+            out.append("{\"v\":1,\"rdds\":").append(seen.size()).append(",\"name\":");
+            String name = rddName(last, new IdentityHashMap());
+            if (name.length() > MAX_NAME) {
+                int cut = name.lastIndexOf('_', MAX_NAME);
+                name = name.substring(0, cut > 0 ? cut : MAX_NAME);
+            }
+            str(out, name);
+            out.append(",\"inputs\":[");
+            for (int i = 0; i < inputs.size(); i++) {
+                if (i > 0) out.append(',');
+                str(out, (String) inputs.get(i));
+            }
+            out.append("],\"output\":");
+            str(out, outputPath(stage));
+            out.append(",\"errors\":[");
+            for (int i = 0; i < errors.size(); i++) {
+                if (i > 0) out.append(',');
+                str(out, (String) errors.get(i));
+            }
+            out.append("]}");
+            return out.toString();
+        } catch (Throwable t) {
+            Throwable cause = unwrap(t);
+            StringBuilder out = new StringBuilder();
+            out.append("{\"error\":");
+            str(out, cause.getClass().getName() + ": " + cause.getMessage());
+            out.append('}');
+            return out.toString();
+        } finally {
+            errors = null;
+        }
+    }
+
+    private static boolean isA(Object o, String className) {
+        for (Class c = o.getClass(); c != null; c = c.getSuperclass()) {
+            if (c.getName().equals(className)) return true;
+        }
+        return false;
+    }
+
+    /** Input paths of a HadoopRDD (textFile, hadoopFile, sequenceFile) or NewHadoopRDD. */
+    private static void inputPaths(Object rdd, List inputs) throws Exception {
+        org.apache.hadoop.mapred.JobConf conf;
+        if (isA(rdd, "org.apache.spark.rdd.HadoopRDD")) {
+            conf = (org.apache.hadoop.mapred.JobConf) declared(rdd, "getJobConf");
+        } else if (isA(rdd, "org.apache.spark.rdd.NewHadoopRDD")) {
+            conf = new org.apache.hadoop.mapred.JobConf((org.apache.hadoop.conf.Configuration) declared(rdd, "getConf"));
+        } else {
+            return;
+        }
+        org.apache.hadoop.fs.Path[] paths = org.apache.hadoop.mapred.FileInputFormat.getInputPaths(conf);
+        for (int i = 0; i < paths.length; i++) {
+            String p = paths[i].toString();
+            if (!inputs.contains(p)) inputs.add(p);
+        }
+    }
+
+    /** The output directory a Hadoop write's configuration names, if the final stage writes. */
+    private String outputPath(Object stage) {
+        try {
+            if (!isA(stage, "org.apache.spark.scheduler.ResultStage")) return null;
+            Object writeConfig = findField(call(stage, "func"), 2);
+            if (writeConfig == null) return null;
+            Object jobConf = call(fieldValue(writeConfig, "conf"), "value");
+            return (String) callArg(jobConf, "get", "mapreduce.output.fileoutputformat.outputdir");
+        } catch (Throwable t) {
+            errors.add("output: " + t);
+            return null;
+        }
+    }
+
+    /** The Hadoop write configuration a closure captured (OpenLineage reads `arg$1`). */
+    private static Object findField(Object o, int depth) throws Exception {
+        if (o == null || depth < 0) return null;
+        String k = o.getClass().getSimpleName();
+        if (k.equals("HadoopMapRedWriteConfigUtil") || k.equals("HadoopMapReduceWriteConfigUtil")) return o;
+        if (o instanceof String || o instanceof Number || o.getClass().isArray()) return null;
+        java.lang.reflect.Field[] fields = o.getClass().getDeclaredFields();
+        for (int i = 0; i < fields.length; i++) {
+            if (java.lang.reflect.Modifier.isStatic(fields[i].getModifiers())
+                    || fields[i].getType().isPrimitive()) continue;
+            fields[i].setAccessible(true);
+            Object found = findField(fields[i].get(o), depth - 1);
+            if (found != null) return found;
+        }
+        return null;
+    }
+
+    private static Object fieldValue(Object o, String name) throws Exception {
+        for (Class c = o.getClass(); c != null; c = c.getSuperclass()) {
+            try {
+                java.lang.reflect.Field f = c.getDeclaredField(name);
+                f.setAccessible(true);
+                return f.get(o);
+            } catch (NoSuchFieldException e) {
+                // look in the superclass
+            }
+        }
+        throw new NoSuchFieldException(name);
+    }
+
+    /** A method of o's class or a superclass, whatever its access (HadoopRDD.getJobConf is protected). */
+    private static Object declared(Object o, String name) throws Exception {
+        for (Class c = o.getClass(); c != null; c = c.getSuperclass()) {
+            try {
+                Method m = c.getDeclaredMethod(name, new Class[0]);
+                m.setAccessible(true);
+                return m.invoke(o, new Object[0]);
+            } catch (NoSuchMethodException e) {
+                // look in the superclass
+            }
+        }
+        throw new NoSuchMethodException(name);
+    }
+
+    /**
+     * The integration's RDD job name: the class of each RDD in snake case without "RDD"
+     * (MapPartitionsRDD -> map_partitions), joined along the dependencies; an RDD's own name is
+     * used unless it is the path it reads (that would make a job per input path).
+     */
+    private static String rddName(Object rdd, IdentityHashMap memo) throws Exception {
+        String known = (String) memo.get(rdd);
+        if (known != null) return known;
+        memo.put(rdd, "");  // a cycle (never in a DAG) ends here
+        String name = (String) call(rdd, "name");
+        List parents = new ArrayList();
+        scala.collection.Iterator deps = ((scala.collection.Iterable) call(rdd, "dependencies")).iterator();
+        while (deps.hasNext()) parents.add(call(deps.next(), "rdd"));
+        boolean reader = isA(rdd, "org.apache.spark.rdd.HadoopRDD") || isA(rdd, "org.apache.spark.rdd.NewHadoopRDD");
+        boolean inherited = parents.size() == 1 && name != null && name.equals(call(parents.get(0), "name"));
+        if (name == null || reader || inherited) {
+            name = snakeClass(rdd.getClass().getSimpleName());
+        }
+        StringBuilder below = new StringBuilder();
+        for (int i = 0; i < parents.size(); i++) {
+            String part = rddName(parents.get(i), memo);
+            if (part.length() == 0) continue;
+            if (below.length() > 0) below.append('_');
+            below.append(part);
+            if (below.length() > MAX_NAME) break;
+        }
+        String result = below.length() == 0 ? name
+            : below.toString().startsWith(name) ? below.toString() : name + "_" + below;
+        memo.put(rdd, result);
+        return result;
+    }
+
+    private static String snakeClass(String simple) {
+        String base = simple.replaceAll("RDD\\d*$", "");
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < base.length(); i++) {
+            char c = base.charAt(i);
+            if (Character.isUpperCase(c) && i > 0 && !Character.isUpperCase(base.charAt(i - 1))) out.append('_');
+            out.append(Character.toLowerCase(c));
+        }
+        return out.toString();
+    }
+
     private static Throwable unwrap(Throwable t) {
         for (int i = 0; i < 8 && t.getCause() != null; i++) {
             if (t instanceof java.lang.reflect.InvocationTargetException

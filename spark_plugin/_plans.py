@@ -23,6 +23,7 @@ import orjson
 from spark_plugin._columns import DEFAULT_MAX_COLUMNS, PlanNode, column_lineage
 from spark_plugin._model import DatasetRef, ExecutionLineage, SchemaField, Symlink
 from spark_plugin._naming import hive_symlink, jdbc_dataset, path_dataset, snake
+from spark_plugin._rdd import rdd_lineage
 
 __all__ = ["PlanDigestError", "PlanWalker", "lineage_from_digest"]
 
@@ -105,6 +106,16 @@ class PlanWalker:
         """Lineage of a finished execution (`SparkListenerSQLExecutionEnd.qe()`); None when it
         read and wrote nothing worth reporting. Raises `PlanDigestError`."""
         return lineage_from_digest(self.digest(qe), max_columns=self._max_columns)
+
+    def describe_job(
+        self, job: Any, records: int = 0, size_bytes: int = 0
+    ) -> ExecutionLineage | None:
+        """Lineage of an RDD API job from its ActiveJob (one py4j call); None when it read and
+        wrote no file. `records`/`size_bytes`: what its tasks wrote (output statistics)."""
+        data: dict[str, Any] = orjson.loads(self._helper.rddDigest(job))
+        if "error" in data:
+            raise PlanDigestError(f"RDD digest failed in the JVM: {data['error']}")
+        return rdd_lineage(data, records=records, size_bytes=size_bytes)
 
     def describe_start(self, execution_id: int) -> ExecutionLineage | None:
         """Inputs and outputs (no column lineage, no metrics) of a running execution, while Spark
