@@ -10,7 +10,8 @@
    address the relay was told, and starts the relay again on the same spool.
 3. Measures, from the moment the new process is spawned (interpreter start and imports
    included), the time until `GET /health` answers (any status: OpenMetadata's state is not
-   the question) and until the mock has received the first event from the backlog.
+   the question) and until the mock has received the first event from the backlog (through
+   the native OpenLineage endpoint: `openmetadata.sink = "openlineage"`).
 
 Ends with `RESULT backlog_rss_mb=` (the highest RSS seen while building), `RESULT
 restart_ready_s=` and `RESULT restart_first_delivery_s=`.
@@ -81,6 +82,9 @@ def start_relay(spool: Path, port: int, om_port: int, log: Path) -> subprocess.P
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_RELAY_")}
     env["LINEAGE_RELAY_OPENMETADATA_HOST_PORT"] = f"http://127.0.0.1:{om_port}/api"
     env["LINEAGE_RELAY_OPENMETADATA_JWT_TOKEN"] = TOKEN
+    # The native endpoint: the mock keeps every event it received there, which is what tells
+    # the first delivery (the rest sink's calls depend on the catalog it finds).
+    env["LINEAGE_RELAY_OPENMETADATA_SINK"] = "openlineage"
     out = open(log, "ab")  # noqa: SIM115 -- the child keeps it; closed with the process
     return subprocess.Popen(
         [sys.executable, "-m", "relay", "serve", "--listen", f"127.0.0.1:{port}",

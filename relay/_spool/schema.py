@@ -296,6 +296,7 @@ class WalPrefix:
 
 _WAL_INDEX_VERSION = 3007000
 _WAL_INDEX_HEADER = struct.Struct("=IIIBBHII2I2I2I")  # native byte order, 48 bytes
+_WAL_INDEX_SALT_OFFSET = 32
 
 
 def read_wal_prefix(shm: Path) -> WalPrefix | None:
@@ -315,10 +316,12 @@ def read_wal_prefix(shm: Path) -> WalPrefix | None:
     first, second = raw[: _WAL_INDEX_HEADER.size], raw[_WAL_INDEX_HEADER.size :]
     if first != second:  # a writer was changing it, or it is stale: do not guess
         return None
-    (version, _unused, _change, is_init, _big_end, _page, frames, _pages, c0, c1, salt1, salt2,
+    (version, _unused, _change, is_init, _big_end, _page, frames, _pages, c0, c1, _salt1, _salt2,
      _h0, _h1) = _WAL_INDEX_HEADER.unpack(first)  # fmt: skip
     if version != _WAL_INDEX_VERSION or not is_init:
         return None
+    # SQLite copies the salts byte for byte from the WAL header (big-endian there).
+    salt1, salt2 = struct.unpack_from(">2I", first, _WAL_INDEX_SALT_OFFSET)
     return WalPrefix(frames=frames, checksum=(c0, c1), salt=(salt1, salt2))
 
 

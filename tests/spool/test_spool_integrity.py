@@ -4,16 +4,20 @@ a malformed file is salvaged while the spool runs, without stopping it."""
 
 from __future__ import annotations
 
+import random
+import shutil
 import sqlite3
+import struct
 import threading
 from pathlib import Path
 
+import pytest
 from spool_helpers import Opener, counter, key
 
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
 from relay._spool.integrity import VERIFY_AT_OPEN_BYTES, IntegrityScan, ScanState
-from relay._spool.schema import DB_NAME, PAGE_SIZE
+from relay._spool.schema import DB_NAME, PAGE_SIZE, connect, inspect_wal, read_wal_prefix
 
 CORRUPT = "lineage_relay_spool_corrupt_records_total"
 BODY_BYTES = 10_000
@@ -168,3 +172,34 @@ async def test_a_damaged_page_met_by_a_lease_is_salvaged_and_the_lease_answered(
         assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     gate.set()
     await spool.wait_integrity_checked()  # the salvage made the scan moot; it ends
+
+
+@pytest.mark.parametrize("damage", ["none", "tear", "flip"])
+async def test_the_wal_check_past_sqlites_valid_prefix_finds_what_a_full_check_finds(
+    open_spool: Opener, tmp_path: Path, damage: str
+) -> None:
+    spool = await open_spool(dir=tmp_path / "live")
+    for i in range(40):
+        await spool.append([(marked(i)[:1500], key(i))])
+    image = tmp_path / "image"  # a crash image: the events are in the WAL
+    image.mkdir()
+    for name in (DB_NAME, DB_NAME + "-wal"):
+        shutil.copy(tmp_path / "live" / name, image / name)
+    wal = image / (DB_NAME + "-wal")
+    raw = bytearray(wal.read_bytes())
+    if damage == "tear":
+        raw = raw[: random.Random(3).randrange(len(raw) // 2, len(raw) - 100)]
+    elif damage == "flip":
+        raw[raw.index(b"MARK000030") + 5] ^= 0x40
+    wal.write_bytes(bytes(raw))
+
+    conn = connect(image / DB_NAME)  # SQLite validates the WAL and writes the wal-index
+    try:
+        conn.execute("SELECT count(*) FROM events").fetchone()
+        prefix = read_wal_prefix(image / (DB_NAME + "-shm"))
+        assert prefix is not None and prefix.frames > 0  # the short way is really taken
+        assert prefix.salt == struct.unpack_from(">2I", raw, 16)  # of this WAL generation
+        assert inspect_wal(wal, valid=prefix) == inspect_wal(wal)
+        assert bool(inspect_wal(wal)) == (damage != "none")
+    finally:
+        conn.close()
