@@ -10,8 +10,8 @@ A sink sends one batch and answers per event:
   forwarder then splits the batch to find the events at fault before dead-lettering.
 
 It raises nothing else: foreign exceptions (aiohttp, OS) are translated in
-`relay/_sinks/client.py`. The `openlineage` sink implements it today; the `rest` sink
-plugs into the same protocol.
+`relay/_sinks/client.py`. Two sinks implement it: `rest` (the default, `relay/_sinks/rest/`)
+and `openlineage` (the native endpoint).
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ class OpenLineageSink:
                 f"POST {answer.url} answered 404: this OpenMetadata has no native OpenLineage "
                 "endpoint (older than the release that added /api/v1/openlineage, or "
                 "openmetadata.host_port lacks the '/api' base). The events are kept; set "
-                'openmetadata.sink = "rest" (or upgrade OpenMetadata) and restart the relay',
+                'openmetadata.sink = "rest" (the default: plain REST calls every OpenMetadata '
+                "1.x and 2.x serves) or upgrade OpenMetadata, and restart the relay",
                 status=404,
             )
         if answer.status in (200, 201, 202, 207, 400):

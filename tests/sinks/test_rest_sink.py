@@ -105,6 +105,17 @@ async def test_the_samples_give_exactly_the_expected_pipeline_status_and_edges(
     assert sink.server_version == "2.0.7"
 
 
+async def test_an_openmetadata_1_13_server_gets_the_same(tmp_path: Path, metrics: Metrics) -> None:
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG, version="1.13.0") as mock:
+        sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+        try:
+            await _deliver(sink, spooled(bodies_in(SPARK)))
+        finally:
+            await sink.aclose()
+        assert sink.server_version == "1.13.0"
+        assert await snapshot(mock) == EXPECTED
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 async def test_posted_twice_or_interleaved_the_result_is_the_same(
     mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics, seed: int
@@ -308,9 +319,14 @@ async def test_the_same_db_table_under_two_services_is_never_guessed(
         assert not any(source.startswith("hive_decoy") for source, _ in edges)
 
 
+@pytest.mark.parametrize("edge_endpoint", [True, False])
 async def test_two_jobs_writing_the_same_tables_keep_both_columns(
-    mock: MockOpenMetadata, tmp_path: Path
+    mock: MockOpenMetadata, tmp_path: Path, edge_endpoint: bool
 ) -> None:
+    if not edge_endpoint:  # a server older than getLineageEdge: the route answers 404
+        await mock.set_faults(
+            {"mode": "error", "status": 404, "path": "/api/v1/lineage/getLineageEdge/*"}
+        )
     complete = bodies_in(SPARK)[3]
 
     def only(column: str, app: str) -> Any:
@@ -336,6 +352,10 @@ async def test_two_jobs_writing_the_same_tables_keep_both_columns(
         (f"{ORDERS}.amount", f"{REVENUE}.revenue"), (f"{ORDERS}.order_id", f"{REVENUE}.orders"),
     ]  # fmt: skip
     assert edge["pipeline"] == "spark.job_b"  # the latest writer's pipeline
+    entity_lineage = [
+        r for r in mock.requests if r["path"].startswith("/api/v1/lineage/table/")
+    ]  # the older server's way to read the edge
+    assert bool(entity_lineage) is not edge_endpoint
 
 
 async def test_a_permanent_refusal_dead_letters_only_that_event(

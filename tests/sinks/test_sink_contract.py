@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relay._config import OpenMetadataConfig, Secret
+from relay._config import MappingRule, OpenMetadataConfig, Secret
 from relay._events import SpooledEvent
 from relay._exceptions import RetriableSinkError, SinkError
 from relay._ingest.envelope import parse_event
@@ -19,13 +19,14 @@ from relay._observe.metrics import Metrics
 from relay._sinks.base import Outcome, Sink
 from relay._sinks.client import OpenMetadataClient
 from relay._sinks.openlineage import OpenLineageSink
+from relay._sinks.rest import RestSink
 from relay.testing.fakes import MemorySink
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TOKEN = "relay-bot-token"
 
-SinkFactory = Callable[[MockOpenMetadata], Awaitable[Sink]]
+SinkFactory = Callable[[MockOpenMetadata, Path], Awaitable[Sink]]
 
 
 class _Token:
@@ -36,16 +37,23 @@ class _Token:
         return Secret(TOKEN)
 
 
-async def _openlineage(mock: MockOpenMetadata) -> Sink:
+async def _openlineage(mock: MockOpenMetadata, tmp_path: Path) -> Sink:
     config = OpenMetadataConfig(host_port=mock.url, read_timeout_ms=2000)
     return OpenLineageSink(OpenMetadataClient(config, metrics=Metrics(), tokens=_Token()), config)
 
 
-async def _memory(mock: MockOpenMetadata) -> Sink:
+async def _rest(mock: MockOpenMetadata, tmp_path: Path) -> Sink:
+    rule = MappingRule(namespace="hive://*", service="hive_prod", database="warehouse")
+    config = OpenMetadataConfig(host_port=mock.url, read_timeout_ms=2000, mapping=(rule,))
+    client = OpenMetadataClient(config, metrics=Metrics(), tokens=_Token())
+    return RestSink(client, config, state_path=tmp_path / "rest-sink.db", metrics=Metrics())
+
+
+async def _memory(mock: MockOpenMetadata, tmp_path: Path) -> Sink:
     return MemorySink()
 
 
-SINKS: dict[str, SinkFactory] = {"openlineage": _openlineage, "memory": _memory}
+SINKS: dict[str, SinkFactory] = {"openlineage": _openlineage, "rest": _rest, "memory": _memory}
 
 
 def events() -> list[SpooledEvent]:
@@ -64,8 +72,10 @@ async def mock() -> AsyncIterator[MockOpenMetadata]:
 
 
 @pytest.fixture(params=sorted(SINKS))
-async def sink(request: pytest.FixtureRequest, mock: MockOpenMetadata) -> AsyncIterator[Sink]:
-    made = await SINKS[request.param](mock)
+async def sink(
+    request: pytest.FixtureRequest, mock: MockOpenMetadata, tmp_path: Path
+) -> AsyncIterator[Sink]:
+    made = await SINKS[request.param](mock, tmp_path)
     try:
         yield made
     finally:
