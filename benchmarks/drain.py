@@ -390,8 +390,9 @@ def row(name: str, r: DrainResult, theoretical: float) -> str:
     target = "-" if r.target_cpu is None else f"{r.target_cpu:.0%}"
     relay = "-" if r.relay_cpu is None else f"{r.relay_cpu:.0%}"
     return (
-        f"{name:<22} {r.events:>8} {r.bytes / 1e6:>8.1f} {r.seconds:>8.2f} {int(r.calls):>6} "
-        f"{rate:>11.0f} {rate / theoretical:>6.3f} {call:>8} {relay:>9} {target:>10}"
+        f"| {name:<22} | {r.events:>8} | {r.bytes / 1e6:>8.1f} | {r.seconds:>8.2f} | "
+        f"{int(r.calls):>6} | {rate:>11.0f} | {rate / theoretical:>6.3f} | {call:>8} | "
+        f"{relay:>9} | {target:>10} |"
     )
 
 
@@ -416,22 +417,26 @@ async def main(args: argparse.Namespace) -> None:
         # CPU per event is the steadier figure on a shared machine: wall time also counts
         # the moments another process had the core.
         print(
-            f"  {'stage':<20} {'events/s':>9} {'MB/s':>7} {'ratio':>6} {'cpu_us/ev':>9} "
-            f"{'per core/s':>10}  what it does"
+            f"| {'stage':<20} | {'events/s':>9} | {'MB/s':>7} | {'ratio':>6} | {'cpu_us/ev':>9} "
+            f"| {'per core/s':>10} | what it does |"
         )
+        print("|---|---:|---:|---:|---:|---:|---|")
         for stage in stages:
             cpu_us = None if stage.cpu_s is None else stage.cpu_s / stage.events * 1e6
             print(
-                f"  {stage.name:<20} {stage.rate:>9.0f} {stage.rate * avg_bytes / 1e6:>7.0f} "
-                f"{stage.rate / theoretical:>6.3f} "
-                + ("        -          -" if cpu_us is None else
-                   f"{cpu_us:>9.1f} {1e6 / cpu_us:>10.0f}")
-                + f"  {stage.note}"
+                f"| {stage.name:<20} | {stage.rate:>9.0f} | {stage.rate * avg_bytes / 1e6:>7.0f} | "
+                f"{stage.rate / theoretical:>6.3f} | "
+                + ("        - |          -" if cpu_us is None else
+                   f"{cpu_us:>9.1f} | {1e6 / cpu_us:>10.0f}")
+                + f" | {stage.note} |"
             )  # fmt: skip
+        print()
         print(
-            f"{'run':<22} {'events':>8} {'MB':>8} {'s':>8} {'calls':>6} {'events/s':>11} "
-            f"{'ratio':>6} {'call_ms':>8} {'relay_cpu':>9} {'target_cpu':>10}"
+            f"| {'run':<22} | {'events':>8} | {'MB':>8} | {'s':>8} | {'calls':>6} | "
+            f"{'events/s':>11} | {'ratio':>6} | {'call_ms':>8} | {'relay_cpu':>9} | "
+            f"{'target_cpu':>10} |"
         )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         kinds = ["mock", "stub"] if args.target == "both" else [args.target]
         for kind in kinds:
             target = start_target(kind, args.latency_ms)

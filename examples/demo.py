@@ -123,12 +123,15 @@ class Watcher:
             time.sleep(0.25)
 
 
-def show_openmetadata(mock: MockProcess, sink: str, app_runs: list[str]) -> tuple[int, int]:
+def show_openmetadata(
+    mock: MockProcess, sink: str, app_runs: list[str], *, lineage: bool = True
+) -> tuple[int, int]:
     """Lineage, pipelines and run statuses as OpenMetadata has them: (edges, run statuses)."""
-    print("   Lineage (GET /api/v1/lineage/{table|container}/name/{fqn}):")
     nodes = lineage_graph(mock)
-    print_lineage(nodes)
-    print()
+    if lineage:
+        print("   Lineage (GET /api/v1/lineage/{table|container}/name/{fqn}):")
+        print_lineage(nodes)
+        print()
     print("   Pipelines, tasks and run status (GET /api/v1/pipelines, .../status):")
     statuses = print_pipelines(mock)
     if sink == "openlineage":
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print("   The second run, as OpenMetadata has it now:")
             _, statuses_now = show_openmetadata(
-                mock, sink, [first["app_run_id"], second["app_run_id"]]
+                mock, sink, [first["app_run_id"], second["app_run_id"]], lineage=False
             )
             if sink == "rest" and statuses_now < 2:
                 problems.append(f"{statuses_now} run statuses in OpenMetadata, expected 2")
@@ -230,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             emitted = first["emitted"] + second["emitted"]
             if counters["received"] != emitted:
                 problems.append(f"the relay received {counters['received']:g} of {emitted}")
+            if counters["delivered"] + counters["dead letters"] != emitted:
+                problems.append(f"OpenMetadata answered for {counters['delivered']:g} of {emitted}")
             if first["dropped"] or second["dropped"]:
                 problems.append("spark_plugin dropped events")
             print()
