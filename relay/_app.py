@@ -4,15 +4,21 @@ Parts are aiohttp `cleanup_ctx` generators (set up before `yield`, torn down
 after), registered in start order:
 
     1. spool        open + recover the on-disk queue             (closed last)
-    2. delivery     forwarder and sink (relay/_forward, _sinks)  (stopped before the spool)
-    3. `parts`      anything added by the embedder or a test
+    2. spill        spill files taken up (ingest.spill_dir)      (when configured)
+    3. delivery     forwarder and sink (relay/_forward, _sinks)  (stopped before the spool)
+    4. `parts`      anything added by the embedder or a test
 
 and the HTTP site starts listening only after every part started. Shutdown
 (`aclose`, style rule 12), each step bounded by `relay.shutdown_timeout_s`:
 
     stop admitting (new requests get 503) -> finish in-flight appends ->
+    [drain: keep forwarding up to relay.drain_timeout_s, until the spool is empty] ->
     stop listening, close connections -> stop the forwarder (leases return) ->
-    close the sink -> close the spool
+    close the sink -> stop taking spill files ->
+    [offload: what is left goes to S3, when offload.s3_uri is set] -> close the spool
+
+The bracketed steps run for `aclose(drain=True)`, which is what SIGTERM/SIGINT do under
+`lineage-relay serve`.
 
 A `Relay` works in-process (tests: listen on port 0, read `url`, `aclose()`) and
 under `lineage-relay serve`, which adds signal handling around it.
@@ -25,6 +31,7 @@ import enum
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -35,9 +42,12 @@ from ._config import Config, parse_host_port
 from ._forward.part import delivery_part
 from ._ingest.connection import Connection, ListenSite
 from ._ingest.routes import Ingest, json_error
+from ._ingest.spill import MAX_FILE_BYTES, SpillReader
 from ._observe.health import ComponentHealth, Health
 from ._observe.metrics import CONTENT_TYPE_LATEST, Metrics
+from ._offload.upload import OffloadReport, offload_spool
 from ._spool import Spool
+from ._spool.ledger import Ledger
 
 __all__ = [
     "CLOCK",
@@ -105,6 +115,8 @@ class Relay:
         self._url = ""
         self._failed = asyncio.Event()
         self.failure: BaseException | None = None
+        self._offload_at_close = False
+        self.offload_report: OffloadReport | None = None  # set when an offload ran
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -170,8 +182,11 @@ class Relay:
             extra={"url": self._url, "spool_dir": str(self.config.spool.dir)},
         )
 
-    async def aclose(self) -> None:
-        """Stop gracefully (see the module docstring). Idempotent."""
+    async def aclose(self, *, drain: bool = False) -> None:
+        """Stop gracefully (see the module docstring). Idempotent.
+
+        `drain=True` (SIGTERM): keep forwarding up to `relay.drain_timeout_s` after admission
+        stopped, then offload what is left to S3 when `offload.s3_uri` is set."""
         if self._state is not _State.STARTED:
             self._state = _State.CLOSED
             return
@@ -183,8 +198,28 @@ class Relay:
                 "in-flight requests still running after relay.shutdown_timeout_s; closing anyway",
                 extra={"in_flight": self.ingest.in_flight},
             )
+        if drain and self.failure is None:
+            await self._drain(self.config.relay.drain_timeout_s)
+            self._offload_at_close = self.config.offload.enabled
         await self._cleanup_runner()
         log.info("relay stopped", extra={"in_flight_at_stop": in_flight})
+
+    async def _drain(self, timeout_s: float) -> None:
+        """Let the forwarder work until the spool is empty or `timeout_s` has passed."""
+        spool = self.spool
+        if spool is None or not self._delivery or not self.config.forwarder.enabled:
+            return
+        left = spool.stats().events
+        if left:
+            log.info("draining: forwarding for up to %.0f s", timeout_s, extra={"events": left})
+        deadline = self.clock.monotonic() + timeout_s
+        while True:
+            if not spool.stats().events or spool.failed or self.clock.monotonic() >= deadline:
+                break
+            # The spool publishes its counts with each commit; nothing signals "empty".
+            await asyncio.sleep(0.05)
+        if left:
+            log.info("drain over", extra={"events_left": spool.stats().events})
 
     async def _cleanup_runner(self) -> None:
         runner, self._runner = self._runner, None
@@ -225,6 +260,8 @@ class Relay:
 
         # Parts start in this order and stop in reverse.
         app.cleanup_ctx.append(self._spool_part)
+        if self.config.ingest.spill_dir:
+            app.cleanup_ctx.append(self._spill_part)
         # Delivery (relay/_forward/part.py: forwarder + sink) comes after the spool, so it
         # stops before the spool closes and its leases go back. It reads app[SPOOL],
         # app[METRICS], app[CONFIG], app[CLOCK] and adds its checks to app[HEALTH].
@@ -248,11 +285,37 @@ class Relay:
         finally:
             self.ingest.spool = None
             self.health.remove("spool")
+            if self._offload_at_close and spool.stats().events and not spool.failed:
+                self.offload_report = await asyncio.shield(
+                    offload_spool(spool, self.config.offload)
+                )
             try:
                 async with asyncio.timeout(self.config.relay.shutdown_timeout_s):
                     await asyncio.shield(spool.aclose())
             except TimeoutError:
                 log.error("the spool did not close within relay.shutdown_timeout_s")
+
+    async def _spill_part(self, app: web.Application) -> AsyncIterator[None]:
+        spool = app[SPOOL]
+        ingest = self.config.ingest
+        ledger = await asyncio.to_thread(Ledger.open, self.config.spool.dir)
+        reader = SpillReader(
+            Path(ingest.spill_dir), spool=spool, ledger=ledger, metrics=self.metrics,
+            max_file_bytes=MAX_FILE_BYTES, batch_bytes=ingest.max_body_bytes,
+            on_spool_failure=self.fail,
+        )  # fmt: skip
+        task = asyncio.create_task(reader.run(ingest.spill_interval_s))
+        try:
+            yield
+        finally:
+            reader.stop()  # the file in hand is finished: its events and ledger entries agree
+            try:
+                async with asyncio.timeout(self.config.relay.shutdown_timeout_s):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                task.cancel()
+                log.error("taking up a spill file did not end within relay.shutdown_timeout_s")
+            await asyncio.to_thread(ledger.close)
 
     def _spool_health(self) -> ComponentHealth:
         spool = self.spool

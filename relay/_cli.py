@@ -3,6 +3,7 @@
     lineage-relay serve [--config FILE] [--listen HOST:PORT] [--spool-dir DIR] [--log-level L]
     lineage-relay mock-openmetadata [...]   the mock OpenMetadata server (tests, demo)
     lineage-relay doctor|status|smoke [...] check a setup, watch a relay, gate a rollout
+    lineage-relay replay [...]              dead letters, files, an S3 offload back into the spool
 
 Exit status of `serve`: 0 after a graceful stop (SIGTERM/SIGINT), 1 when the
 relay failed (the spool could not be opened, or a write/fsync failed), 2 when the
@@ -24,6 +25,7 @@ from ._config import DEFAULT_LISTEN, Config, load_config
 from ._exceptions import ConfigError, SpoolError
 from ._observe.logging import configure_logging
 from ._operations import OPERATIONS
+from ._replay import command as replay_command
 
 if TYPE_CHECKING:  # imported when serving: a refused configuration answers without aiohttp
     from ._app import Relay
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for operation in OPERATIONS.values():
         operation.add_parser(commands)
+    replay_command.add_parser(commands)
     return parser
 
 
@@ -83,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command in OPERATIONS:
         return OPERATIONS[args.command].run(args)
+    if args.command == "replay":
+        return replay_command.run(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse refuses others
 
 
@@ -151,7 +156,8 @@ async def _serve_until_stopped(relay: Relay, stop: asyncio.Event) -> int:
     finally:
         for task in (stopped, failed):
             task.cancel()
-        await relay.aclose()
+        # A signal: drain (and offload) before exiting; a failed spool: just stop.
+        await relay.aclose(drain=stop.is_set() and relay.failure is None)
     if relay.failure is not None:
         log.critical(
             "the relay stopped after a spool failure; events acknowledged before it are on disk",

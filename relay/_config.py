@@ -31,6 +31,7 @@ __all__ = [
     "ForwarderConfig",
     "IngestConfig",
     "MappingRule",
+    "OffloadConfig",
     "OpenMetadataConfig",
     "RelayConfig",
     "Secret",
@@ -99,11 +100,13 @@ class RelayConfig:
     listen: str = DEFAULT_LISTEN
     log_level: str = "info"
     shutdown_timeout_s: float = 10.0
+    drain_timeout_s: float = 20.0  # on SIGTERM: keep forwarding this long, then offload/exit
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, key="relay.listen")
         _one_of("relay.log_level", self.log_level, ("debug", "info", "warning", "error"))
         _positive("relay.shutdown_timeout_s", self.shutdown_timeout_s)
+        _positive("relay.drain_timeout_s", self.drain_timeout_s, allow_zero=True)
 
     @property
     def host(self) -> str:
@@ -129,8 +132,11 @@ class IngestConfig:
     min_body_bytes_per_s: int = 1024  # 0 = no minimum
     body_grace_s: float = 2.0
     idle_timeout_s: float = 15.0
+    spill_dir: str = ""  # the Spark plugin's spill directory, taken up; "" = none
+    spill_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
+        _positive("ingest.spill_interval_s", self.spill_interval_s)
         _positive("ingest.max_body_bytes", self.max_body_bytes)
         _positive("ingest.max_compressed_bytes", self.max_compressed_bytes)
         _positive("ingest.max_concurrent_requests", self.max_concurrent_requests)
@@ -354,6 +360,31 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OffloadConfig:
+    """[offload]: at shutdown, what the drain left in the spool goes to S3 (gzip NDJSON)."""
+
+    s3_uri: str = ""  # s3://bucket/prefix; "" = no offload
+    region: str = ""  # "" = the standard AWS chain's region
+    endpoint_url: str = ""  # an S3-compatible endpoint (MinIO, a VPC endpoint, tests)
+    timeout_s: float = 60.0  # for the whole upload
+    max_object_bytes: int = 8 * 1024 * 1024  # uncompressed NDJSON per object
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.s3_uri)
+
+    def __post_init__(self) -> None:
+        if self.s3_uri and not (self.s3_uri.startswith("s3://") and self.s3_uri[5:].strip("/")):
+            raise ConfigError(f"offload.s3_uri = {self.s3_uri!r}: expected s3://BUCKET[/PREFIX]")
+        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"offload.endpoint_url = {self.endpoint_url!r}: must start with http(s)://"
+            )
+        _positive("offload.timeout_s", self.timeout_s)
+        _positive("offload.max_object_bytes", self.max_object_bytes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole configuration, one attribute per TOML table."""
 
@@ -363,6 +394,7 @@ class Config:
     openmetadata: OpenMetadataConfig = field(default_factory=OpenMetadataConfig)
     forwarder: ForwarderConfig = field(default_factory=ForwarderConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    offload: OffloadConfig = field(default_factory=OffloadConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
 
 

@@ -7,6 +7,7 @@
     │   ├── SpoolFull          answer 503 with Retry-After; the client retries
     │   └── SpoolFailure       the disk failed (fsync): stop, never acknowledge again
     ├── AuthError              no usable OpenMetadata token could be obtained
+    ├── OffloadError           S3 refused or could not be reached: the events stay local
     ├── BreakerOpen            the circuit breaker refuses calls for now
     ├── UnsupportedSessionError spark_plugin.enable() got a session it cannot hook (Connect)
     └── SinkError              a call to OpenMetadata failed
@@ -24,6 +25,7 @@ __all__ = [
     "BreakerOpen",
     "ConfigError",
     "IngestError",
+    "OffloadError",
     "PermanentSinkError",
     "RelayError",
     "RetriableSinkError",
@@ -75,6 +77,11 @@ class SpoolFailure(SpoolError, OSError):
 
 class AuthError(RelayError):
     """No OpenMetadata token could be obtained from the configured source."""
+
+
+class OffloadError(RelayError):
+    """S3 (offload at shutdown, `replay --s3`) refused a call or could not be reached; the
+    message says which bucket and what to check."""
 
 
 class BreakerOpen(RelayError):

@@ -11,7 +11,9 @@ Precedence, highest first:
    `.capturedProperties`, `.dataset.disabledTrimmers`, `.dataset.removePath.pattern`,
    `.disabled`) plus OpenMetadata's agent keys
    `spark.openmetadata.transport.pipelineServiceName` / `pipelineName` / `pipelineDescription` /
-   `pipelineSourceUrl` (passed through as the `openmetadata` job facet);
+   `pipelineSourceUrl` (passed through as the `openmetadata` job facet), and this plugin's own
+   `spark.lineageRelay.spill.dir` / `spark.lineageRelay.spill.maxBytes` (outside
+   `spark.openlineage.*`, so the OpenLineage jar never sees them);
 3. the environment: `LINEAGE_RELAY_URL`, and `LINEAGE_ENABLED=false` as a kill switch that wins
    over everything;
 4. the defaults below (post to the local relay at `http://127.0.0.1:5055/api/v1/lineage`).
@@ -30,6 +32,8 @@ from urllib.parse import urlsplit
 from relay._config import Secret
 from relay._exceptions import ConfigError
 
+from ._spill import DEFAULT_SPILL_DIR
+
 __all__ = [
     "DEFAULT_ENDPOINT",
     "DEFAULT_URL",
@@ -46,9 +50,11 @@ DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_RETRIES = 2
 DEFAULT_COLUMN_LINEAGE_MAX_COLUMNS = 1000
 DEFAULT_CAPTURED_PROPERTIES = ("spark.master", "spark.app.name")
+DEFAULT_SPILL_MAX_BYTES = 64 * 1024 * 1024
 
 _OL = "spark.openlineage."
 _OM = "spark.openmetadata.transport."
+_RELAY = "spark.lineageRelay."  # this plugin's own keys
 # OpenMetadata agent keys passed through (never jwtToken or hostPort: the relay owns those).
 _OPENMETADATA_KEYS = (
     "pipelineServiceName",
@@ -89,6 +95,10 @@ class PluginConfig:
     # START when the execution starts (a second, lighter plan walk); default: START is sent with
     # COMPLETE/FAIL when the execution ends, carrying the start time
     early_start: bool = False
+    # what the relay could not take by the end of close() goes to a file here ("": the system
+    # temp dir's lineage-relay-spill); spill_max_bytes bounds the directory, 0 turns spilling off
+    spill_dir: str = ""
+    spill_max_bytes: int = DEFAULT_SPILL_MAX_BYTES
     # dataset name trimmers switched off (OpenLineage class names, see _trimming)
     disabled_trimmers: tuple[str, ...] = ()
     # regex whose named group `remove` is cut from dataset names; a bad one is logged, not raised
@@ -118,6 +128,11 @@ class PluginConfig:
             raise ConfigError(f"queue_size = {self.queue_size!r}: must be >= 1")
         if not 0 <= self.retries <= 10:
             raise ConfigError(f"retries = {self.retries!r}: must be between 0 and 10")
+        if self.spill_max_bytes < 0:
+            raise ConfigError(
+                f"spill_max_bytes = {self.spill_max_bytes!r}: must be >= 0 (0 turns spilling off; "
+                "spark.lineageRelay.spill.maxBytes)"
+            )
         if self.column_lineage_max_columns < 0:
             raise ConfigError(
                 f"column_lineage_max_columns = {self.column_lineage_max_columns!r}: must be >= 0"
@@ -144,6 +159,11 @@ class PluginConfig:
                 "spark.openlineage.rootParentJobName and rootParentRunId go together: "
                 "set both or neither"
             )
+
+    @property
+    def spill_directory(self) -> str:
+        """Where spill files go: `spill_dir`, else the default under the system temp dir."""
+        return self.spill_dir or DEFAULT_SPILL_DIR
 
     @property
     def post_url(self) -> str:
@@ -221,6 +241,12 @@ def _from_spark_conf(conf: Mapping[str, str]) -> dict[str, Any]:
     remove_path = conf.get(_OL + "dataset.removePath.pattern", "").strip()
     if remove_path:
         out["remove_path_pattern"] = remove_path
+    spill_dir = conf.get(_RELAY + "spill.dir", "").strip()
+    if spill_dir:
+        out["spill_dir"] = spill_dir
+    spill_max = conf.get(_RELAY + "spill.maxBytes", "").strip()
+    if spill_max:
+        out["spill_max_bytes"] = int(_number(_RELAY + "spill.maxBytes", spill_max))
     disabled = conf.get(_OL + "disabled", "").strip()
     if disabled:
         out["disabled"] = _flag(_OL + "disabled", disabled)

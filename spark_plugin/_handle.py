@@ -8,7 +8,8 @@ application START, hook `SparkContext.stop`.
 Order at close (and so at `spark.stop()`, which calls it first, and at interpreter exit), all
 within `flush_timeout_s`: let our listener queue deliver what it holds (the last actions' ends),
 remove the listener from the bus (so Spark's own stop never waits on Python), post the
-application COMPLETE, give the sender the rest of the deadline, drop and count what is left.
+application COMPLETE, give the sender the rest of the deadline, spill what is left (or, with
+spilling off, drop and count it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ._listener import LineageListener, ListenerRegistration
 from ._model import ExecutionLineage
 from ._naming import job_name, snake
 from ._sender import Sender
+from ._spill import Spill, spill_name
 
 __all__ = ["Lineage", "enable"]
 
@@ -100,6 +102,11 @@ class Lineage:
         return self._sender.dropped if self._sender else 0
 
     @property
+    def spilled(self) -> int:
+        """Events the relay could not take, written to the spill file for it to ingest later."""
+        return self._sender.spilled if self._sender else 0
+
+    @property
     def failed(self) -> int:
         """POST attempts that failed (retries included)."""
         return self._sender.failed if self._sender else 0
@@ -121,6 +128,7 @@ class Lineage:
             "emitted": self.emitted,
             "dropped": self.dropped,
             "dropped_by_reason": dict(sender.dropped_by_reason) if sender else {},
+            "spilled": self.spilled,
             "failed": self.failed,
             "pending": self.pending,
             "runs": listener.runs if listener else 0,
@@ -149,7 +157,8 @@ class Lineage:
         """Stop reporting: remove the listener, post the application COMPLETE, flush.
 
         Takes at most `timeout_s` (default `flush_timeout_s`) plus one plan walk in progress;
-        events not delivered by then are dropped and counted. Idempotent; never raises.
+        events not delivered by then are spilled (see `_spill`), or dropped and counted when
+        spilling is off. Idempotent; never raises.
         True when every event was delivered.
         """
         if self._closed:
@@ -343,7 +352,11 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
         gateway,
         column_lineage_max_columns=config.column_lineage_max_columns,
     )
-    sender = Sender(config)
+    spill = None
+    if config.spill_max_bytes:
+        name = spill_name(str(sc.applicationId), context.app_run_id)
+        spill = Spill(config.spill_directory, name, max_bytes=config.spill_max_bytes)
+    sender = Sender(config, spill=spill)
     handle = Lineage(config, spark_context=sc, sender=sender, context=context)
     handle.callback_channel = channel
 

@@ -66,7 +66,7 @@ class SpoolStats:
 
 _Kind = Literal[
     "append", "lease", "ack", "retry", "dead", "release", "list", "replay", "expire", "waiting",
-    "quarantine", "orphans", "salvage", "scanned", "bury",
+    "quarantine", "orphans", "salvage", "scanned", "bury", "scan",
 ]
 
 
@@ -256,6 +256,15 @@ class Spool:
         self._check_usable()
         dropped: int = await self._call("expire")
         return dropped
+
+    async def scan(self, *, after_id: int, max_events: int, max_bytes: int) -> list[SpooledEvent]:
+        """Pending events with ids above `after_id`, in id order, whether leased or due or not
+        (the shutdown offload reads everything left this way); at least one when any is left,
+        then up to `max_events` / `max_bytes`. A damaged event is skipped (a lease would
+        dead-letter it)."""
+        self._check_usable()
+        events: list[SpooledEvent] = await self._call("scan", after_id, max_events, max_bytes)
+        return events
 
     async def wait_for_events(self, timeout_s: float) -> None:
         """Return when something was appended (or released) since the last `lease`, or after
@@ -798,6 +807,8 @@ class _Worker:
                 return self._expire(conn)
             case "waiting":
                 return self._waiting_runs(conn)
+            case "scan":
+                return self._scan(conn, *args)
             case "quarantine":
                 self._quarantine(conn, args[0])
                 return None
@@ -1121,6 +1132,30 @@ class _Worker:
             self.totals.dead += moved
             self.metrics.spool_corrupt_records.inc(moved)
             log.error("spool: %d body(ies) without their event moved to dead letters", moved)
+
+    def _scan(
+        self, conn: sqlite3.Connection, after_id: int, max_events: int, max_bytes: int
+    ) -> list[SpooledEvent]:
+        out: list[SpooledEvent] = []
+        total = 0
+        for ev_id, received_at, attempts, crc, key, body in conn.execute(
+            "SELECT e.id, e.received_at, e.attempts, e.crc, b.key, b.body FROM events e "
+            "JOIN bodies b ON b.id = e.id WHERE e.id > ? ORDER BY e.id LIMIT ?",
+            (after_id, max_events),
+        ):
+            if out and total + len(body) > max_bytes:
+                break
+            if schema.checksum(key, body) != crc:
+                continue
+            try:
+                event_key = schema.decode_key(key)
+            except (ValueError, TypeError):
+                continue
+            out.append(SpooledEvent(
+                id=ev_id, body=body, key=event_key, received_at=received_at, attempts=attempts
+            ))  # fmt: skip
+            total += len(body)
+        return out
 
     def _expire(self, conn: sqlite3.Connection) -> int:
         if not self.config.max_age_s or self.totals.oldest is None:

@@ -1,0 +1,1 @@
+"""`lineage-relay replay`: dead letters, files and S3 offloads back into the spool."""
