@@ -346,13 +346,14 @@ def main() -> int:
         return "-" if us is None else f"{us:.0f}"
 
     print()
-    print(f"{'server':<9} {'conns':>5} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'non-2xx':>8} {'errors':>7} {'CPU us/req':>10}")  # fmt: skip
+    print(f"| {'server':<9} | {'conns':>5} | {'requests':>9} | {'req/s':>9} | {'p50 ms':>8} | "
+          f"{'p99 ms':>8} | {'non-2xx':>8} | {'errors':>7} | {'CPU us/req':>10} |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = ((bare, args.connections), (envelope, args.connections), (relay, args.connections),
             (bare_one, 1), (relay_one, 1))  # fmt: skip
     for r, conns in rows:
-        print(f"{r.name:<9} {conns:>5} {r.requests:>9} {r.rps:>9.0f} {r.p50_ms:>8.2f} "
-              f"{r.p99_ms:>8.2f} {r.non_2xx:>8} {r.errors:>7} {cpu(r):>10}")  # fmt: skip
+        print(f"| {r.name:<9} | {conns:>5} | {r.requests:>9} | {r.rps:>9.0f} | {r.p50_ms:>8.2f} | "
+              f"{r.p99_ms:>8.2f} | {r.non_2xx:>8} | {r.errors:>7} | {cpu(r):>10} |")  # fmt: skip
     print(
         f"relay acknowledged and spooled {stored} events (incl. warm-up), each fsync'd "
         "before its 201"

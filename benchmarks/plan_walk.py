@@ -75,7 +75,7 @@ def _py4j_walk(plan: Any) -> int:
 
 
 def _ms(samples: list[float]) -> str:
-    return f"{statistics.median(samples):8.2f} {min(samples):8.2f} {max(samples):8.2f}"
+    return f"{statistics.median(samples):8.2f} | {min(samples):8.2f} | {max(samples):8.2f}"
 
 
 def main() -> None:
@@ -183,11 +183,12 @@ def main() -> None:
         f"helper compile + instantiate (once per JVM): {init_ms:.0f} ms; first describe: "
         f"{first_ms:.1f} ms"
     )
-    print(f"{'method':44} {'median':>8} {'min':>8} {'max':>8}  (ms per query)")
-    print(f"{'describe: JVM digest + Python lineage':44} {_ms(jvm_samples)}")
-    print(f"{'  the JVM digest call (py4j + orjson)':44} {_ms(digest_samples)}")
-    print(f"{'  naming + column lineage (pure Python)':44} {_ms(pure_samples)}")
-    print(f"{'py4j node-by-node walk (lineage fields only)':44} {_ms(py4j_samples)}")
+    print(f"| {'ms per query':44} | {'median':>8} | {'min':>8} | {'max':>8} |")
+    print(f"|{'-' * 46}|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|")
+    print(f"| {'describe: JVM digest + Python lineage':44} | {_ms(jvm_samples)} |")
+    print(f"| {'- the JVM digest call (py4j + orjson)':44} | {_ms(digest_samples)} |")
+    print(f"| {'- naming + column lineage (pure Python)':44} | {_ms(pure_samples)} |")
+    print(f"| {'py4j node-by-node walk (lineage fields only)':44} | {_ms(py4j_samples)} |")
     print(f"RESULT plan_walk_ms_30_nodes={statistics.median(jvm_samples):.2f}")
     print(f"RESULT plan_walk_py4j_ms={statistics.median(py4j_samples):.2f}")
     print(f"RESULT plan_walk_nodes={nodes}")
