@@ -16,7 +16,7 @@ holds back its run and is no failure for the breaker. A transport error or a ret
 status stops the batch: what is done stays done (everything is an idempotent upsert), the
 rest is retried by the forwarder. A permanent refusal (400 ...) dead-letters that event.
 
-Parked edges are retried in the background with exponential backoff between
+Parked edges are retried in the background (`_parked.py`) with exponential backoff between
 `retry_delay_ms` and `retry_max_delay_ms`; after `unresolved_retention_s` their event is
 dead-lettered with reason `unresolved`.
 """
@@ -26,10 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..._clock import Clock, SystemClock
 from ..._config import OpenMetadataConfig
@@ -55,6 +54,7 @@ from ..base import DELIVERED, EventResult
 from ..client import OpenMetadataClient
 from ._api import Api
 from ._lineage import EdgeWriter
+from ._parked import DeadLetter, ParkedEdges
 from ._pipelines import PipelineInfo, Pipelines
 from ._resolver import Resolution, Resolver
 from ._state import ParkedEdge, StateStore
@@ -63,12 +63,8 @@ __all__ = ["DeadLetter", "RestSink"]
 
 log = logging.getLogger(__name__)
 
-# Given by the relay: moves an event to the spool's dead letters with a reason.
-DeadLetter = Callable[[SpooledEvent, str], Awaitable[None]]
 
 _RUN_CACHE = 10_000
-_PARKED_PER_ROUND = 200
-_IDLE_CHECK_S = 5.0
 
 
 @dataclass(slots=True)
@@ -112,8 +108,10 @@ class RestSink:
         self._lock = asyncio.Lock()  # one batch or parked round at a time: shared run states
         self._started = False
         self._closed = False
-        self._retry_task: asyncio.Task[None] | None = None
-        self._parked_wakeup = asyncio.Event()
+        self._parked = ParkedEdges(
+            self._store, config=config, metrics=metrics, clock=self._clock, lock=self._lock,
+            attempt=self._retry_edge, dead_letter=dead_letter, on_unreachable=self._lost,
+        )  # fmt: skip
         self.server_version: str = ""
         self._probe_due = True
 
@@ -133,20 +131,20 @@ class RestSink:
             return
         self._started = True
         await self._store.open()
-        await self._refresh_unresolved()
+        await self._parked.refresh_gauge()
         with contextlib.suppress(SinkError, AuthError):
             await self._probe_version()
-        self._retry_task = asyncio.create_task(self._retry_loop(), name="rest-sink-parked")
+        self._parked.start()
+
+    def _lost(self) -> None:
+        """OpenMetadata did not answer: probe its version again on the next batch."""
+        self._probe_due = True
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        task, self._retry_task = self._retry_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._parked.aclose()
         try:
             await self._store.aclose()
         finally:
@@ -333,7 +331,7 @@ class RestSink:
                         f"{output.lookup.display} vanished twice while writing it"
                     )
         if parked:
-            await self._park(spooled, parked, resolved)
+            await self._parked.park(spooled, parked, resolved)
 
     async def _write_edge(
         self,
@@ -361,93 +359,21 @@ class RestSink:
         self._pipelines.forget(pipeline.fqn)
         return False
 
-    async def _park(
-        self,
-        spooled: SpooledEvent,
-        parked: list[tuple[int, int, tuple[str, ...], str]],
-        resolved: dict[tuple[str, int], Resolution],
-    ) -> None:
-        now = self._clock.time()
-        added = await self._store.park(
-            spooled, parked, now=now, next_try_at=now + self._backoff_s(0)
-        )
-        if added:
-            for resolution in resolved.values():
-                if resolution.entity is None:
-                    namespace = resolution.lookup.namespace
-                    self._metrics.unresolved.labels(namespace).inc()
-                    if resolution.outcome == "ambiguous":
-                        self._metrics.ambiguous_datasets.labels(namespace).inc()
-            log.info(
-                "parked %d lineage edges of %s: not in OpenMetadata (yet): %s",
-                added, spooled.key.job_name,
-                ", ".join(sorted({d for _, _, ds, _ in parked for d in ds})),
-            )  # fmt: skip
-            await self._refresh_unresolved()
-            self._parked_wakeup.set()
-
-    def _backoff_s(self, attempts: int) -> float:
-        base = self._config.retry_delay_ms / 1000
-        cap = self._config.retry_max_delay_ms / 1000
-        return float(min(cap, base * 2.0 ** min(attempts, 30)))
-
-    async def _refresh_unresolved(self) -> None:
-        _, datasets = await self._store.unresolved()
-        self._metrics.unresolved_datasets.set(datasets)
-
-    # -- parked edges -------------------------------------------------------------------
-
-    async def _retry_loop(self) -> None:
-        while True:
-            due = await self._store.next_due()
-            wait_s = _IDLE_CHECK_S if due is None else max(0.0, float(due) - self._clock.time())
-            self._parked_wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._parked_wakeup.wait(), min(wait_s, _IDLE_CHECK_S))
-            try:
-                await self.retry_parked()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a round that failed is tried again; the loop must live on
-                log.exception("retrying parked lineage edges failed")
-
     async def retry_parked(self) -> int:
         """One round over the parked edges that are due; returns how many were written."""
-        written = 0
-        expired: dict[bytes, list[tuple[ParkedEdge, tuple[str, ...]]]] = {}
-        async with self._lock:
-            now = self._clock.time()
-            for edge in await self._store.due(now, _PARKED_PER_ROUND):
-                try:
-                    outcome = await self._retry_edge(edge, now)
-                except (SinkError, AuthError) as exc:  # OpenMetadata unwell: later, no breaker
-                    log.debug("parked edge %d not retried: %s", edge.id, exc)
-                    await self._store.reschedule(
-                        edge.id, now + self._backoff_s(edge.attempts + 1), edge.datasets
-                    )
-                    self._probe_due = True
-                    break
-                if outcome is True:
-                    written += 1
-                elif outcome is not False:
-                    expired.setdefault(edge.event.body, []).append((edge, outcome))
-            for edges in expired.values():  # one dead letter per event, however many edges
-                await self._expire([edge for edge, _ in edges], [d for _, m in edges for d in m])
-            await self._refresh_unresolved()
-        return written
+        return await self._parked.retry()
 
-    async def _retry_edge(self, edge: ParkedEdge, now: float) -> bool | tuple[str, ...]:
-        """True: written; False: parked again (or dropped); else expired, with what is missing."""
+    async def _retry_edge(self, edge: ParkedEdge) -> bool | tuple[str, ...]:
+        """One try of a parked edge (see `Attempt`)."""
         try:
             event = parse_run_event(edge.event.body)
         except ValueError:
-            event = None
+            return False
         if (
             event is None
             or edge.input_index >= len(event.inputs)
             or edge.output_index >= len(event.outputs)
         ):
-            await self._store.remove([edge.id])
             return False
         source = await self._resolver.resolve(event.inputs[edge.input_index])
         output = await self._resolver.resolve(event.outputs[edge.output_index])
@@ -457,28 +383,5 @@ class RestSink:
                 event, edge.input_index, edge.output_index, source.entity, output.entity,
                 pipeline,
             ):  # fmt: skip
-                await self._store.remove([edge.id])
-                log.info("parked lineage edge of %s written", edge.event.key.job_name)
                 return True
-        missing = tuple(r.lookup.display for r in (source, output) if r.entity is None)
-        if now - edge.parked_at >= self._config.unresolved_retention_s:
-            return missing or edge.datasets
-        await self._store.reschedule(
-            edge.id, now + self._backoff_s(edge.attempts + 1), missing or edge.datasets
-        )
-        return False
-
-    async def _expire(self, edges: list[ParkedEdge], missing: list[str]) -> None:
-        event = edges[0].event
-        reason = (
-            f"unresolved: {', '.join(sorted(set(missing)))} not found in OpenMetadata "
-            "within openmetadata.unresolved_retention_s"
-        )
-        log.warning("lineage edges of %s given up: %s", event.key.job_name, reason)
-        if self._dead_letter is not None:
-            await self._dead_letter(event, reason)
-        self._metrics.dead_letters.labels("unresolved").inc()
-        await self._store.remove([edge.id for edge in edges])
-
-    def health_details(self) -> dict[str, Any]:
-        return {"version": self.server_version or None}
+        return tuple(r.lookup.display for r in (source, output) if r.entity is None)
