@@ -158,7 +158,10 @@ def test_no_token_appears_in_any_output(tmp_path: Path) -> None:
     assert "refused connection" in logs and '"status":401' in logs
     haystack = {"relay log": logs, **{f"answer {i}": text for i, text in enumerate(said)}}
     needles = set().union(*(_needles(t) for t in (ingest_old, ingest_new, jwt_old, jwt_new)))
-    leaks = [
-        (where, needle) for where, text in haystack.items() for needle in needles if needle in text
-    ]
+    assert _leaks({"probe": "a" + jwt_new.split(".")[1] + "b"}, needles)  # the sweep can see
+    leaks = _leaks(haystack, needles)
     assert not leaks, leaks[:5]
+
+
+def _leaks(haystack: dict[str, str], needles: set[str]) -> list[tuple[str, str]]:
+    return [(where, n) for where, text in haystack.items() for n in needles if n in text]
