@@ -86,8 +86,7 @@ def parse_ndjson(data: bytes) -> Parsed:
 
 def parse_document(data: bytes) -> Parsed:
     """A JSON file as a user would hand it over: one event, an array of events,
-    `{"events": [...]}`, or NDJSON. A JSON document that is not one of the first three is
-    reported whole as one bad line."""
+    `{"events": [...]}`, or NDJSON (one event per line)."""
     start = data.lstrip()[:1]
     if start == b"[" or start == b"{":
         try:
@@ -98,6 +97,12 @@ def parse_document(data: bytes) -> Parsed:
             return _batch(data, wrapped=False)
         if isinstance(whole, dict) and isinstance(whole.get("events"), list):
             return _batch(data, wrapped=True)
+        if isinstance(whole, dict):  # one event, maybe pretty-printed over many lines
+            body = data.strip()
+            try:
+                return Parsed(items=[(body, event_key(whole, body))])
+            except IngestError as exc:
+                return Parsed(bad=[BadLine(1, exc.message, body[:2000])])
     return parse_ndjson(data)
 
 
