@@ -332,7 +332,7 @@ class Spool:
             await self._call(kind, list(ids), *args)
 
     async def _call(self, kind: _Kind, *args: Any) -> Any:
-        if not self._worker.thread.is_alive():
+        if self._worker.gone:  # a flag: Thread.is_alive() takes a lock, on every request
             raise SpoolFailure(f"the spool's I/O thread for {self._config.dir} is gone")
         future: asyncio.Future[Any] = self._loop.create_future()
         self._worker.requests.put(_Request(kind, args, future))
@@ -402,6 +402,7 @@ class _Worker:
         self.totals = _Totals()
         self.deliver_to: Callable[..., None] | None = None
         self.on_scanned: Callable[[], None] | None = None
+        self.gone = False  # the thread stopped serving: requests put now are never answered
         self.scan: IntegrityScan | None = None
         self.verified_at_open = False
         self._scan_gate = scan_gate
@@ -444,6 +445,7 @@ class _Worker:
             log.critical("spool: the I/O thread died; refusing every request", exc_info=True)
             self._failed = True
         finally:
+            self.gone = True
             self._shutdown()
             self._answer_leftovers()
 
