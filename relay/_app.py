@@ -145,6 +145,10 @@ class Relay:
             "access_log": None,  # ingest writes one canonical line per request instead
             "auto_decompress": False,  # body.py decompresses, with a size cap
             "keepalive_timeout": ingest.idle_timeout_s,  # also before a first request
+            # After an early answer (413, 408) aiohttp reads and drops the rest of the body
+            # for this long so the client sees the answer, not a reset; aiohttp's 10 s let
+            # a stalled client keep its connection long after its 408.
+            "lingering_time": 2.0,
         }
         runner = web.AppRunner(
             app,
