@@ -21,6 +21,7 @@ from ._validation import (
     Obj,
     Str,
     Type,
+    Uri,
 )
 
 _API = "org.openmetadata.schema.api"
@@ -545,9 +546,8 @@ OPENLINEAGE_RUN_EVENT = Obj(
     f"{_OL}.OpenLineageRunEvent",
     {
         "eventTime": Str(fmt="date-time"),
-        # java.net.URI fields: Jackson refuses what URI.create refuses.
-        "producer": Str(fmt="uri"),
-        "schemaURL": Str(fmt="uri"),
+        "producer": Uri(),
+        "schemaURL": Uri(),
         "eventType": Enum(f"{_OL}.EventType", OPENLINEAGE_EVENT_TYPES),
         "run": Obj(
             f"{_OL}.OpenLineageRun",

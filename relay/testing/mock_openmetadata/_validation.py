@@ -80,8 +80,7 @@ class Str(Type):
     min_length: int = 0
     max_length: int | None = None
     pattern: str | None = None
-    # "uuid", "date-time" or "uri": the formats Java parses into typed values.
-    fmt: str | None = None
+    fmt: str | None = None  # "uuid" or "date-time": the formats Java parses into typed values
     java_type = "java.lang.String"
 
     @property
@@ -111,14 +110,6 @@ class Str(Type):
                 f'Cannot deserialize value of type `java.util.UUID` from String "{value}": '
                 'UUID has to be represented by standard 36-char representation (field "{path}")'
             )
-        if self.fmt == "uri":
-            bad = _uri_violation(value)
-            if bad is not None:
-                raise _Violation(
-                    f'Cannot deserialize value of type `java.net.URI` from String "{value}": '
-                    f"not a valid textual representation, problem: Illegal character at index "
-                    f'{bad}: {value} (field "{{path}}")'
-                )
         if self.fmt == "date-time" and not _is_date_time(value):
             raise _Violation(
                 f'Cannot deserialize value of type `java.util.Date` from String "{value}": '
@@ -154,6 +145,24 @@ def _uri_violation(value: str) -> int | None:
     if first_hash >= 0 and value.find("#", first_hash + 1) >= 0:
         bad.append(value.find("#", first_hash + 1))
     return min(bad) if bad else None
+
+
+@dataclass(frozen=True, slots=True)
+class Uri(Type):
+    """A ``java.net.URI`` field: Jackson refuses what ``URI.create`` refuses."""
+
+    java_type = "java.net.URI"
+
+    def check(self, value: Any) -> None:
+        if not isinstance(value, str):
+            raise _mismatch(self.java_type, value)
+        bad = _uri_violation(value)
+        if bad is not None:
+            raise _Violation(
+                f'Cannot deserialize value of type `java.net.URI` from String "{value}": '
+                f"not a valid textual representation, problem: Illegal character at index "
+                f'{bad}: {value} (field "{{path}}")'
+            )
 
 
 def _is_date_time(value: str) -> bool:
