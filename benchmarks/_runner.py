@@ -4,12 +4,12 @@
 
 A benchmark is any runnable `benchmarks/*.py` (a `__main__` block) whose name does not start
 with `_`; each takes `--quick` (under a minute) and otherwise runs in full, prints Markdown
-tables and ends with `RESULT <name>=<number>` lines. New scripts join the report by being there. The report has
-the machine (cores, CPU model, memory, Python, Spark, Java, fsync time of the disk under the
-results directory, load at the start), the date, a headline table of every RESULT, then each
-benchmark's output and the plots it wrote (PNG files in the results directory). Unless
-`--no-readme`, the README's performance section (between its `bench:start`/`bench:end`
-markers) gets the headline table and the outage plot.
+tables and ends with `RESULT <name>=<number>` lines. New scripts join the report by being
+there. The report has the machine (cores, CPU model, memory, Python, Spark, Java, fsync time
+of the disk under the results directory, load at the start), the date, a headline table of
+every RESULT, then each benchmark's output and the plots it wrote (PNG files in the results
+directory). Unless `--no-readme`, the README's performance section (between its
+`bench:start`/`bench:end` markers) gets the headline table and the outage plot.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,16 +67,19 @@ def run(script: Path, *, quick: bool, results_dir: Path) -> Outcome:
     """Run one benchmark to its end (bounded) and collect its RESULT lines and new plots."""
     began, wall = time.monotonic(), time.time()
     command = [sys.executable, str(script), *(["--quick"] if quick else [])]
+    # Its own process group: on a timeout, the servers and Spark it started go with it.
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, RESULTS_ENV: str(results_dir)}, start_new_session=True,
+    )  # fmt: skip
+    timeout_s = QUICK_TIMEOUT_S if quick else FULL_TIMEOUT_S
     try:
-        proc = subprocess.run(
-            command, capture_output=True, text=True, cwd=REPO, check=False,
-            timeout=QUICK_TIMEOUT_S if quick else FULL_TIMEOUT_S,
-            env={**os.environ, RESULTS_ENV: str(results_dir)},
-        )  # fmt: skip
-        code, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, out = -1, _text(exc.stdout)
-        err = _text(exc.stderr) + f"\n(timed out after {exc.timeout:g} s)"
+        out, err = proc.communicate(timeout=timeout_s)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        _stop_group(proc)
+        out, err = proc.communicate()
+        code, err = -1, err + f"\n(timed out after {timeout_s:g} s)"
     outcome = Outcome(script, time.monotonic() - began, code, out, err)
     for line in out.splitlines():
         match = RESULT.match(line)
@@ -85,10 +89,18 @@ def run(script: Path, *, quick: bool, results_dir: Path) -> Outcome:
     return outcome
 
 
-def _text(data: bytes | str | None) -> str:
-    if isinstance(data, bytes):
-        return data.decode(errors="replace")
-    return data or ""
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the benchmark's process group, SIGKILL what is left after 10 s."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def fsync_ms(directory: Path, rounds: int = 50) -> tuple[float, float]:
