@@ -41,7 +41,7 @@ from typing import Any
 
 import aiohttp
 
-from relay.testing.processes import MockProcess, RelayProcess, metric_samples
+from relay.testing.processes import MockProcess, RelayProcess, exit_on_sigterm, metric_samples
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK = REPO / "tests" / "fixtures" / "events" / "spark"
@@ -284,6 +284,7 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=RESULTS / "outage.png")
     args = parser.parse_args()
     args.phase_s = args.phase_s or (5.0 if args.quick else 15.0)
+    exit_on_sigterm()
     env = {
         # the native endpoint keeps every event it receives: what the lost count checks
         "LINEAGE_RELAY_OPENMETADATA_SINK": "openlineage",

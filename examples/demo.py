@@ -45,7 +45,7 @@ from demo_show import (
     sample,
 )
 
-from relay.testing.processes import MockProcess, RelayProcess
+from relay.testing.processes import MockProcess, RelayProcess, exit_on_sigterm
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "demo_relay.toml"
@@ -73,15 +73,18 @@ def run_etl(
             stdout=stdout, stderr=stderr, cwd=HERE.parent,
         )  # fmt: skip
         deadline = time.monotonic() + ETL_TIMEOUT_S
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
+        try:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Spark job ran over {ETL_TIMEOUT_S:g} s")
+                if watch is not None:
+                    watch()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(0.5)
+        finally:
+            if proc.poll() is None:  # interrupted: the job goes too
                 proc.kill()
                 proc.wait()
-                raise RuntimeError(f"the Spark job ran over {ETL_TIMEOUT_S:g} s")
-            if watch is not None:
-                watch()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(0.5)
     lines = [x for x in out.read_text().splitlines() if x.startswith("ETL_RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sink", choices=["rest", "openlineage"], help="openmetadata.sink")
     args = parser.parse_args(argv)
     problems: list[str] = []
+    exit_on_sigterm()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lineage-relay-demo-") as tmp:
         work = Path(tmp)

@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["MockProcess", "RelayProcess", "http_json", "metric_samples"]
+__all__ = ["MockProcess", "RelayProcess", "exit_on_sigterm", "http_json", "metric_samples"]
 
 _START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 30.0
@@ -58,6 +58,16 @@ def http_json(
         return status, json.loads(raw) if raw else None
     except json.JSONDecodeError:
         return status, raw.decode(errors="replace")
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into `SystemExit`, so that `with` blocks still stop their children
+    (Python's default for SIGTERM ends the process at once and would orphan them)."""
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
 
 
 def metric_samples(text: str) -> dict[str, float]:
