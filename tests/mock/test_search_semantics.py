@@ -174,3 +174,29 @@ async def test_search_after_needs_one_value_per_sort_field(
     params = {"q": "*", "search_after": "1.0"}
     status, body = await _search(client, f"{mock.url}/v1/search/query", params)
     assert (status, body["message"]) == (400, "search_after has 1 value(s) but sort has 2.")
+
+
+@pytest.mark.parametrize(
+    ("server_version", "default_finds_deleted"), [("2.0.7", True), ("1.13.0", False)]
+)
+async def test_deleted_entities_in_search(
+    mock: MockOpenMetadata, client: aiohttp.ClientSession, default_finds_deleted: bool
+) -> None:
+    """2.0 filters on ``deleted`` only when asked (the parameter is deprecated in favour of
+    ``query_filter``); 1.13 left deleted entities out unless ``deleted=true``."""
+    orders = mock.entity("table", ORDERS)
+    assert orders is not None
+    async with client.delete(f"{mock.url}/v1/tables/{orders['id']}") as resp:
+        assert resp.status == 200
+    url = f"{mock.url}/v1/search/query"
+    _, default = await _search(client, url, {"q": "name:orders"})
+    assert (_fqns(default) == [ORDERS]) is default_finds_deleted
+    _, live = await _search(client, url, {"q": "name:orders", "deleted": "false"})
+    _, gone = await _search(client, url, {"q": "name:orders", "deleted": "true"})
+    assert (_fqns(live), _fqns(gone)) == ([], [ORDERS])
+    not_deleted = orjson.dumps({"query": {"term": {"deleted": False}}}).decode()
+    _, filtered = await _search(client, url, {"q": "name:orders", "query_filter": not_deleted})
+    assert _fqns(filtered) == []
+    field = {"fieldName": "fullyQualifiedName", "fieldValue": ORDERS}
+    _, by_field = await _search(client, f"{mock.url}/v1/search/fieldQuery", field)
+    assert _fqns(by_field) == []  # fieldQuery still defaults to deleted=false

@@ -350,7 +350,7 @@ async def _search_query(request: web.Request) -> web.Response:
         query.get("q") or "*",
         int_param(request, "from", 0),
         int_param(request, "size", 10),
-        query.get("deleted", "false").lower() == "true",
+        _deleted_param(query.get("deleted"), state.server_v2),
         sort_field=query.get("sort_field") or "_score",
         sort_order=query.get("sort_order") or "desc",
         search_after=search_after,
@@ -358,6 +358,13 @@ async def _search_query(request: web.Request) -> web.Response:
         server_v2=state.server_v2,
     )
     return json_response(result)
+
+
+def _deleted_param(raw: str | None, server_v2: bool) -> bool | None:
+    """2.0's deprecated ``deleted`` filters only when given; 1.13's defaulted to false."""
+    if raw is None:
+        return None if server_v2 else False
+    return raw.lower() == "true"
 
 
 async def _search_field(request: web.Request) -> web.Response:

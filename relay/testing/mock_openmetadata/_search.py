@@ -5,9 +5,10 @@ DSL) over one index's documents and sorts the hits by ``sort_field`` / ``sort_or
 (default ``_score`` descending); every hit carries its ``sort`` values, which a client
 passes back as ``search_after`` to read the next page. 2.0 breaks ties between equal scores
 by ``name.keyword`` and takes ``search_after`` once per sort value; 1.13 kept index order and
-took one comma-joined value. ``/v1/search/fieldQuery`` is one wildcard on one field, with
-quotes as literal characters (how clients find FQNs holding quoted, dotted names).
-Every hit scores 1.0: the mock does not rank.
+took one comma-joined value. 2.0 filters on ``deleted`` only when the parameter is given
+(1.13: live entities unless ``deleted=true``). ``/v1/search/fieldQuery`` is one wildcard on
+one field (live entities unless ``deleted=true``), with quotes as literal characters (how
+clients find FQNs holding quoted, dotted names). Every hit scores 1.0: the mock does not rank.
 """
 
 from __future__ import annotations
@@ -63,13 +64,15 @@ class Search:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def _documents(self, index: str, include_deleted: bool) -> Iterable[dict[str, Any]]:
+    def _documents(self, index: str, deleted: bool | None) -> Iterable[dict[str, Any]]:
+        """The index's documents; ``deleted`` keeps only deleted (True) or live (False) ones."""
         kinds = INDEXES.get(index)
         if kinds is None:
             raise ApiError(400, f"Failed to find index {index}; known: {sorted(INDEXES)}")
         for kind in kinds:
-            for entity in self._store.entities(kind, include_deleted=include_deleted):
-                yield document(kind, entity)
+            for entity in self._store.entities(kind, include_deleted=deleted is not False):
+                if deleted is None or entity["deleted"] == deleted:
+                    yield document(kind, entity)
 
     def query(
         self,
@@ -77,7 +80,7 @@ class Search:
         query: str,
         start: int,
         size: int,
-        include_deleted: bool = False,
+        deleted: bool | None = False,
         *,
         sort_field: str = "_score",
         sort_order: str = "desc",
@@ -91,7 +94,7 @@ class Search:
         extra = _filter(query_filter)
         hits = [
             doc
-            for doc in self._documents(index, include_deleted)
+            for doc in self._documents(index, deleted)
             if match(doc) and (extra is None or extra(doc))
         ]
         by_score = sort_field == "_score"
@@ -107,10 +110,10 @@ class Search:
         return _response(index, [doc for _, doc in page], len(hits), by_score, page)
 
     def field_query(
-        self, index: str, field: str, value: str, include_deleted: bool = False
+        self, index: str, field: str, value: str, deleted: bool = False
     ) -> dict[str, Any]:
         match = wildcard_field(field, value)
-        hits = [doc for doc in self._documents(index, include_deleted) if match(doc)]
+        hits = [doc for doc in self._documents(index, deleted) if match(doc)]
         # No size is passed on: Elasticsearch's default of 10 hits applies.
         return _response(index, hits[:10], len(hits), True, None)
 
