@@ -5,6 +5,7 @@ Prints one row per check, `PASS`, `WARN` or `FAIL`, each warning and failure wit
     configuration      the file loads and validates
     listen address     loopback; otherwise an ingest token must be set
     spool directory    writable (or creatable); free disk against spool.max_bytes
+    offload bucket     with [offload] s3_uri: an object can be written there and removed
     TLS                verification on (https), or plain http only to loopback
     token source       one configured, not inline in the file
     token              obtainable from its source; its JWT expiry (warn under 7 days)
@@ -35,7 +36,7 @@ from ._admin import CallFailed, HttpCaller
 from ._check import Check
 from ._clock import SystemClock
 from ._config import Config, Secret, load_config
-from ._exceptions import AuthError, ConfigError
+from ._exceptions import AuthError, ConfigError, OffloadError
 from ._observe.logging import redact
 from ._secrets import _jwt_expiry, make_token_provider
 from ._sinks.tls import _is_loopback, make_ssl_context
@@ -116,6 +117,8 @@ async def diagnose(
     checks.extend(_spool(config))
     checks.extend(_tls(config))
     checks.extend(await _openmetadata(config, timeout_s))
+    if config.offload.enabled:
+        checks.append(await _offload(config, timeout_s))
     if spark_conf is not None:
         checks.extend(_spark(config, spark_conf))
     return checks
@@ -418,3 +421,29 @@ def _spark(config: Config, path: str) -> list[Check]:
                 )
             ]  # fmt: skip
     return spark_checks(config.relay.host, config.relay.port, text, path, ingest_token)
+
+
+async def _offload(config: Config, timeout_s: float) -> Check:
+    """Write and remove a small object where the shutdown offload writes (its permission)."""
+    from ._offload.s3 import S3Location, put_object, s3_client, translate
+
+    offload = config.offload
+    location = S3Location.parse(offload.s3_uri)
+    key = location.key(".lineage-relay-doctor")  # no replayable suffix: replay skips it
+    fix = (
+        "create the bucket, or grant the relay's AWS identity s3:PutObject, s3:ListBucket, "
+        "s3:GetObject and s3:DeleteObject there (offload.region, offload.endpoint_url)"
+    )
+    try:
+        async with s3_client(
+            region=offload.region, endpoint_url=offload.endpoint_url,
+            timeout_s=min(offload.timeout_s, timeout_s),
+        ) as s3:  # fmt: skip
+            await put_object(s3, location, key, b"")
+            try:
+                await s3.delete_object(Bucket=location.bucket, Key=key)
+            except Exception as exc:  # noqa: BLE001 -- botocore's, translated below
+                raise translate(exc, "removing a test object from", location) from None
+    except OffloadError as exc:
+        return Check("offload bucket", "fail", str(exc), fix)
+    return Check("offload bucket", "pass", f"{location} takes objects")

@@ -307,3 +307,40 @@ async def test_a_refused_configuration_names_the_key_and_exits_2(
     assert code == 2
     level, detail, fix = table["configuration"]
     assert level == "FAIL" and "spool.when_full" in detail and "examples/relay.toml" in fix
+
+
+@pytest.mark.usefixtures("aws_env")
+async def test_the_offload_bucket_is_checked_when_configured(
+    tmp_path: Path, mock: MockOpenMetadata, caplog: pytest.LogCaptureFixture, moto_server: str
+) -> None:
+    from aiobotocore.session import get_session
+
+    doctor = Doctor(tmp_path, mock, caplog)
+    doctor.settings["offload"] = {
+        "s3_uri": "s3://relay-offload/driver-1",
+        "region": "eu-west-1",
+        "endpoint_url": moto_server,
+    }
+    code, table, text = await doctor.run()
+    assert code == 2, text  # no such bucket yet
+    level, detail, fix = table["offload bucket"]
+    assert level == "FAIL" and "NoSuchBucket" in detail and "s3:PutObject" in fix
+
+    async with get_session().create_client(
+        "s3", region_name="eu-west-1", endpoint_url=moto_server
+    ) as s3:
+        await s3.create_bucket(
+            Bucket="relay-offload", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        try:
+            code, table, text = await doctor.run()
+            assert code == 0, text
+            assert table["offload bucket"] == (
+                "PASS",
+                "s3://relay-offload/driver-1 takes objects",
+                "",
+            )
+            listed = await s3.list_objects_v2(Bucket="relay-offload")
+            assert listed.get("KeyCount", 0) == 0  # the test object is gone again
+        finally:
+            await s3.delete_bucket(Bucket="relay-offload")
