@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +54,17 @@ class Spill:
         self.directory = Path(directory)
         self.path = self.directory / f"{name}{SUFFIX}"
         self.max_bytes = max_bytes
+        # close() and the sender thread (an event failing just after close took the rest) may
+        # both write: one read-modify-write at a time, or one would undo the other's lines
+        self._lock = threading.Lock()
 
     def write(self, lines: Sequence[bytes]) -> SpillOutcome:
         """Add `lines` (compact JSON events, no newline inside) to the file; never raises."""
         if not lines:
             return SpillOutcome(0, 0)
         try:
-            return self._write(lines)
+            with self._lock:
+                return self._write(lines)
         except OSError as exc:
             log.warning(
                 "lineage-relay: could not spill %d lineage event(s) to %s: %s",

@@ -84,9 +84,13 @@ def test_the_systemd_unit_is_hardened_and_runs_the_relay_on_its_state_directory(
     credential, _, source = one["LoadCredential"].partition(":")
     assert source.startswith("/")
     assert one["Environment"] == f"LINEAGE_RELAY_OPENMETADATA_JWT_TOKEN_FILE=%d/{credential}"
-    # Stop time covers the relay's own shutdown steps.
-    default_steps_s = load_config(None, environ={}).relay.shutdown_timeout_s
-    assert int(one["TimeoutStopSec"]) >= 3 * default_steps_s
+    # Stop time covers the drain, an offload and the shutdown steps, at their defaults.
+    defaults = load_config(None, environ={})
+    stop_s = (
+        defaults.relay.drain_timeout_s + defaults.offload.timeout_s
+        + defaults.relay.shutdown_timeout_s
+    )  # fmt: skip
+    assert int(one["TimeoutStopSec"]) >= stop_s
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
@@ -174,7 +178,11 @@ def test_the_sidecar_mounts_ports_and_probes_match_its_configuration(tmp_path: P
     # preStop and the grace period leave the drain its time.
     pre_stop_s = relay["lifecycle"]["preStop"]["sleep"]["seconds"]
     grace_s = pod["spec"]["terminationGracePeriodSeconds"]
-    assert grace_s >= pre_stop_s + 3 * config.relay.shutdown_timeout_s
+    assert config.offload.enabled  # an emptyDir spool: what is left at the end goes to S3
+    assert grace_s >= (
+        pre_stop_s + config.relay.drain_timeout_s + config.offload.timeout_s
+        + config.relay.shutdown_timeout_s
+    )  # fmt: skip
     # The scrape annotation and the network policy name the same port.
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
     policy = objects[("NetworkPolicy", "lineage-relay-sidecar")]
