@@ -4,8 +4,12 @@ Every request goes through one queue to one thread. The thread takes everything 
 while it was busy, runs it in ONE transaction and commits once: the commit's fsync covers every
 append in the batch (group commit), and a caller is answered only after that commit returns.
 A batch of appends alone is a single autocommit INSERT (insert, commit and fsync in one SQLite
-call). The event loop never touches SQLite; a second connection (checkpoint.py) copies the WAL
-into the database in the background.
+call). A batch without appends (the forwarder's leases, acks, retries) commits without an fsync
+of its own (synchronous=NORMAL for that commit): the next append's fsync, or the next
+checkpoint, makes it durable with everything before it, and a crash in between can only undo
+it whole (an acknowledged delivery is then delivered again: at least once). So an ack never
+costs an fsync, nor makes the next append wait for one. The event loop never touches SQLite;
+a second connection (checkpoint.py) copies the WAL into the database in the background.
 
 Leases live in memory only (a restart voids them, which is what a restart should do). Counts for
 `stats()` are kept in memory and published to the loop with each batch's answers.
@@ -60,8 +64,9 @@ class SpoolStats:
     oldest_received_at: float | None  # epoch s of the oldest pending event
     dead_letters: int
     leased: int = 0  # of `events`, currently leased to the forwarder
-    commits: int = 0  # transactions committed since open (each one fsync'd)
+    commits: int = 0  # transactions committed since open
     failed: bool = False  # a write or sync failed: the spool refuses everything from now on
+    synced_commits: int = 0  # of `commits`, those fsync'd on their own (every one with appends)
 
 
 _Kind = Literal[
@@ -416,6 +421,8 @@ class _Worker:
         # for expired ones only once this time has come, not on every call.
         self._next_lease_expiry = 0.0
         self._commits = 0
+        self._synced_commits = 0
+        self._sync_full = True  # what schema.connect set
         self._failed = False
         self._next_expiry = 0.0  # time.monotonic() of the next max_age_s sweep
         self._last_id: int | None = None
@@ -602,7 +609,9 @@ class _Worker:
         answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         appended = False
         single = self._single_statement(batch)
+        durable = single or any(r.kind == "append" for r in batch)
         try:
+            self._sync_on_commit(conn, durable)
             if not single:
                 conn.execute("BEGIN IMMEDIATE")
             for request in batch:
@@ -638,6 +647,7 @@ class _Worker:
                 return self._transaction(batch, salvaged=True)
             return self._abort(batch, exc, saved), False
         self._commits += 1
+        self._synced_commits += durable
         if self._unchecked_bytes >= _CHECKPOINT_EVERY_BYTES and self._checkpointer is not None:
             self._unchecked_bytes = 0
             self._checkpointer.poke()
@@ -679,6 +689,13 @@ class _Worker:
         error.__cause__ = exc
         return [(r.future, None, error) for r in batch]
 
+    def _sync_on_commit(self, conn: sqlite3.Connection, durable: bool) -> None:
+        """fsync at the next commit (an append is acknowledged after it) or not (leases, acks,
+        retries: the next fsync'd commit or checkpoint carries them to disk)."""
+        if durable != self._sync_full:
+            conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+            self._sync_full = durable
+
     def _undo(self, saved: tuple[_Totals, dict[int, tuple[float, int]]]) -> bool:
         """Forget what the failed batch did, in memory and on disk; always True."""
         conn = self._db()
@@ -706,6 +723,7 @@ class _Worker:
         before = self.report.corrupt_records
         conn, self._conn = self._conn, None
         conn.close()
+        self._sync_full = True  # the new connection starts as schema.connect sets it
         try:
             self._conn = schema.salvage(directory, self.report, self.clock.time())
         except (sqlite3.Error, OSError) as exc:
@@ -754,6 +772,7 @@ class _Worker:
         return SpoolStats(
             events=t.events, bytes=t.bytes, oldest_received_at=t.oldest, dead_letters=t.dead,
             leased=len(self._leased), commits=self._commits, failed=self._failed,
+            synced_commits=self._synced_commits,
         )  # fmt: skip
 
     def _flush_rows(self, conn: sqlite3.Connection) -> None:
