@@ -179,7 +179,34 @@ class RestSink:
     async def _send(self, events: Sequence[SpooledEvent]) -> list[EventResult]:
         results: list[EventResult | None] = [None] * len(events)
         touched: dict[str, _Run] = {}
-        stopped: RetriableSinkError | AuthError | None = None
+        try:
+            stopped = await self._apply_all(events, results, touched)
+            if stopped is None:
+                stopped = await self._flush_statuses(touched, results)
+            for run in touched.values():
+                if run.dirty:  # not written: the events that made it so are sent again
+                    for index in run.events:
+                        if results[index] is DELIVERED:
+                            results[index] = None
+        finally:
+            for run in touched.values():
+                run.events.clear()
+                run.edge_work.clear()
+        await self._store.save_runs(
+            [(run.state, run.written) for run in touched.values()], self._clock.time()
+        )
+        if stopped is not None and not any(r is DELIVERED for r in results):
+            raise stopped
+        reason = str(stopped) if stopped is not None else "not sent"
+        return [r if r is not None else EventResult.retriable(reason) for r in results]
+
+    async def _apply_all(
+        self,
+        events: Sequence[SpooledEvent],
+        results: list[EventResult | None],
+        touched: dict[str, _Run],
+    ) -> RetriableSinkError | AuthError | None:
+        """Apply each event in order; the error that stopped the batch, if one did."""
         for index, spooled in enumerate(events):
             try:
                 event = parse_run_event(spooled.body)
@@ -191,41 +218,33 @@ class RestSink:
                 continue
             try:
                 run = await self._apply(event, spooled)
-                run.events.append(index)
-                touched[run.state.run_id] = run
-                results[index] = DELIVERED
             except PermanentSinkError as exc:
                 results[index] = EventResult.permanent(exc.reason)
-            except RetriableSinkError as exc:
-                stopped = exc
-                break
-        if stopped is None:
-            # One status upsert per run that changed, side by side (each is independent).
-            outcomes = await asyncio.gather(
-                *(self._flush_status(run) for run in touched.values()), return_exceptions=True
-            )
-            for run, outcome in zip(touched.values(), outcomes, strict=True):
-                if isinstance(outcome, PermanentSinkError):
-                    for index in run.events:
-                        results[index] = EventResult.permanent(outcome.reason)
-                elif isinstance(outcome, RetriableSinkError | AuthError):
-                    stopped = stopped or outcome
-                elif isinstance(outcome, BaseException):
-                    raise outcome
-        for run in touched.values():
-            if run.dirty:  # not written: the events that made it so are sent again
-                for index in run.events:
-                    if results[index] is DELIVERED:
-                        results[index] = None
-            run.events.clear()
-            run.edge_work.clear()
-        await self._store.save_runs(
-            [(run.state, run.written) for run in touched.values()], self._clock.time()
+                continue
+            except (RetriableSinkError, AuthError) as exc:
+                return exc
+            run.events.append(index)
+            touched[run.state.run_id] = run
+            results[index] = DELIVERED
+        return None
+
+    async def _flush_statuses(
+        self, touched: dict[str, _Run], results: list[EventResult | None]
+    ) -> RetriableSinkError | AuthError | None:
+        """One status upsert per run that changed, side by side (each is independent)."""
+        stopped: RetriableSinkError | AuthError | None = None
+        outcomes = await asyncio.gather(
+            *(self._flush_status(run) for run in touched.values()), return_exceptions=True
         )
-        if stopped is not None and not any(r is DELIVERED for r in results):
-            raise stopped
-        reason = str(stopped) if stopped is not None else "not sent"
-        return [r if r is not None else EventResult.retriable(reason) for r in results]
+        for run, outcome in zip(touched.values(), outcomes, strict=True):
+            if isinstance(outcome, PermanentSinkError):
+                for index in run.events:
+                    results[index] = EventResult.permanent(outcome.reason)
+            elif isinstance(outcome, RetriableSinkError | AuthError):
+                stopped = stopped or outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return stopped
 
     async def _apply(self, event: RunEvent, spooled: SpooledEvent) -> _Run:
         run = await self._run_of(event)
