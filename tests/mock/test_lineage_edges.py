@@ -199,7 +199,10 @@ async def test_put_get_patch_delete_by_name(
     by_name = f"{mock.url}/v1/lineage/table/name/{quote(ORDERS, safe='')}/table/name/" + quote(
         CUSTOMERS, safe=""
     )
-    async with client.put(by_name, json={"source": "SparkLineage"}) as resp:
+    # The body is the edge's lineageDetails, nulls included, as OpenMetadata's Python client
+    # sends it (LineageDetails.model_dump_json()).
+    details = {"source": "SparkLineage", "sqlQuery": None, "pipeline": None}
+    async with client.put(by_name, json=details) as resp:
         assert resp.status == 200
         assert await resp.read() == b""
     orders, customers = _id(mock, ORDERS), _id(mock, CUSTOMERS)
