@@ -23,6 +23,7 @@ from rest_support import (
     writes,
 )
 
+from relay._config import MappingRule
 from relay._events import SpooledEvent
 from relay._observe.metrics import Metrics
 from relay._sinks.base import DELIVERED, Outcome
@@ -283,6 +284,33 @@ async def test_auto_create_makes_the_missing_table_and_writes_at_once(
         assert mock.entity("databaseSchema", "hive_prod.warehouse.reporting") is not None
         assert await snapshot(mock) == EXPECTED
         assert metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
+
+
+async def test_auto_create_makes_containers_under_a_container_rule(tmp_path: Path) -> None:
+    catalog = {"storageServices": [{"name": "hdfs_store", "serviceType": "CustomStorage"}]}
+    rule = MappingRule(namespace="hive://*", service="hdfs_store", entity="container")
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
+        config = rest_config(mock, mapping=(rule,), auto_create=True)
+        sink = make_rest_sink(config, tmp_path, Metrics())
+        try:
+            await _deliver(sink, spooled(bodies_in(SPARK)))
+        finally:
+            await sink.aclose()
+        edges = (await snapshot(mock))["edges"]
+    # Named by their path (quoted: it has dots), fullPath the dataset's URI.
+    orders = 'hdfs_store."namenode.internal:8020/warehouse/sales.db/orders"'
+    customers = 'hdfs_store."namenode.internal:8020/warehouse/crm.db/customers"'
+    revenue = 'hdfs_store."namenode.internal:8020/warehouse/reporting.db/revenue_by_country"'
+    assert set(edges) == {(orders, revenue), (customers, revenue)}
+    assert edges[(orders, revenue)]["columns"] == [
+        (f"{orders}.amount", f"{revenue}.revenue"), (f"{orders}.order_id", f"{revenue}.orders"),
+    ]  # fmt: skip
+    created = mock.entity("container", revenue)
+    assert created is not None
+    assert (
+        created["fullPath"]
+        == "hdfs://namenode.internal:8020/warehouse/reporting.db/revenue_by_country"
+    )
 
 
 async def test_the_same_db_table_under_two_services_is_never_guessed(
