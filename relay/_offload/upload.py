@@ -90,7 +90,7 @@ async def offload_spool(spool: Spool, config: OffloadConfig) -> OffloadReport:
     else:
         log.info(
             "offloaded %d event(s) in %d object(s) to %s",
-            events, objects, location.key(run) if location.prefix else f"{location}/{run}",
+            events, objects, f"s3://{location.bucket}/{location.key(run)}/",
             extra={"offloaded_events": events, "objects": objects, "left": left},
         )  # fmt: skip
     return OffloadReport(events, objects, left, error)
