@@ -22,7 +22,8 @@ from spark_plugin._sender import Sender
 from spark_plugin._spill import DEFAULT_SPILL_DIR, Spill, spill_name
 
 FLUSH_TIMEOUT_S = 1.0
-HANG_GUARD_S = FLUSH_TIMEOUT_S + 0.5  # close() keeps its deadline; the guard only catches a hang
+# close() keeps its deadline (benchmarks/spark_overhead.py measures it); this only catches a hang
+HANG_GUARD_S = FLUSH_TIMEOUT_S + 10.0
 
 
 def event(i: int) -> dict[str, Any]:
