@@ -278,14 +278,14 @@ class Ingest:
         self._log(request, response, endpoint, events, wire, elapsed, reason)
         return response
 
-    def _refusal(self) -> tuple[str, web.Response] | None:
+    def _refusal(self, *, admitted: bool = False) -> tuple[str, web.Response] | None:
         gate = self._gate
         retry = {"Retry-After": "1"}
         if gate.failure is not None:
             return "spool_failure", json_error(
                 503, f"the spool failed and the relay is stopping: {gate.failure}", headers=retry
             )
-        if gate.draining:
+        if gate.draining and not admitted:
             response = json_error(503, "the relay is shutting down; retry shortly", headers=retry)
             response.force_close()  # the client reconnects, to the next relay process
             return "shutting_down", response
@@ -327,8 +327,9 @@ class Ingest:
             return _refused(_reason(exc), _error_response(exc))
         wire = body.wire_bytes
         # Only now does the request take a processing slot: a client whose bodies stall
-        # cannot fill max_concurrent_requests and lock the others out.
-        refusal = self._refusal()
+        # cannot fill max_concurrent_requests and lock the others out. (Admitted before a
+        # shutdown began, it still finishes its append: draining waits for it.)
+        refusal = self._refusal(admitted=True)
         if refusal is not None:
             return _refused(*refusal, wire)
         gate = self._gate
