@@ -209,3 +209,26 @@ async def test_with_the_rest_sink_smoke_also_sees_the_run_status(
         assert f"spark.{job}" not in pipelines
     finally:
         await rest.aclose()
+
+
+async def test_smoke_sends_the_ingest_token_the_relay_requires(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
+    ingest_token = tmp_path / "ingest-token"
+    ingest_token.write_text("smoke-ingest-secret\n")
+    guarded = await start_relay(
+        tmp_path / "relay", mock.url, **{"ingest.token_file": str(ingest_token)}
+    )
+    try:
+        without = write_config(tmp_path, mock.url)
+        code, text = await smoke(without, guarded.url, "--input", INPUT_TABLE,
+                                 "--output", OUTPUT_TABLE, "--timeout", "5")  # fmt: skip
+        assert code == 1 and "answered 401" in text, text
+        with_token = write_config(tmp_path, mock.url)
+        with_token.write_text(with_token.read_text() + f'[ingest]\ntoken_file = "{ingest_token}"\n')
+        code, text = await smoke(with_token, guarded.url, "--input", INPUT_TABLE,
+                                 "--output", OUTPUT_TABLE, "--timeout", "30")  # fmt: skip
+        assert code == 0, text
+        assert "smoke-ingest-secret" not in text
+    finally:
+        await guarded.aclose()
