@@ -19,6 +19,9 @@ same create-request bodies the API takes, e.g.::
 
 Two catalog-only keys are allowed on any item: ``id`` pins the entity's id, and on containers
 ``parentFqn`` names the parent container (the API needs its id, unknown before seeding).
+``users`` and ``teams`` (``[{"name": "jdoe"}]``, a team with ``"teamType"``, default
+``Group``) are the principals that can own entities, e.g. through an OpenLineage job's
+``ownership`` facet; the mock serves no endpoints for them.
 Items are validated exactly like API bodies; an invalid item stops loading with a message
 naming the collection and position.
 """
@@ -52,6 +55,9 @@ _ALIASES = {
 }
 
 
+_PRINCIPALS = {"users": "user", "teams": "team"}
+
+
 class CatalogError(ValueError):
     """A catalog file or item that cannot be loaded; the message says which and why."""
 
@@ -72,11 +78,11 @@ def read_catalog(path: str | Path) -> dict[str, Any]:
 def load_catalog(store: Store, catalog: Mapping[str, Any]) -> int:
     """Create every item of the catalog in the store; returns how many entities were loaded."""
     collections = {_ALIASES.get(key, key): value for key, value in catalog.items()}
-    unknown = sorted(set(collections) - set(LOAD_ORDER))
+    unknown = sorted(set(collections) - set(LOAD_ORDER) - set(_PRINCIPALS))
     if unknown:
-        known = sorted(set(_ALIASES) | set(LOAD_ORDER) - set(_ALIASES.values()))
+        known = sorted(set(_ALIASES) | set(LOAD_ORDER) - set(_ALIASES.values()) | set(_PRINCIPALS))
         raise CatalogError(f"unknown catalog collection(s) {unknown}; known: {known}")
-    loaded = 0
+    loaded = _load_principals(store, collections)
     for collection in LOAD_ORDER:
         items = collections.get(collection) or []
         if not isinstance(items, list):
@@ -98,5 +104,23 @@ def load_catalog(store: Store, catalog: Mapping[str, Any]) -> int:
                 raise CatalogError(f"{where} is invalid: {exc}") from exc
             except ApiError as exc:
                 raise CatalogError(f"{where} cannot be created: {exc.message}") from exc
+            loaded += 1
+    return loaded
+
+
+def _load_principals(store: Store, collections: Mapping[str, Any]) -> int:
+    loaded = 0
+    for collection, kind in _PRINCIPALS.items():
+        items = collections.get(collection) or []
+        if not isinstance(items, list):
+            raise CatalogError(f"catalog collection {collection!r} must be a list")
+        for position, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not name:
+                raise CatalogError(f"catalog {collection}[{position}] needs a non-empty name")
+            # Only Group teams own entities (OpenMetadata's rule); other teams are left out.
+            if kind == "team" and item.get("teamType", "Group") != "Group":
+                continue
+            store.add_principal(kind, name, item.get("id"))
             loaded += 1
     return loaded

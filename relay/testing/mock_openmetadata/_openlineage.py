@@ -31,6 +31,7 @@ from . import _fqn
 from ._errors import ApiError
 from ._lineage import LineageGraph
 from ._ol_settings import EventFailure, OpenLineageSettings
+from ._ownership import facet_owners, new_owners
 from ._store import Store, reference
 
 OPENLINEAGE_USER = "openlineage"
@@ -147,6 +148,8 @@ class OpenLineageProcessor:
         resolved_inputs = self._resolve_all(inputs, unresolved)
         resolved_outputs = self._resolve_all(outputs, unresolved)
         pipeline = self._resolve_pipeline(event)
+        if pipeline is not None and self._store.server_v2:
+            pipeline = self._own(event, pipeline)
         edges = 0
         for output, output_ref in resolved_outputs:
             column_lineage = self._column_lineage(output, resolved_inputs, output_ref)
@@ -189,6 +192,23 @@ class OpenLineageProcessor:
         if unresolved:
             return Outcome("partial" if edges else "failure", edges, len(unresolved))
         return Outcome("success", edges)
+
+    def _own(self, event: dict[str, Any], pipeline: dict[str, Any]) -> dict[str, Any]:
+        """Apply the job's ``ownership`` facet to the pipeline (2.0; see ``_ownership``)."""
+        owners = facet_owners(event)
+        if not owners:
+            return pipeline
+        merged = new_owners(
+            owners,
+            pipeline.get("owners") or [],
+            self._store.principals,
+            self.settings.ownership_update_mode,
+        )
+        if merged is None:
+            return pipeline
+        patch = [{"op": "add", "path": "/owners", "value": merged}]
+        updated, _ = self._store.patch("pipeline", pipeline, patch, OPENLINEAGE_USER)
+        return updated
 
     def _resolve_all(
         self, datasets: list[dict[str, Any]], unresolved: set[str]

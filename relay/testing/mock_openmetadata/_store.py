@@ -127,6 +127,18 @@ class Store:
         self._requests: dict[str, dict[str, Any]] = {}
         # pipeline id -> timestamp -> status
         self.statuses: dict[str, dict[int, dict[str, Any]]] = {}
+        # ("user" | "team", lower-case name) -> reference: who can own entities
+        self.principals: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add_principal(self, kind: str, name: str, entity_id: str | None = None) -> None:
+        """A user or team (the catalog's ``users`` / ``teams``) that can own entities."""
+        self.principals[(kind, name.lower())] = {
+            "id": entity_id or str(uuid.uuid4()),
+            "type": kind,
+            "name": name,
+            "fullyQualifiedName": _fqn.quote_name(name),
+            "deleted": False,
+        }
 
     # -- reads -------------------------------------------------------------------------------
 
