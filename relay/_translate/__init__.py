@@ -3,6 +3,7 @@
     _model     event bytes -> RunEvent (typed, lenient)
     _names     valid entity names, FQN quoting
     _datasets  dataset -> Lookup (mapping rules, exact FQN or fullPath, never a first hit)
+    _pipeline  the application's pipeline: service, name (the `openmetadata` facet wins)
     _runs      events -> RunState (a lattice: duplicates and reordering change nothing)
                -> pipelineStatus body
     _create    create requests for auto_create (table with database/schema, container)
@@ -34,6 +35,7 @@ from ._model import (
     parse_time_ms,
 )
 from ._names import build_fqn, entity_name, quote_name, split_fqn, task_name, url_fqn
+from ._pipeline import PipelineSpec, pipeline_spec
 from ._runs import RunState, TaskState, advance, state_from_status, status_body
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Field",
     "InputField",
     "Lookup",
+    "PipelineSpec",
     "RunEvent",
     "RunState",
     "Symlink",
@@ -62,6 +65,7 @@ __all__ = [
     "merge_details",
     "parse_run_event",
     "parse_time_ms",
+    "pipeline_spec",
     "quote_name",
     "same_details",
     "source_of",

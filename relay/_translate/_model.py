@@ -99,6 +99,8 @@ class RunEvent:
     error_message: str = ""
     inputs: tuple[Dataset, ...] = ()
     outputs: tuple[Dataset, ...] = ()
+    # the `openmetadata` job facet (spark.openmetadata.transport.pipelineName ...)
+    openmetadata: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_application(self) -> bool:
@@ -159,6 +161,11 @@ def parse_run_event(body: bytes) -> RunEvent | None:
         error_message=_error_message(run_facets),
         inputs=_datasets(doc.get("inputs")),
         outputs=_datasets(doc.get("outputs")),
+        openmetadata=tuple(
+            (key, value)
+            for key, value in _dict(job_facets.get("openmetadata")).items()
+            if not key.startswith("_") and _is_text(value)
+        ),
     )
 
 

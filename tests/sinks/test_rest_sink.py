@@ -192,6 +192,33 @@ async def test_a_failed_action_fails_the_run_and_a_later_complete_keeps_it_faile
     assert state["statuses"] == {"spark.orders_daily": [("Failed", {TASK: "Failed"})]}
 
 
+async def test_the_openmetadata_job_facet_names_service_and_pipeline(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    """What the plugin passes on from spark.openmetadata.transport.* (the agent's keys)."""
+
+    def hint(doc: dict[str, Any]) -> None:
+        doc["job"]["facets"]["openmetadata"] = {
+            "_producer": "p", "_schemaURL": "s", "pipelineServiceName": "etl_spark",
+            "pipelineName": "orders nightly", "pipelineDescription": "the nightly orders job",
+            "pipelineSourceUrl": "https://git.example.com/etl/orders.py",
+        }  # fmt: skip
+
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        await _deliver(sink, spooled(_changed(body, hint) for body in bodies_in(SPARK)))
+    finally:
+        await sink.aclose()
+    state = await snapshot(mock)
+    assert state["pipelines"] == {"etl_spark.orders nightly": [TASK]}
+    assert {edge["pipeline"] for edge in state["edges"].values()} == {"etl_spark.orders nightly"}
+    pipeline = mock.entity("pipeline", "etl_spark.orders nightly")
+    assert pipeline is not None
+    assert pipeline["description"] == "the nightly orders job"
+    assert pipeline["sourceUrl"] == "https://git.example.com/etl/orders.py"
+    assert mock.entity("pipelineService", "spark") is None  # the configured default: unused
+
+
 async def test_an_unknown_output_parks_its_edges_until_the_table_exists(
     tmp_path: Path, metrics: Metrics
 ) -> None:

@@ -28,6 +28,7 @@ from relay._translate import (
     merge_details,
     parse_run_event,
     parse_time_ms,
+    pipeline_spec,
     same_details,
     source_of,
     split_fqn,
@@ -327,3 +328,15 @@ def test_merging_keeps_both_writers_columns_and_spots_no_change() -> None:
     ]
     assert same_details(merged, merge_details(merged, b))
     assert not same_details(a, merged) and not same_details(None, merged)
+
+
+def test_the_pipeline_is_the_application_unless_the_openmetadata_facet_names_it() -> None:
+    event = parse_run_event(_event("04_COMPLETE"))
+    assert event is not None
+    spec = pipeline_spec(event, "spark")
+    assert (spec.fqn, spec.display_name) == ("spark.orders_daily", "orders_daily")
+    doc = json.loads(_event("04_COMPLETE"))
+    doc["job"]["facets"]["openmetadata"] = {"pipelineName": "orders.nightly", "other": 1}
+    named = parse_run_event(json.dumps(doc).encode())
+    assert named is not None
+    assert pipeline_spec(named, "spark").fqn == 'spark."orders.nightly"'

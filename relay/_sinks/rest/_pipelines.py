@@ -1,9 +1,10 @@
 """Pipeline service, pipelines with their tasks, and run statuses.
 
-The pipeline service (`serviceType: Spark`) is created once; each application gets one
-pipeline (its name made valid, so a new run never creates a new pipeline) whose tasks are
-the application's actions, added when first seen. Existence is cached (bounded); a 404 on a
-status write drops the cache entry and the pipeline is made again.
+Each pipeline service (`serviceType: Spark`) is created once; each application gets one
+pipeline (`relay._translate.pipeline_spec`: a stable, valid name, so a new run never creates a
+new pipeline) whose tasks are the application's actions, added when first seen. Existence
+is cached (bounded); a 404 on a status write drops the cache entry and the pipeline is made
+again.
 
 OpenMetadata's create-or-update `PUT /v1/pipelines` sets the task list it is given, so the
 list sent is always the union of the tasks the pipeline has and the new ones.
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..._observe.audit import AuditSubject
-from ..._translate import RunState, build_fqn, state_from_status, status_body, url_fqn
+from ..._translate import PipelineSpec, RunState, state_from_status, status_body, url_fqn
 from ._api import Api
 from ._cache import Lru
 
@@ -37,20 +38,14 @@ class PipelineInfo:
 
 
 class Pipelines:
-    def __init__(self, api: Api, service_name: str) -> None:
+    def __init__(self, api: Api) -> None:
         self._api = api
-        self.service = service_name
-        self._service_ready = False
+        self._services_ready: set[str] = set()
         self._cache: Lru[str, PipelineInfo] = Lru(_CACHE_ENTRIES)
 
-    def fqn(self, pipeline_name: str) -> str:
-        return build_fqn(self.service, pipeline_name)
-
-    async def ensure(
-        self, name: str, tasks: Iterable[str], *, display_name: str, description: str
-    ) -> PipelineInfo:
+    async def ensure(self, spec: PipelineSpec, tasks: Iterable[str]) -> PipelineInfo:
         """The pipeline, created or given its missing tasks when needed."""
-        fqn = self.fqn(name)
+        fqn = spec.fqn
         wanted = frozenset(tasks)
         info = self._cache.get(fqn)
         if info is None:
@@ -62,18 +57,20 @@ class Pipelines:
                 self._cache.put(fqn, info)
         if info is not None and wanted <= info.tasks:
             return info
-        await self._ensure_service()
+        await self._ensure_service(spec.service)
         existing: list[dict[str, Any]] = []
         if info is not None:
             existing = [{"name": task} for task in sorted(info.tasks)]
         known = {task["name"] for task in existing}
-        body = {
-            "name": name,
-            "service": self.service,
-            "displayName": display_name,
-            "description": description,
+        body: dict[str, Any] = {
+            "name": spec.name,
+            "service": spec.service,
+            "displayName": spec.display_name,
+            "description": spec.description,
             "tasks": existing + [{"name": t} for t in sorted(wanted - known)],
         }
+        if spec.source_url:
+            body["sourceUrl"] = spec.source_url
         doc = await self._api.put(
             "/v1/pipelines", body, endpoint="/v1/pipelines",
             audit=AuditSubject("put_pipeline", (fqn,)),
@@ -88,19 +85,19 @@ class Pipelines:
     def forget(self, fqn: str) -> None:
         self._cache.pop(fqn)
 
-    async def _ensure_service(self) -> None:
-        if self._service_ready:
+    async def _ensure_service(self, service: str) -> None:
+        if service in self._services_ready:
             return
         body = {
-            "name": self.service,
+            "name": service,
             "serviceType": "Spark",
             "connection": {"config": {"type": "Spark"}},
         }
         await self._api.put(
             "/v1/services/pipelineServices", body, endpoint="/v1/services/pipelineServices",
-            audit=AuditSubject("put_pipeline_service", (self.service,)),
+            audit=AuditSubject("put_pipeline_service", (service,)),
         )  # fmt: skip
-        self._service_ready = True
+        self._services_ready.add(service)
 
     async def put_status(self, fqn: str, state: RunState) -> bool:
         """Upsert the run's status; False when the pipeline is gone (404)."""

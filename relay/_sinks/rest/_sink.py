@@ -39,14 +39,15 @@ from ..._observe.metrics import Metrics
 from ..._translate import (
     Dataset,
     EntityView,
+    PipelineSpec,
     RunEvent,
     RunState,
     advance,
     column_pairs,
     edge_pairs,
-    entity_name,
     lineage_details,
     parse_run_event,
+    pipeline_spec,
     source_of,
     task_name,
 )
@@ -71,8 +72,7 @@ _RUN_CACHE = 10_000
 class _Run:
     state: RunState
     written: RunState | None
-    pipeline: str  # entity name of the application's pipeline
-    display: str
+    pipeline: PipelineSpec
     dirty: bool = False
     events: list[int] = field(default_factory=list)  # indices in the current batch
     # the current batch's edge writes: done again if the pipeline turns out to be gone
@@ -101,7 +101,7 @@ class RestSink:
         self._dead_letter = dead_letter
         self.api = Api(client, clock=self._clock, retry_after_max_s=config.retry_after_max_s)
         self._resolver = Resolver(self.api, config.mapping, auto_create=config.auto_create)
-        self._pipelines = Pipelines(self.api, config.pipeline_service_name)
+        self._pipelines = Pipelines(self.api)
         self._edges = EdgeWriter(self.api)
         self._store = StateStore(state_path)
         self._runs: dict[str, _Run] = {}
@@ -271,28 +271,25 @@ class RestSink:
         if run is not None:
             return run
         loaded = await self._store.load_run(run_id)
-        name = entity_name(event.app.name)
+        spec = pipeline_spec(event, self._config.pipeline_service_name)
         if loaded is not None:
-            run = _Run(state=loaded[0], written=loaded[1], pipeline=name, display=event.app.name)
+            run = _Run(state=loaded[0], written=loaded[1], pipeline=spec)
             run.dirty = run.state != run.written
         else:
             seed = RunState(run_id=run_id, start_ms=event.event_time_ms)
-            run = _Run(state=seed, written=None, pipeline=name, display=event.app.name)
+            run = _Run(state=seed, written=None, pipeline=spec)
         if len(self._runs) >= _RUN_CACHE:
             self._runs.pop(next(iter(self._runs)))
         self._runs[run_id] = run
         return run
 
     async def _ensure_pipeline(self, run: _Run) -> PipelineInfo:
-        return await self._pipelines.ensure(
-            run.pipeline, run.state.tasks, display_name=run.display,
-            description=f"Spark application {run.display}",
-        )  # fmt: skip
+        return await self._pipelines.ensure(run.pipeline, run.state.tasks)
 
     async def _flush_status(self, run: _Run) -> None:
         if not run.dirty:
             return
-        fqn = self._pipelines.fqn(run.pipeline)
+        fqn = run.pipeline.fqn
         gone = self._pipelines.cached(fqn)
         if not await self._pipelines.put_status(fqn, run.state):
             # Deleted behind the relay's back: made again (a new id), and the edges this
