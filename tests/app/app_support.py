@@ -41,6 +41,9 @@ class RelayProcess:
         # Delivery runs as in production, towards a port where nothing listens: events
         # stay in the spool (leases are in memory and void after a kill).
         env["LINEAGE_RELAY_OPENMETADATA_HOST_PORT"] = "http://127.0.0.1:9/api"
+        # Nothing to drain towards: a stop signal ends the process at once (the drain's own
+        # tests set LINEAGE_RELAY_RELAY_DRAIN_TIMEOUT_S).
+        env["LINEAGE_RELAY_RELAY_DRAIN_TIMEOUT_S"] = "0"
         env.update(extra_env)
         self.proc = subprocess.Popen(
             [*command, "serve", "--listen", "127.0.0.1:0", "--spool-dir", str(spool_dir), *args],

@@ -113,7 +113,6 @@ async def test_sigterm_with_openmetadata_down_offloads_and_replay_delivers_exact
 ) -> None:
     config = tmp_path / "relay.toml"
     config.write_text(
-        "[relay]\ndrain_timeout_s = 1.0\n"
         f'[offload]\ns3_uri = "s3://{BUCKET}/prod"\nendpoint_url = "{moto_server}"\n'
         f'region = "{REGION}"\nmax_object_bytes = 4096\n'
     )
