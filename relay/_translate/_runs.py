@@ -111,13 +111,19 @@ def advance(state: RunState | None, event: RunEvent, task: str | None) -> RunSta
     return seen if state is None else state.merged(seen)
 
 
-def status_body(state: RunState) -> dict[str, Any]:
-    """The `pipelineStatus` PUT body: run status and one `taskStatus` per action."""
+def status_body(state: RunState, *, execution_id: bool = False) -> dict[str, Any]:
+    """The `pipelineStatus` PUT body: run status and one `taskStatus` per action.
+
+    `execution_id` (servers from 1.13, which refuse unknown fields before): the application
+    run id goes along, so the status can be found again without the relay's memory.
+    """
     body: dict[str, Any] = {
         "timestamp": state.start_ms,
         "executionStatus": state.status,
         "taskStatus": [_task_body(name, task) for name, task in sorted(state.tasks.items())],
     }
+    if execution_id:
+        body["executionId"] = state.run_id
     return body
 
 

@@ -219,6 +219,27 @@ async def test_the_openmetadata_job_facet_names_service_and_pipeline(
     assert mock.entity("pipelineService", "spark") is None  # the configured default: unused
 
 
+async def test_a_lost_state_file_is_made_up_for_by_the_servers_status(
+    mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
+) -> None:
+    bodies = bodies_in(SPARK)
+    failed = _changed(bodies[3], lambda doc: doc.update(eventType="FAIL"))
+    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    await _deliver(sink, spooled([*bodies[:3], failed]))
+    await sink.aclose()
+    for path in tmp_path.glob("rest-sink.db*"):
+        path.unlink()  # the relay's memory of the run is gone
+    again = make_rest_sink(rest_config(mock), tmp_path, metrics)
+    try:
+        await _deliver(again, spooled([bodies[3], bodies[4]]))
+    finally:
+        await again.aclose()
+    (status,) = mock.pipeline_statuses("spark.orders_daily")  # found again by executionId
+    assert status["timestamp"] == 1795140003118  # the application START's, not a new one
+    assert status["executionId"] == "0193a1f2-7c4e-7d21-9a0b-3c5e8f61d2a4"
+    assert status["executionStatus"] == "Failed"
+
+
 async def test_an_unknown_output_parks_its_edges_until_the_table_exists(
     tmp_path: Path, metrics: Metrics
 ) -> None:

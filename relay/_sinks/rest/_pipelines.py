@@ -28,6 +28,8 @@ __all__ = ["PipelineInfo", "Pipelines"]
 log = logging.getLogger(__name__)
 
 _CACHE_ENTRIES = 10_000
+_FIND_WINDOW_MS = 24 * 3600 * 1000
+_FIND_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +101,11 @@ class Pipelines:
         )  # fmt: skip
         self._services_ready.add(service)
 
-    async def put_status(self, fqn: str, state: RunState) -> bool:
+    async def put_status(self, fqn: str, state: RunState, *, execution_id: bool = False) -> bool:
         """Upsert the run's status; False when the pipeline is gone (404)."""
         answer = await self._api.call(
-            "PUT", f"/v1/pipelines/{url_fqn(fqn)}/status", status_body(state),
+            "PUT", f"/v1/pipelines/{url_fqn(fqn)}/status",
+            status_body(state, execution_id=execution_id),
             endpoint="/v1/pipelines/status",
             audit=AuditSubject("put_pipeline_status", (fqn,), (state.run_id,)),
         )  # fmt: skip
@@ -121,15 +124,18 @@ class Pipelines:
         if answer.status != 404:
             self._api.check(answer)
 
-    async def read_status(self, fqn: str, run_id: str, timestamp_ms: int) -> RunState | None:
-        """The run's status as the server holds it at `timestamp_ms`, or None."""
-        query = urlencode({"startTs": timestamp_ms, "endTs": timestamp_ms})
+    async def find_status(self, fqn: str, run_id: str, seen_ms: int) -> RunState | None:
+        """The status whose `executionId` is `run_id`, among those started in the day before
+        `seen_ms` (a run the relay has no memory of: its state was lost), or None."""
+        query = urlencode(
+            {"startTs": seen_ms - _FIND_WINDOW_MS, "endTs": seen_ms, "limit": _FIND_LIMIT}
+        )
         doc = await self._api.get(
             f"/v1/pipelines/{url_fqn(fqn)}/status?{query}", endpoint="/v1/pipelines/status"
         )
         data = doc.get("data") if isinstance(doc, dict) else None
         for item in data if isinstance(data, list) else []:
-            if isinstance(item, dict) and item.get("timestamp") == timestamp_ms:
+            if isinstance(item, dict) and item.get("executionId") == run_id:
                 return state_from_status(run_id, item)
         return None
 

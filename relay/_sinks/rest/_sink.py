@@ -113,6 +113,7 @@ class RestSink:
             attempt=self._retry_edge, dead_letter=dead_letter, on_unreachable=self._lost,
         )  # fmt: skip
         self.server_version: str = ""
+        self._execution_ids = False  # the server takes pipelineStatus.executionId (>= 1.13)
         self._probe_due = True
 
     @property
@@ -158,6 +159,7 @@ class RestSink:
         self._probe_due = False
         if isinstance(version, str) and version != self.server_version:
             self.server_version = version
+            self._execution_ids = _version_at_least(version, (1, 13))
             log.info("OpenMetadata version %s at %s", version, self._client.api_base)
 
     # -- send ---------------------------------------------------------------------------
@@ -276,8 +278,16 @@ class RestSink:
             run = _Run(state=loaded[0], written=loaded[1], pipeline=spec)
             run.dirty = run.state != run.written
         else:
-            seed = RunState(run_id=run_id, start_ms=event.event_time_ms)
-            run = _Run(state=seed, written=None, pipeline=spec)
+            found = None
+            if self._execution_ids and not (event.is_application and event.event_type == "START"):
+                # Met mid-run without memory of it (the state file was lost): the server's
+                # status of this run, if it has one, keeps a FAIL and the real start.
+                found = await self._pipelines.find_status(spec.fqn, run_id, event.event_time_ms)
+            if found is not None:
+                run = _Run(state=found, written=found, pipeline=spec)
+            else:
+                seed = RunState(run_id=run_id, start_ms=event.event_time_ms)
+                run = _Run(state=seed, written=None, pipeline=spec)
         if len(self._runs) >= _RUN_CACHE:
             self._runs.pop(next(iter(self._runs)))
         self._runs[run_id] = run
@@ -291,11 +301,12 @@ class RestSink:
             return
         fqn = run.pipeline.fqn
         gone = self._pipelines.cached(fqn)
-        if not await self._pipelines.put_status(fqn, run.state):
+        ids = self._execution_ids
+        if not await self._pipelines.put_status(fqn, run.state, execution_id=ids):
             # Deleted behind the relay's back: made again (a new id), and the edges this
             # batch wrote (or found unchanged) with the old id are written again.
             await self._ensure_pipeline(run)
-            if not await self._pipelines.put_status(fqn, run.state):
+            if not await self._pipelines.put_status(fqn, run.state, execution_id=ids):
                 raise RetriableSinkError(f"pipeline {fqn} disappeared while writing its status")
             if gone is not None:
                 self._edges.forget_pipeline(gone.id)
@@ -401,3 +412,12 @@ class RestSink:
             ):  # fmt: skip
                 return True
         return tuple(r.lookup.display for r in (source, output) if r.entity is None)
+
+
+def _version_at_least(version: str, wanted: tuple[int, ...]) -> bool:
+    parts: list[int] = []
+    for piece in version.split("-")[0].split(".")[: len(wanted)]:
+        if not piece.isdigit():
+            return False
+        parts.append(int(piece))
+    return tuple(parts) >= wanted
