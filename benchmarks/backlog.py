@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+from _proc import rss_mb
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK = REPO / "tests" / "fixtures" / "events" / "spark"
@@ -51,16 +52,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def batches(n: int, size: int) -> list[bytes]:

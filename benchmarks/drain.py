@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from _proc import cpu_s
 from aiohttp import web
 from drain_rest import RestResult, rest_drain
 
@@ -373,15 +374,6 @@ async def mock_alone(items: list[tuple[bytes, EventKey]], *, batch: int, pool: i
         target.stop()
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return Stage("mock alone", len(items), seconds, cpu, "decode, check, resolve; no latency")
-
-
-def cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) a process used so far; None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def row(name: str, r: DrainResult, theoretical: float) -> str:

@@ -47,6 +47,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _proc import cpu_s
+
 REPO = Path(__file__).resolve().parent.parent
 EVENT = (
     REPO / "tests" / "fixtures" / "events" / "spark" / "04_COMPLETE_insert_revenue_by_country.json"
@@ -255,15 +257,6 @@ def fsync_latency_ms(directory: Path, samples: int = 100) -> tuple[float, float]
         path.unlink()
     times.sort()
     return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
-
-
-def cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system, every thread) a process used so far; None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def received_by_relay(url: str) -> int:
