@@ -123,12 +123,13 @@ def machine(results_dir: Path) -> list[tuple[str, str]]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        memory = next(
-            line.split(":", 1)[1].strip()
+        kib = next(
+            int(line.split()[1])
             for line in Path("/proc/meminfo").read_text().splitlines()
             if line.startswith("MemTotal")
         )
-    except (OSError, StopIteration):
+        memory = f"{kib / 1024**2:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
         memory = "?"
     try:
         import pyspark
