@@ -4,9 +4,9 @@ A table is often created by the job itself and ingested into OpenMetadata afterw
 edges wait in the state store (`_state.py`: they survive a restart), are tried again in the
 background with exponential backoff between `retry_delay_ms` and `retry_max_delay_ms`, and
 after `unresolved_retention_s` their event goes to the dead letters with reason
-`unresolved`, once per event however many of its edges gave up. Rounds run under the sink's
-lock (they share its caches and run states) and never count for the breaker: an OpenMetadata
-that does not answer ends the round, the edges wait for the next.
+`unresolved`, once per event however many of its edges gave up. Each try runs under the
+sink's lock (it shares its caches and run states); rounds never count for the breaker: an
+OpenMetadata that does not answer ends the round, the edges wait for the next.
 """
 
 from __future__ import annotations
@@ -120,37 +120,41 @@ class ParkedEdges:
                 log.exception("retrying parked lineage edges failed")
 
     async def retry(self) -> int:
-        """One round over the parked edges that are due; returns how many were written."""
+        """One round over the parked edges that are due; returns how many were written.
+
+        The sink's lock is taken per edge, not per round: a long round never holds back the
+        delivery of new batches for more than one edge's calls.
+        """
         written = 0
         expired: dict[bytes, list[tuple[ParkedEdge, tuple[str, ...]]]] = {}
-        async with self._lock:
-            now = self._clock.time()
-            for edge in await self._store.due(now, _PER_ROUND):
-                try:
+        now = self._clock.time()
+        for edge in await self._store.due(now, _PER_ROUND):
+            try:
+                async with self._lock:
                     outcome = await self._attempt(edge)
-                except (SinkError, AuthError) as exc:  # OpenMetadata unwell: next round
-                    log.debug("parked edge %d not retried: %s", edge.id, exc)
-                    await self._store.reschedule(
-                        edge.id, now + self.backoff_s(edge.attempts + 1), edge.datasets
-                    )
-                    self._on_unreachable()
-                    break
-                if outcome is True:
-                    await self._store.remove([edge.id])
-                    log.info("parked lineage edge of %s written", edge.event.key.job_name)
-                    written += 1
-                elif outcome is False:
-                    await self._store.remove([edge.id])
-                elif now - edge.parked_at >= self._config.unresolved_retention_s:
-                    expired.setdefault(edge.event.body, []).append((edge, outcome))
-                else:
-                    await self._store.reschedule(
-                        edge.id, now + self.backoff_s(edge.attempts + 1), outcome or edge.datasets
-                    )
-            for edges in expired.values():  # one dead letter per event, however many edges
-                missing = [d for edge, m in edges for d in (m or edge.datasets)]
-                await self._expire([edge for edge, _ in edges], missing)
-            await self.refresh_gauge()
+            except (SinkError, AuthError) as exc:  # OpenMetadata unwell: next round
+                log.debug("parked edge %d not retried: %s", edge.id, exc)
+                await self._store.reschedule(
+                    edge.id, now + self.backoff_s(edge.attempts + 1), edge.datasets
+                )
+                self._on_unreachable()
+                break
+            if outcome is True:
+                await self._store.remove([edge.id])
+                log.info("parked lineage edge of %s written", edge.event.key.job_name)
+                written += 1
+            elif outcome is False:
+                await self._store.remove([edge.id])
+            elif now - edge.parked_at >= self._config.unresolved_retention_s:
+                expired.setdefault(edge.event.body, []).append((edge, outcome))
+            else:
+                await self._store.reschedule(
+                    edge.id, now + self.backoff_s(edge.attempts + 1), outcome or edge.datasets
+                )
+        for edges in expired.values():  # one dead letter per event, however many edges
+            missing = [d for edge, m in edges for d in (m or edge.datasets)]
+            await self._expire([edge for edge, _ in edges], missing)
+        await self.refresh_gauge()
         return written
 
     async def _expire(self, edges: list[ParkedEdge], missing: list[str]) -> None:
