@@ -43,10 +43,18 @@ async def fill_big(open_spool: Opener, spool_dir: Path) -> dict[int, bytes]:
     return written
 
 
-def flip(db: Path, marker: bytes) -> None:
+async def fill_big_and_flip(
+    open_spool: Opener, directory: Path, n: int
+) -> tuple[dict[int, bytes], int]:
+    """A closed big spool in which event `n`'s stored body has one bit flipped; returns what
+    was written and the damaged event's id."""
+    written = await fill_big(open_spool, directory)
+    marker = b"MARK%06d" % n
+    db = directory / DB_NAME
     raw = bytearray(db.read_bytes())
     raw[raw.index(marker) + 3] ^= 0x01  # "MARK..." -> "MARL...": the CRC no longer matches
     db.write_bytes(bytes(raw))
+    return written, next(i for i, b in written.items() if marker in b)
 
 
 def state(scan: IntegrityScan) -> ScanState:
@@ -87,9 +95,7 @@ async def test_a_corrupt_event_is_found_at_lease_time_and_never_handed_out(
     open_spool: Opener, metrics: Metrics, tmp_path: Path
 ) -> None:
     directory = tmp_path / "big"
-    written = await fill_big(open_spool, directory)
-    flip(directory / DB_NAME, b"MARK000777")
-    damaged = next(i for i, b in written.items() if b"MARK000777" in b)
+    written, damaged = await fill_big_and_flip(open_spool, directory, 777)
     gate = threading.Event()  # the scan stays held: only the lease can find the damage
     spool = await open_spool(dir=directory, scan_gate=gate)
     assert counter(metrics, CORRUPT) == 0
@@ -112,9 +118,7 @@ async def test_the_scan_dead_letters_a_corrupt_event_nobody_leased(
     open_spool: Opener, metrics: Metrics, tmp_path: Path
 ) -> None:
     directory = tmp_path / "big"
-    written = await fill_big(open_spool, directory)
-    flip(directory / DB_NAME, b"MARK000042")
-    damaged = next(i for i, b in written.items() if b"MARK000042" in b)
+    written, damaged = await fill_big_and_flip(open_spool, directory, 42)
     spool = await open_spool(dir=directory)
     await spool.wait_integrity_checked()
     scan = spool.integrity
