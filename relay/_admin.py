@@ -36,6 +36,10 @@ def relay_url(config: Config) -> str:
 class CallFailed(Exception):
     """No HTTP answer: connection refused, timeout, TLS failure. The message says which."""
 
+    def __init__(self, message: str, *, tls: bool = False) -> None:
+        super().__init__(message)
+        self.tls = tls  # the TLS handshake failed (certificate not trusted, wrong name)
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -108,8 +112,10 @@ class HttpCaller:
             raise CallFailed(f"{method} {url}: no answer within the timeout") from exc
         except aiohttp.ClientConnectorCertificateError as exc:
             raise CallFailed(
-                f"{method} {url}: TLS certificate not trusted ({exc.certificate_error})"
+                f"{method} {url}: TLS certificate not trusted ({exc.certificate_error})", tls=True
             ) from exc
+        except aiohttp.ClientSSLError as exc:
+            raise CallFailed(f"{method} {url}: TLS handshake failed ({exc})", tls=True) from exc
         except aiohttp.ClientConnectorError as exc:
             raise CallFailed(f"{method} {url}: cannot connect ({exc.strerror or exc})") from exc
         except (aiohttp.ClientError, OSError) as exc:

@@ -309,6 +309,11 @@ async def _version(http: HttpCaller) -> Check:
     try:
         answer = await http.call("GET", "/v1/system/version", auth=False)
     except CallFailed as exc:
+        if exc.tls:
+            fix = (
+                "set openmetadata.ca_bundle to the PEM of the CA that signed OpenMetadata's "
+                "certificate (a private CA), or fix the certificate's names"
+            )
         return Check("OpenMetadata", "fail", f"unreachable: {exc}", fix)
     doc = answer.json()
     if answer.status != 200 or not isinstance(doc, dict) or "version" not in doc:

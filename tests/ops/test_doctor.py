@@ -347,3 +347,45 @@ async def test_the_offload_bucket_is_checked_when_configured(
             assert listed.get("KeyCount", 0) == 0  # the test object is gone again
         finally:
             await s3.delete_bucket(Bucket="relay-offload")
+
+
+async def test_tls_is_verified_against_the_configured_ca(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA(organization_name="lineage-relay doctor test CA")
+    bundle = tmp_path / "private-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
+    mock = MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG)
+    await mock.start(ssl_context=server_ctx, control_port=None)
+    try:
+        assert mock.url.startswith("https://")
+        doctor = Doctor(tmp_path, mock, caplog)
+        code, table, text = await doctor.run()  # the system CAs do not know the private CA
+        assert code == 2, text
+        level, detail, fix = table["OpenMetadata"]
+        assert level == "FAIL" and "TLS certificate not trusted" in detail
+        assert "openmetadata.ca_bundle" in fix
+
+        doctor.settings["openmetadata"]["ca_bundle"] = str(bundle)
+        code, table, text = await doctor.run()
+        assert code == 0, text
+        assert table["TLS"] == (
+            "PASS",
+            f"https with certificate verification, CA bundle {bundle}",
+            "",
+        )
+
+        del doctor.settings["openmetadata"]["ca_bundle"]
+        doctor.settings["openmetadata"]["ssl_verify"] = False
+        code, table, text = await doctor.run()
+        assert code == 1, text  # works, but warned about
+        level, detail, fix = table["TLS"]
+        assert level == "WARN" and "verification is OFF" in detail and "ca_bundle" in fix
+    finally:
+        await mock.aclose()
