@@ -19,7 +19,14 @@ from typing import Any
 import orjson
 
 from ._errors import ApiError
-from ._search_query import field_values, keyword, parse_dsl, parse_query, wildcard_field
+from ._search_query import (
+    Matcher,
+    field_values,
+    keyword,
+    parse_dsl,
+    parse_query,
+    wildcard_field,
+)
 from ._store import Store, column_fqns
 
 INDEXES = {
@@ -118,7 +125,7 @@ class Search:
         return _response(index, hits[:10], len(hits), True, None)
 
 
-def _filter(query_filter: str | None) -> Any:
+def _filter(query_filter: str | None) -> Matcher | None:
     """The ``query_filter`` predicate, or None when there is none."""
     if query_filter is None or query_filter.strip() in ("", "{}"):
         return None
