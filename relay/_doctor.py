@@ -5,6 +5,7 @@ Prints one row per check, `PASS`, `WARN` or `FAIL`, each warning and failure wit
     configuration      the file loads and validates
     listen address     loopback; otherwise an ingest token must be set
     spool directory    writable (or creatable); free disk against spool.max_bytes
+    audit log          with [audit] path: its directory writable (or creatable)
     offload bucket     with [offload] s3_uri: an object can be written there and removed
     TLS                verification on (https), or plain http only to loopback
     token source       one configured, not inline in the file
@@ -115,6 +116,8 @@ async def diagnose(
     checks = [Check("configuration", "pass", f"valid ({config_path or 'defaults'})")]
     checks.append(_listen(config))
     checks.extend(_spool(config))
+    if config.audit.enabled:
+        checks.append(_audit(config))
     checks.extend(_tls(config))
     checks.extend(await _openmetadata(config, timeout_s))
     if config.offload.enabled:
@@ -153,22 +156,35 @@ def _existing_ancestor(path: Path) -> Path:
     return current
 
 
-def _spool(config: Config) -> list[Check]:
-    directory = config.spool.dir
-    fix = f"create {directory} writable by the relay's user, or set spool.dir (or --spool-dir)"
+def _writable(name: str, directory: Path, fix: str) -> tuple[Check, Path | None]:
+    """Whether the relay can write in `directory` (or create it): the check, and where."""
     ancestor = _existing_ancestor(directory)
     if not ancestor.is_dir():
-        return [
-            Check("spool directory", "fail", f"{directory}: {ancestor} is not a directory", fix)
-        ]
+        return Check(name, "fail", f"{directory}: {ancestor} is not a directory", fix), None
     where = directory if ancestor == directory.absolute() else ancestor
     try:
         with tempfile.NamedTemporaryFile(dir=where, prefix=".doctor-"):
             pass
     except OSError as exc:
-        return [Check("spool directory", "fail", f"{where} is not writable ({exc.strerror})", fix)]
+        return Check(name, "fail", f"{where} is not writable ({exc.strerror})", fix), None
     detail = f"{directory} writable" if where == directory else f"{directory} can be created"
-    checks = [Check("spool directory", "pass", detail)]
+    return Check(name, "pass", detail), where
+
+
+def _audit(config: Config) -> Check:
+    path = Path(config.audit.path)
+    fix = "point audit.path at a file in a directory the relay's user may write, or leave it empty"
+    check, _ = _writable("audit log", path.parent, fix)
+    return check if check.level == "fail" else Check("audit log", "pass", f"{path} can be written")
+
+
+def _spool(config: Config) -> list[Check]:
+    directory = config.spool.dir
+    fix = f"create {directory} writable by the relay's user, or set spool.dir (or --spool-dir)"
+    check, where = _writable("spool directory", directory, fix)
+    if where is None:
+        return [check]
+    checks = [check]
     free = shutil.disk_usage(where).free
     if free < config.spool.max_bytes:
         checks.append(

@@ -173,6 +173,16 @@ async def test_a_wrong_token_fails_with_its_fix(
             id="unwritable spool",
         ),
         pytest.param(
+            {"audit": {"path": "{tmp}/a-file/audit.jsonl"}},
+            2, "audit log", "FAIL", ("is not a directory",), "audit.path",
+            id="unwritable audit log",
+        ),
+        pytest.param(
+            {"audit": {"path": "{tmp}/logs/audit.jsonl"}},
+            0, "audit log", "PASS", ("logs/audit.jsonl can be written",), "",
+            id="audit log in a directory to create",
+        ),
+        pytest.param(
             {"spool": {"max_bytes": 1024**5}},  # a PiB
             1, "spool disk", "WARN", ("less than spool.max_bytes",), "lower",
             id="spool larger than the free disk",
