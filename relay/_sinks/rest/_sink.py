@@ -98,14 +98,13 @@ class RestSink:
         self._config = config
         self._clock = clock if clock is not None else SystemClock()
         self._metrics = metrics
-        self._dead_letter = dead_letter
         self.api = Api(client, clock=self._clock, retry_after_max_s=config.retry_after_max_s)
         self._resolver = Resolver(self.api, config.mapping, auto_create=config.auto_create)
         self._pipelines = Pipelines(self.api)
         self._edges = EdgeWriter(self.api)
         self._store = StateStore(state_path)
         self._runs: dict[str, _Run] = {}
-        self._lock = asyncio.Lock()  # one batch or parked round at a time: shared run states
+        self._lock = asyncio.Lock()  # one batch or parked edge at a time: shared run states
         self._started = False
         self._closed = False
         self._parked = ParkedEdges(
