@@ -91,6 +91,7 @@ async def delivery_part(app: web.Application) -> AsyncIterator[None]:
         healthy, details = forwarder.health_openmetadata()
         if isinstance(sink, RestSink):
             details["version"] = sink.server_version or None
+            details["unresolved"] = sink.unresolved
         return ComponentHealth(healthy, {"url": om.api_base, **details})
 
     def breaker_health() -> ComponentHealth:

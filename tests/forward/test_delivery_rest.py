@@ -129,6 +129,8 @@ async def test_a_parked_edge_is_written_after_the_table_appears_across_a_restart
             await wait_until(lambda: _pending(relay) == 0)
             gauge = relay.metrics.registry.get_sample_value("lineage_relay_unresolved_datasets")
             assert gauge == 1
+            component = (await _health(http, relay))["components"]["openmetadata"]
+            assert component["unresolved"] == {"parked_edges": 2, "datasets": 1}
             assert mock.lineage_edges == []
         finally:
             await relay.aclose()

@@ -60,6 +60,8 @@ class ParkedEdges:
         self._on_unreachable = on_unreachable
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.edges = 0  # parked now (for /health)
+        self.datasets = 0  # distinct unresolved datasets among them
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="rest-sink-parked")
@@ -77,7 +79,8 @@ class ParkedEdges:
         return float(min(cap, base * 2.0 ** min(attempts, 30)))
 
     async def refresh_gauge(self) -> None:
-        _, datasets = await self._store.unresolved()
+        edges, datasets = await self._store.unresolved()
+        self.edges, self.datasets = edges, datasets
         self._metrics.unresolved_datasets.set(datasets)
 
     async def park(

@@ -136,6 +136,11 @@ class RestSink:
             await self._probe_version()
         self._parked.start()
 
+    @property
+    def unresolved(self) -> dict[str, int]:
+        """Parked edges and the distinct datasets they wait for (for /health)."""
+        return {"parked_edges": self._parked.edges, "datasets": self._parked.datasets}
+
     def _lost(self) -> None:
         """OpenMetadata did not answer: probe its version again on the next batch."""
         self._probe_due = True
