@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -350,8 +351,12 @@ def _requests(draw: st.DrawFn) -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
+# benchmarks/fuzz.py raises this for a longer run; the suite's slice stays small.
+FUZZ_EXAMPLES = int(os.environ.get("HOSTILE_FUZZ_EXAMPLES", "250"))
+
+
 @settings(
-    max_examples=250,
+    max_examples=FUZZ_EXAMPLES,
     deadline=None,
     database=None,  # nothing written into the checkout
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
