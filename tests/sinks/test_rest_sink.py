@@ -432,6 +432,40 @@ async def test_two_jobs_writing_the_same_tables_keep_both_columns(
     assert bool(entity_lineage) is not edge_endpoint
 
 
+async def test_two_relays_alternating_on_one_edge_lose_nothing(
+    mock: MockOpenMetadata, tmp_path: Path
+) -> None:
+    complete = bodies_in(SPARK)[3]
+
+    def only(*columns: str) -> Any:
+        def change(doc: dict[str, Any]) -> None:
+            facet = doc["outputs"][0]["facets"]["columnLineage"]
+            facet["fields"] = {c: facet["fields"][c] for c in columns}
+
+        return change
+
+    first = make_rest_sink(rest_config(mock), tmp_path / "a", Metrics())
+    second = make_rest_sink(rest_config(mock), tmp_path / "b", Metrics())
+    try:
+        await _deliver(first, spooled([_changed(complete, only("revenue"))]))
+        await _deliver(second, spooled([_changed(complete, only("orders"))]))
+        # The first relay remembers only its own columns; its next write (a new query text)
+        # must keep the other relay's.
+        third = _changed(_changed(complete, only("revenue")), _new_query)
+        await _deliver(first, spooled([third]))
+    finally:
+        await first.aclose()
+        await second.aclose()
+    edge = (await snapshot(mock))["edges"][(ORDERS, REVENUE)]
+    assert edge["columns"] == [
+        (f"{ORDERS}.amount", f"{REVENUE}.revenue"), (f"{ORDERS}.order_id", f"{REVENUE}.orders"),
+    ]  # fmt: skip
+
+
+def _new_query(doc: dict[str, Any]) -> None:
+    doc["job"]["facets"]["sql"]["query"] += " -- v2"
+
+
 async def test_a_permanent_refusal_dead_letters_only_that_event(
     mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
 ) -> None:

@@ -4,8 +4,9 @@ OpenMetadata keeps one edge per (from, to) and `PUT /v1/lineage` replaces its de
 the details written are the union of what the edge holds (read once with
 `GET /v1/lineage/getLineageEdge/{fromId}/{toId}`, or from the output's entity lineage on a
 server without that endpoint, then remembered) and what the event adds.
-An edge whose merged details equal what it already holds is not sent again. The memory of
-written edges is bounded; an edge it forgot is read again before the next write.
+An edge whose merged details equal what it already holds is not sent again; a write that
+would change a remembered edge reads it again first (another writer may have added to it).
+The memory of written edges is bounded; an edge it forgot is read again.
 """
 
 from __future__ import annotations
@@ -46,12 +47,21 @@ class EdgeWriter:
         """Merge `details` into the edge; "gone" when the server does not know an end (404)."""
         key = (source.id, output.id)
         existing = self._known.get(key)
+        fresh = existing is None
         if existing is None:
             existing = await self._read(source, output)
         merged = merge_details(existing, details)
         if same_details(existing, merged):
             self._known.put(key, merged)
             return "unchanged"
+        if not fresh:
+            # About to write over what was remembered: another writer (a relay on another
+            # host) may have added to the edge since, so merge with what it holds now.
+            existing = await self._read(source, output)
+            merged = merge_details(existing, details)
+            if same_details(existing, merged):
+                self._known.put(key, merged)
+                return "unchanged"
         answer = await self._api.call(
             "PUT", "/v1/lineage", edge_body(source, output, merged), endpoint="/v1/lineage",
             audit=audit or AuditSubject("put_lineage", (source.fqn, output.fqn)),
