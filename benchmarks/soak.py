@@ -28,6 +28,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -242,11 +243,16 @@ def main() -> int:
         })  # fmt: skip
         relay.start()
         try:
-            return _soak(
+            status = _soak(
                 args, rng, duration, started, mock, relay, jwt_file, jwt_a, jwt_b, ingest_file
             )
         finally:
             relay.stop()
+    if status == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    else:  # the spool and both logs, for a look at what went wrong
+        print(f"kept for inspection: {work}", file=sys.stderr)
+    return status
 
 
 def _soak(
