@@ -440,7 +440,6 @@ async def main(args: argparse.Namespace) -> None:
                 target.stop()
             results[kind] = result
             print(row(f"drain ({kind})", result, theoretical), flush=True)
-        rest = await _rest_run(Path(tmp), args)
         if args.outage_s > 0:
             # Enough for the outage to hit mid-drain: pool x batch events go out at once.
             outage_items = items + sample_events(
@@ -464,6 +463,8 @@ async def main(args: argparse.Namespace) -> None:
                 f"{recovery:.2f} s = {probe_wait:.2f} s until the next probe closed the breaker + "
                 f"{recovery - probe_wait:.2f} s draining the backlog"
             )
+        # after the runs' table, which its line would cut in two
+        rest = await _rest_run(Path(tmp), args)
     mock = results.get("mock")
     if mock is not None and mock.target_cpu is not None:
         per_event_ms = mock.target_cpu * mock.seconds / mock.events * 1000
