@@ -395,6 +395,7 @@ def merge_executions(lineages: list[ExecutionLineage]) -> ExecutionLineage:
         sql=next((lin.sql for lin in lineages if lin.sql), None),
         job_type=outer.job_type,
         processing=outer.processing,
+        stream=next((lin.stream for lin in lineages if lin.stream), None),
     )
 
 

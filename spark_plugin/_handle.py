@@ -342,6 +342,7 @@ def enable(
 
 def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -> Lineage:
     from ._plans import PlanWalker
+    from ._streaming import StreamingRuns
     from ._trimming import NameTrimming
 
     gateway = sc._gateway
@@ -363,6 +364,7 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
     def name_job(lineage: ExecutionLineage) -> str:
         return job_name(context.app_name, lineage)
 
+    trimming = NameTrimming(config.disabled_trimmers, config.remove_path_pattern)
     listener = LineageListener(
         context=context,
         describe=walker.describe,
@@ -370,8 +372,9 @@ def _start(spark: Any, sc: Any, config: PluginConfig, conf: Mapping[str, str]) -
         submit=sender.submit,
         on_application_end=handle._on_application_end,
         describe_start=walker.describe_start if config.early_start else None,
-        rename=NameTrimming(config.disabled_trimmers, config.remove_path_pattern).apply,
+        rename=trimming.apply,
         describe_job=walker.describe_job,
+        streams=StreamingRuns(context=context, submit=sender.submit, rename=trimming.apply),
     )
     try:
         registration = ListenerRegistration(

@@ -40,6 +40,7 @@ from typing import Any
 
 from ._events import AppContext, ErrorInfo, execution_event, merge_executions, new_run_id
 from ._model import ExecutionLineage
+from ._streaming import StreamingRuns
 
 __all__ = [
     "DirectBridge",
@@ -89,6 +90,7 @@ class _Ended:
     execution_id: int
     lineage: ExecutionLineage | None
     error: ErrorInfo | None
+    written: tuple[int, int] = (0, 0)  # records and bytes its tasks wrote
 
 
 class LineageListener:
@@ -106,9 +108,11 @@ class LineageListener:
         describe_start: DescribeStart | None = None,
         rename: Rename | None = None,
         describe_job: DescribeJob | None = None,
+        streams: StreamingRuns | None = None,
     ) -> None:
         self._context = context
         self._describe_job = describe_job
+        self.streams = streams  # Structured Streaming queries (micro-batches and query events)
         # dataset name trimming (_trimming), applied to what a run reports, after nested
         # executions are merged (an inner insert names a table by its location only)
         self._rename: Rename = rename or _same
@@ -158,7 +162,7 @@ class LineageListener:
         except Exception:
             log.debug("lineage-relay: plan walk at start failed", exc_info=True)
             return
-        if lineage is None:
+        if lineage is None or lineage.stream is not None:
             return  # END decides, from the finished plan
         lineage = self._rename(lineage)
         started.run_id = new_run_id(started.start_ms)
@@ -182,12 +186,13 @@ class LineageListener:
         qe: Any,
         error: ErrorInfo | None,
         sql: str | None = None,
+        written: tuple[int, int] = (0, 0),
     ) -> None:
         started = self._started.pop(execution_id, None) or _Started(execution_id, end_ms)
         lineage = self._lineage_of(qe)
         if lineage is not None and sql and not lineage.sql:
             lineage = dataclasses.replace(lineage, sql=sql)
-        ended = _Ended(execution_id, lineage, error)
+        ended = _Ended(execution_id, lineage, error, written)
         if started.root_id != execution_id:
             if len(self._nested) >= _MAX_TRACKED:
                 self._nested.pop(next(iter(self._nested)))
@@ -247,6 +252,13 @@ class LineageListener:
             return
         error = next((p.error for p in parts if p.error is not None), None)
         merged = self._rename(merge_executions(lineages))
+        if merged.stream is not None:
+            # a streaming query's micro-batch: part of the query's run (see _streaming)
+            if self.streams is not None:
+                records = sum(p.written[0] for p in parts)
+                size = sum(p.written[1] for p in parts)
+                self.streams.on_batch(merged, records, size, end_ms)
+            return
         ctx = self._context
         if started.run_id is not None and started.job_name is not None:
             run_id, job_name = started.run_id, started.job_name
@@ -296,9 +308,14 @@ class FilterBridge:
             if kind == "S":
                 core.on_start(int(fields[1]), int(fields[2]), int(fields[3]))
             elif kind == "E":
-                # E, id, time, sql text, failed, [message, stack trace]
-                error = ErrorInfo(fields[5], _SEP.join(fields[6:])) if fields[4] == "1" else None
-                core.on_end(int(fields[1]), int(fields[2]), qe, error, fields[3] or None)
+                # E, id, time, sql text, records, bytes, failed, [message, stack trace]
+                error = ErrorInfo(fields[7], _SEP.join(fields[8:])) if fields[6] == "1" else None
+                core.on_end(
+                    int(fields[1]), int(fields[2]), qe, error, fields[3] or None,
+                    written=(int(fields[4]), int(fields[5])),
+                )  # fmt: skip
+            elif kind in "QPT" and core.streams is not None:
+                core.streams.on_event(kind, fields[1:])
             elif kind == "J":
                 # J, job id, start, end, records, bytes, failed, [message, stack trace]
                 error = ErrorInfo(fields[7], _SEP.join(fields[8:])) if fields[6] == "1" else None

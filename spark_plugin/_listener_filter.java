@@ -68,17 +68,54 @@ public class LineageRelayListenerFilter extends SparkListener {
                 SparkListenerSQLExecutionEnd end = (SparkListenerSQLExecutionEnd) event;
                 // errorMessage() is Some("") on success in Spark 4.x: executionFailure() decides
                 scala.Option failure = end.executionFailure();
-                String header = "E" + SEP + end.executionId() + SEP + end.time() + SEP + sqlText(end);
+                long[] written = stageMetrics.isEmpty() ? new long[] {0L, 0L} : takeMetrics(-1L - end.executionId());
+                // E, id, time, sql text, records, bytes, failed, [message, stack trace]
+                String header = "E" + SEP + end.executionId() + SEP + end.time() + SEP + sqlText(end)
+                    + SEP + written[0] + SEP + written[1];
                 if (failure.isDefined()) {
                     header = header + SEP + "1" + SEP + failure((Throwable) failure.get());
                 } else {
                     header = header + SEP + "0";
                 }
                 sink.accept(header, end.qe());
+            } else if (event.getClass().getName().startsWith(STREAMING)) {
+                streaming(event);
             }
         } catch (Throwable ignored) {
             // the Python side logs its own failures; a broken bridge must not disturb Spark
         }
+    }
+
+    private static final String STREAMING = "org.apache.spark.sql.streaming.StreamingQueryListener$Query";
+
+    /**
+     * Structured Streaming query events (StreamingQueryListener's, posted on the listener bus):
+     * Q (started): id, run id, name, timestamp; P (progress): the progress as JSON; T (terminated):
+     * id, run id, failed, [message].
+     */
+    private void streaming(SparkListenerEvent event) throws Exception {
+        String kind = event.getClass().getName().substring(STREAMING.length());
+        if (kind.equals("StartedEvent")) {
+            sink.accept("Q" + SEP + get(event, "id") + SEP + get(event, "runId") + SEP
+                + clean(get(event, "name")) + SEP + get(event, "timestamp"), null);
+        } else if (kind.equals("ProgressEvent")) {
+            Object progress = event.getClass().getMethod("progress", new Class[0]).invoke(event, new Object[0]);
+            sink.accept("P" + SEP + clean(get(progress, "json")), null);
+        } else if (kind.equals("TerminatedEvent")) {
+            scala.Option exception = (scala.Option) event.getClass().getMethod("exception", new Class[0]).invoke(event, new Object[0]);
+            String header = "T" + SEP + get(event, "id") + SEP + get(event, "runId");
+            header = exception.isDefined() ? header + SEP + "1" + SEP + clean(String.valueOf(exception.get())) : header + SEP + "0";
+            sink.accept(header, null);
+        }
+    }
+
+    private static String get(Object o, String name) throws Exception {
+        Object value = o.getClass().getMethod(name, new Class[0]).invoke(o, new Object[0]);
+        return value == null ? "" : String.valueOf(value);
+    }
+
+    private static String clean(String s) {
+        return s.replace(SEP, " ");
     }
 
     /** The statement's text when it came from spark.sql() (the parser keeps it in the origin). */
@@ -122,7 +159,15 @@ public class LineageRelayListenerFilter extends SparkListener {
         }
         try {
             Properties props = start.properties();
-            if (props != null && props.getProperty("spark.sql.execution.id") != null) {
+            String execution = props == null ? null : props.getProperty("spark.sql.execution.id");
+            if (execution != null) {
+                // its tasks' output metrics go to the execution's end (streaming file sinks
+                // report no write metrics of their own)
+                long key = -1L - Long.parseLong(execution);
+                scala.collection.Iterator stages = start.stageIds().iterator();
+                while (stages.hasNext() && stageMetrics.size() < MAX_JOBS * 16) {
+                    stageMetrics.put(stages.next(), new long[] {0L, 0L, key});
+                }
                 return;
             }
             if (rddJobs.size() >= MAX_JOBS) {
@@ -169,6 +214,21 @@ public class LineageRelayListenerFilter extends SparkListener {
         }
     }
 
+    /** Records and bytes written by the stages kept under `key` (a job id, or -1 - execution id). */
+    private long[] takeMetrics(long key) {
+        long[] total = new long[] {0L, 0L};
+        Iterator it = stageMetrics.values().iterator();
+        while (it.hasNext()) {
+            long[] sums = (long[]) it.next();
+            if (sums[2] == key) {
+                total[0] += sums[0];
+                total[1] += sums[1];
+                it.remove();
+            }
+        }
+        return total;
+    }
+
     public void onJobEnd(SparkListenerJobEnd end) {
         if (muted) {
             return;
@@ -178,17 +238,9 @@ public class LineageRelayListenerFilter extends SparkListener {
             if (job == null) {
                 return;
             }
-            long records = 0L;
-            long bytes = 0L;
-            Iterator it = stageMetrics.values().iterator();
-            while (it.hasNext()) {
-                long[] sums = (long[]) it.next();
-                if (sums[2] == end.jobId()) {
-                    records += sums[0];
-                    bytes += sums[1];
-                    it.remove();
-                }
-            }
+            long[] written = takeMetrics(end.jobId());
+            long records = written[0];
+            long bytes = written[1];
             // J, job id, start, end, records, bytes, failed, [message, stack trace]
             String header = "J" + SEP + end.jobId() + SEP + job[1] + SEP + end.time() + SEP + records + SEP + bytes;
             Object result = end.jobResult();

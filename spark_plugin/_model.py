@@ -15,6 +15,7 @@ __all__ = [
     "DatasetRef",
     "ExecutionLineage",
     "SchemaField",
+    "StreamBatch",
     "Symlink",
     "Transformation",
 ]
@@ -74,6 +75,15 @@ class DatasetRef:
     dataset_lineage: tuple[ColumnSource, ...] = ()  # INDIRECT sources for the whole dataset
 
 
+@dataclass(frozen=True, slots=True)
+class StreamBatch:
+    """The Structured Streaming query run and micro-batch an execution belongs to."""
+
+    query_id: str
+    run_id: str  # the query run's id (a restarted query gets a new one)
+    batch_id: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionLineage:
     """What one (root) SQL execution read and wrote."""
@@ -86,3 +96,4 @@ class ExecutionLineage:
     sql: str | None = None
     job_type: str = "SQL_JOB"  # the jobType facet: SQL_JOB, RDD_JOB
     processing: str = "BATCH"  # its processingType: BATCH, STREAMING
+    stream: StreamBatch | None = None  # set for a streaming query's micro-batch

@@ -27,6 +27,7 @@ __all__ = [
     "hive_symlink",
     "jdbc_dataset",
     "job_name",
+    "kafka_datasets",
     "output_suffix",
     "path_dataset",
     "snake",
@@ -197,6 +198,20 @@ def _oracle(raw: str, parts: list[str]) -> tuple[str, str]:
     host, port, service = match.group(1).lower(), match.group(2) or "1521", match.group(3)
     name = ".".join([service, *parts] if service else parts)
     return f"oracle://{host}:{port}", name
+
+
+def kafka_datasets(options: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(namespace, name) per topic of a Kafka source or sink: `kafka://<first bootstrap
+    server>` and the topic, as the integration names them (a `subscribePattern` names none)."""
+    servers = options.get("kafka.bootstrap.servers") or ""
+    first = servers.split(",")[0].strip()
+    namespace = f"kafka://{first}" if first else "kafka"
+    topics: list[str] = []
+    for key in ("subscribe", "topic"):
+        topics += [t.strip() for t in (options.get(key) or "").split(",") if t.strip()]
+    assign = options.get("assign") or ""
+    topics += re.findall(r'"([^"]+)"\s*:', assign)  # {"topic": [partitions], ...}
+    return [(namespace, topic) for topic in dict.fromkeys(topics)]
 
 
 def output_suffix(dataset: DatasetRef, *, prefer_table: bool) -> str:

@@ -54,6 +54,16 @@ public class LineageRelayPlanDigest {
             out.append("{\"v\":1,\"root\":").append(root);
             out.append(",\"job_node\":");
             str(out, jobNode(qe));
+            if (qe.getClass().getSimpleName().equals("IncrementalExecution")) {
+                // a Structured Streaming micro-batch: which query run and batch it belongs to
+                out.append(",\"stream\":{\"id\":");
+                str(out, optString(callOrNull(qe, "queryId")));
+                out.append(",\"run\":");
+                str(out, optString(callOrNull(qe, "runId")));
+                out.append(",\"batch\":");
+                str(out, optString(callOrNull(qe, "currentBatchId")));
+                out.append('}');
+            }
             out.append(",\"metrics\":{");
             if (withMetrics) {
                 metrics(out, qe);
@@ -69,12 +79,7 @@ public class LineageRelayPlanDigest {
             return out.toString();
         } catch (Throwable t) {
             Throwable cause = unwrap(t);
-            StringBuilder out = new StringBuilder();
-            out.append("{\"error\":");
-            str(out, cause.getClass().getName() + ": " + cause.getMessage());
-            out.append(",\"analysis\":").append(isAnalysisError(cause));
-            out.append('}');
-            return out.toString();
+            return errorJson(cause, ",\"analysis\":" + isAnalysisError(cause) + "}");
         } finally {
             nodes = null;
             errors = null;
@@ -135,12 +140,7 @@ public class LineageRelayPlanDigest {
             out.append("]}");
             return out.toString();
         } catch (Throwable t) {
-            Throwable cause = unwrap(t);
-            StringBuilder out = new StringBuilder();
-            out.append("{\"error\":");
-            str(out, cause.getClass().getName() + ": " + cause.getMessage());
-            out.append('}');
-            return out.toString();
+            return errorJson(unwrap(t), "}");
         } finally {
             errors = null;
         }
@@ -269,6 +269,13 @@ public class LineageRelayPlanDigest {
             out.append(Character.toLowerCase(c));
         }
         return out.toString();
+    }
+
+    private static String errorJson(Throwable cause, String tail) {
+        StringBuilder out = new StringBuilder();
+        out.append("{\"error\":");
+        str(out, cause.getClass().getName() + ": " + cause.getMessage());
+        return out.append(tail).toString();
     }
 
     private static Throwable unwrap(Throwable t) {
@@ -575,6 +582,14 @@ public class LineageRelayPlanDigest {
             Object rel = k.equals("DataSourceV2Relation") ? p : call(p, "relation");
             n.append(",\"rel\":");
             v2Relation(n, rel);
+        } else if (k.startsWith("StreamingDataSourceV2")) {
+            Object rel = callOrNull(p, "relation");
+            n.append(",\"rel\":{\"t\":\"stream_v2\",\"cls\":");
+            Object stream = callOrNull(p, "stream");
+            str(n, stream == null ? null : stream.getClass().getName());
+            n.append(",\"options\":");
+            kafkaOptions(n, rel == null ? null : callOrNull(rel, "options"));
+            n.append('}');
         } else if (k.equals("CTERelationDef")) {
             n.append(",\"cte\":").append(call(p, "id"));
         } else if (k.equals("CTERelationRef")) {
@@ -591,6 +606,10 @@ public class LineageRelayPlanDigest {
         if (rk.equals("HadoopFsRelation")) {
             n.append("{\"t\":\"fs\",\"fmt\":");
             str(n, String.valueOf(call(rel, "fileFormat")));
+            n.append(",\"streaming\":").append(Boolean.TRUE.equals(callOrNull(lr, "isStreaming")));
+            // a file stream source reads each batch's files with basePath = the source directory
+            n.append(",\"base\":");
+            str(n, optString(callArg(call(rel, "options"), "get", "basePath")));
             n.append(",\"paths\":[");
             Object location = call(rel, "location");
             scala.collection.Iterator it = ((scala.collection.Iterable) call(location, "rootPaths")).iterator();
@@ -669,7 +688,62 @@ public class LineageRelayPlanDigest {
         n.append('}');
     }
 
+    private static final String[] KAFKA_KEYS = {"kafka.bootstrap.servers", "subscribe", "assign", "topic"};
+
+    /** The options that name Kafka datasets (a CaseInsensitiveStringMap or a Scala Map). */
+    private void kafkaOptions(StringBuilder n, Object options) {
+        n.append('{');
+        boolean first = true;
+        for (int i = 0; options != null && i < KAFKA_KEYS.length; i++) {
+            Object v;
+            try {
+                v = callArg(options, "get", KAFKA_KEYS[i]);
+            } catch (Throwable t) {
+                v = null;
+            }
+            String value = optString(v);
+            if (value == null) continue;
+            if (!first) n.append(',');
+            first = false;
+            str(n, KAFKA_KEYS[i]);
+            n.append(':');
+            str(n, value);
+        }
+        n.append('}');
+    }
+
     private void command(StringBuilder n, LogicalPlan p, String k) throws Exception {
+        if (k.equals("WriteToMicroBatchDataSourceV1")) {
+            // a micro-batch into a V1 sink: FileStreamSink (path), ForeachBatchSink, ...
+            Object sinkObject = call(p, "sink");
+            n.append(",\"cmd\":{\"t\":\"stream_sink\",\"kind\":");
+            str(n, sinkObject.getClass().getSimpleName());
+            n.append(",\"path\":");
+            Object path = null;
+            try {
+                path = fieldValue(sinkObject, "path");
+            } catch (Throwable t) {
+                path = null;
+            }
+            str(n, path == null ? null : String.valueOf(path));
+            scala.Option ct = (scala.Option) callOrNull(p, "catalogTable");
+            n.append(",\"table\":");
+            if (ct != null && ct.isDefined()) table(n, ct.get()); else n.append("null");
+            n.append('}');
+            return;
+        }
+        if (k.equals("WriteToMicroBatchDataSource")) {
+            Object t = call(p, "table");
+            n.append(",\"cmd\":{\"t\":\"stream_sink\",\"kind\":");
+            str(n, t.getClass().getSimpleName());
+            n.append(",\"options\":");
+            kafkaOptions(n, callOrNull(p, "writeOptions"));
+            scala.Option rel = (scala.Option) callOrNull(p, "relation");
+            n.append(",\"rel\":");
+            if (rel != null && rel.isDefined()) v2Relation(n, rel.get()); else n.append("null");
+            n.append('}');
+            return;
+        }
         if (k.equals("InsertIntoHadoopFsRelationCommand")) {
             n.append(",\"cmd\":{\"t\":\"insert_fs\",\"path\":");
             str(n, call(p, "outputPath").toString());

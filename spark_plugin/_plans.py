@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from spark_plugin._columns import DEFAULT_MAX_COLUMNS, PlanNode, column_lineage
-from spark_plugin._model import DatasetRef, ExecutionLineage, SchemaField, Symlink
-from spark_plugin._naming import hive_symlink, jdbc_dataset, path_dataset, snake
+from spark_plugin._model import DatasetRef, ExecutionLineage, SchemaField, StreamBatch, Symlink
+from spark_plugin._naming import hive_symlink, jdbc_dataset, kafka_datasets, path_dataset, snake
 from spark_plugin._rdd import rdd_lineage
 
 __all__ = ["PlanDigestError", "PlanWalker", "lineage_from_digest"]
@@ -199,6 +199,17 @@ def _relation_datasets(
     table = rel.get("table")
     if kind == "hive" or (kind in ("fs", "other") and table):
         return [_table_dataset(table, conf, schema)] if table else []
+    if kind == "fs" and rel.get("streaming"):
+        # a file stream source: the directory, not the files of this one batch
+        base = rel.get("base") or _common_parent(rel.get("paths") or ())
+        return [
+            DatasetRef(namespace=ns, name=name, schema=schema) for ns, name in [path_dataset(base)]
+        ]
+    if kind == "stream_v2":
+        return [
+            DatasetRef(namespace=ns, name=name, schema=schema)
+            for ns, name in kafka_datasets(rel.get("options") or {})
+        ]
     if kind == "fs":
         out = []
         for path in rel.get("paths") or ():
@@ -230,6 +241,17 @@ def _relation_datasets(
         ref = _v2_dataset(rel, schema)
         return [ref] if ref is not None else []
     return []
+
+
+def _common_parent(paths: Sequence[str]) -> str:
+    parents = [p.rstrip("/").rsplit("/", 1)[0] for p in paths]
+    if not parents:
+        return "/"
+    common = parents[0]
+    for parent in parents[1:]:
+        while common and not (parent == common or parent.startswith(common + "/")):
+            common = common.rsplit("/", 1)[0]
+    return common or "/"
 
 
 _FROM = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*){0,2})", re.IGNORECASE)
@@ -311,12 +333,32 @@ def _command_output(
         if len(found) != 1:
             return None
         return _with_state(found[0], "OVERWRITE" if cmd.get("overwrite") else None)
+    if kind == "stream_sink":
+        return _stream_sink(cmd, schema, conf)
     if kind == "v2_write" and cmd.get("rel"):
         rel = cmd["rel"]
         v2 = _v2_dataset(rel, _schema(rel.get("schema") or ()))
         if v2 is None:
             return None
         return _with_state(v2, "OVERWRITE" if cmd.get("overwrite") else None)
+    return None
+
+
+def _stream_sink(
+    cmd: Mapping[str, Any], schema: tuple[SchemaField, ...], conf: Mapping[str, Any]
+) -> DatasetRef | None:
+    """Where a micro-batch writes: a file sink's directory, a table, a Kafka topic; None for
+    `foreachBatch` (its own writes are nested executions) and sinks that are no dataset."""
+    if cmd.get("table"):
+        return _table_dataset(cmd["table"], conf, schema or None)
+    if cmd.get("path"):
+        namespace, name = path_dataset(cmd["path"])
+        return DatasetRef(namespace=namespace, name=name, schema=schema)
+    topics = kafka_datasets(cmd.get("options") or {})
+    if len(topics) == 1:
+        return DatasetRef(namespace=topics[0][0], name=topics[0][1], schema=schema)
+    if cmd.get("rel"):
+        return _v2_dataset(cmd["rel"], schema)
     return None
 
 
@@ -375,7 +417,8 @@ def lineage_from_digest(
         query = raw_nodes[query_id] if query_id >= 0 else None
         output = _command_output(root["cmd"], query, conf)
 
-    if output is None and not inputs:
+    stream = _stream_batch(digest.get("stream"))
+    if output is None and not inputs and stream is None:
         return None
 
     outputs: tuple[DatasetRef, ...] = ()
@@ -410,8 +453,28 @@ def lineage_from_digest(
                 dataset_lineage=ds_lineage,
             ),
         )
+    if stream is not None:
+        kind = (root or {}).get("cmd", {}).get("kind") or "streaming_query"
+        return ExecutionLineage(
+            node_name=snake(kind),
+            inputs=tuple(inputs),
+            outputs=outputs,
+            processing="STREAMING",
+            stream=stream,
+        )
     return ExecutionLineage(
         node_name=_node_name(digest, root), inputs=tuple(inputs), outputs=outputs
+    )
+
+
+def _stream_batch(raw: Mapping[str, Any] | None) -> StreamBatch | None:
+    if not raw or not raw.get("run"):
+        return None
+    batch = raw.get("batch")
+    return StreamBatch(
+        query_id=str(raw.get("id") or ""),
+        run_id=str(raw["run"]),
+        batch_id=int(batch) if batch is not None and str(batch).lstrip("-").isdigit() else -1,
     )
 
 
