@@ -1,5 +1,6 @@
-"""A real PySpark job, the plugin's events, a real relay with the `rest` sink, the mock: the
-pipeline, its tasks, the run status and the container-to-container edge with column lineage."""
+"""A real PySpark job, the plugin's events, a real relay with the `rest` sink, the mock seeded
+with the job's tables and containers, a mapping rule for the session's catalog: the pipeline,
+its tasks, the run status, and the container and table edges with column lineage."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ class _LoopThread:
         self.loop.close()
 
 
+SRC_TABLE, DST_TABLE = "rest_sink_src", "rest_sink_dst"
+# The session's embedded metastore names tables in the warehouse's location (file:/...).
+CATALOG_RULE = {"namespace": "file:/*", "service": "spark_hive", "database": "spark_catalog"}
+
+
 def _catalog(source: Path, sink: Path) -> dict[str, Any]:
     columns = [{"name": "id", "dataType": "BIGINT"}, {"name": "tripled", "dataType": "BIGINT"}]
     return {
@@ -47,6 +53,14 @@ def _catalog(source: Path, sink: Path) -> dict[str, Any]:
             {"name": path.name, "service": "local_files", "fullPath": f"file://{path}",
              "dataModel": {"columns": columns}}
             for path in (source, sink)
+        ],
+        "databaseServices": [{"name": "spark_hive", "serviceType": "Hive"}],
+        "databases": [{"name": "spark_catalog", "service": "spark_hive"}],
+        "databaseSchemas": [{"name": "default", "database": "spark_hive.spark_catalog"}],
+        "tables": [
+            {"name": name, "databaseSchema": "spark_hive.spark_catalog.default",
+             "columns": columns}
+            for name in (SRC_TABLE, DST_TABLE)
         ],
     }  # fmt: skip
 
@@ -69,7 +83,7 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
         config = load_config(None, environ={}, overrides={
             "relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / "spool"),
             "openmetadata.host_port": mock.url, "openmetadata.jwt_token_file": str(token_file),
-            "forwarder.linger_ms": 20,
+            "openmetadata.mapping": [CATALOG_RULE], "forwarder.linger_ms": 20,
         })  # fmt: skip
         relay = Relay(config)
         loop.run(relay.start())
@@ -82,6 +96,8 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
         spark.read.parquet(str(source)).where("tripled > 9").write.mode("overwrite").parquet(
             str(sink)
         )
+        spark.read.parquet(str(source)).write.mode("overwrite").saveAsTable(SRC_TABLE)
+        spark.table(SRC_TABLE).where("tripled > 9").write.mode("overwrite").saveAsTable(DST_TABLE)
         assert handle.close(30)
         assert handle.dropped == 0  # (a failed POST under load is retried: `failed` counts it)
 
@@ -90,6 +106,8 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
         loop.run(_wait(lambda: spool.stats().events == 0))
         pipelines = [p for p in loop.run(_pipelines(mock)) if p["name"] != "openlineage"]
     finally:
+        for table in (SRC_TABLE, DST_TABLE):
+            spark.sql(f"DROP TABLE IF EXISTS {table}")
         if relay is not None:
             loop.run(relay.aclose())
         loop.run(mock.aclose())
@@ -98,23 +116,31 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
     (pipeline,) = pipelines
     assert pipeline["fullyQualifiedName"] == "spark.lineage_relay_tests"
     tasks = sorted(t["name"] for t in pipeline["tasks"])
-    assert len(tasks) == 2 and all(t.startswith("execute_") for t in tasks)
+    assert len(tasks) == 4 and all(t.startswith("execute_") for t in tasks)
     (status,) = mock.pipeline_statuses("spark.lineage_relay_tests")
     assert status["executionStatus"] == "Successful"
     assert {t["name"]: t["executionStatus"] for t in status["taskStatus"]} == dict.fromkeys(
         tasks, "Successful"
     )
-    (edge,) = mock.lineage_edges
-    src, out = "local_files.source", "local_files.sink"
-    assert (edge["fromEntity"]["fullyQualifiedName"], edge["toEntity"]["fullyQualifiedName"]) == (
-        src, out,
-    )  # fmt: skip
-    details = edge["lineageDetails"]
-    assert details["pipeline"]["fullyQualifiedName"] == "spark.lineage_relay_tests"
-    assert details["source"] == "SparkLineage"
-    assert sorted((c["fromColumns"], c["toColumn"]) for c in details["columnsLineage"]) == [
-        ([f"{src}.id"], f"{out}.id"), ([f"{src}.tripled"], f"{out}.tripled"),
-    ]  # fmt: skip
+    edges = {
+        (e["fromEntity"]["fullyQualifiedName"], e["toEntity"]["fullyQualifiedName"]): e
+        for e in mock.lineage_edges
+    }
+    src_table = f"spark_hive.spark_catalog.default.{SRC_TABLE}"
+    dst_table = f"spark_hive.spark_catalog.default.{DST_TABLE}"
+    # The container the first table was written from is an input of that write too.
+    assert set(edges) == {
+        ("local_files.source", "local_files.sink"),
+        ("local_files.source", src_table),
+        (src_table, dst_table),
+    }
+    for (src, out), edge in edges.items():
+        details = edge["lineageDetails"]
+        assert details["pipeline"]["fullyQualifiedName"] == "spark.lineage_relay_tests"
+        assert details["source"] == "SparkLineage"
+        assert sorted((c["fromColumns"], c["toColumn"]) for c in details["columnsLineage"]) == [
+            ([f"{src}.id"], f"{out}.id"), ([f"{src}.tripled"], f"{out}.tripled"),
+        ]  # fmt: skip
 
 
 async def _pipelines(mock: MockOpenMetadata) -> list[dict[str, Any]]:
