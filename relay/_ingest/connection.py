@@ -49,10 +49,20 @@ class Connection(RequestHandler):
         super().data_received(data)
         if self._request_count != parsed:  # a request's headers are complete
             self._stop_header_timer()
-        elif data and self._header_timer is None and not self._request_in_progress:
+        elif data and self._header_timer is None and self._awaiting_request():
             self._header_timer = self._loop.call_later(
                 self._header_timeout_s, self._header_timed_out
             )
+
+    def _awaiting_request(self) -> bool:
+        """True while these bytes can only be a new request's: not a body aiohttp is still
+        reading or, after an early answer, discarding."""
+        if self._request_in_progress:
+            return False
+        if self._request_count == 0:
+            return True  # the connection's first request (aiohttp may not be waiting yet)
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
 
     # aiohttp declares None; asyncio.Protocol.eof_received returns bool | None.
     def eof_received(self) -> bool:  # type: ignore[override]
@@ -81,10 +91,8 @@ class Connection(RequestHandler):
         self._header_timer = None
         waiter = self._waiter
         transport = self.transport
-        # Only while aiohttp waits for the next request: bytes that armed the timer while
-        # a previous body was being discarded are no request of their own.
         if transport is None or waiter is None or waiter.done():
-            return
+            return  # a request's headers completed meanwhile (it is being handled)
         message = (
             f"the request headers did not arrive within ingest.header_timeout_s = "
             f"{self._header_timeout_s:g} s; send the whole request promptly"

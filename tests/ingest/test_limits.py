@@ -97,3 +97,38 @@ async def test_the_budget_refuses_with_503_and_health_shows_it(start_relay: Star
         async with http.post(relay.url + "/api/v1/lineage", data=COMPLETE) as resp:
             assert resp.status == 201
     assert relay.ingest.body_bytes_in_flight == 0
+
+
+async def test_a_discarded_body_does_not_start_the_header_timer(start_relay: StartRelay) -> None:
+    """After an early 413, aiohttp reads and drops the rest of the body: those bytes are no
+    new request, so the kept-alive connection sits idle past the header timeout unharmed."""
+    relay = await start_relay(
+        **{
+            "ingest.max_body_bytes": 16384,
+            "ingest.header_timeout_s": 0.3,
+            "ingest.idle_timeout_s": 5,
+        }
+    )
+    host, port = relay.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    big = b"x" * 65536
+    writer.write(
+        b"POST /api/v1/lineage HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n" % len(big)
+    )
+    await writer.drain()
+    assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 413")
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+                 .split(b":")[1])  # fmt: skip
+    await reader.readexactly(length)
+    writer.write(big)  # the body arrives after the answer: discarded
+    await writer.drain()
+    await asyncio.sleep(1.0)  # idle, well past header_timeout_s
+    writer.write(
+        b"POST /api/v1/lineage HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(COMPLETE), COMPLETE)
+    )
+    await writer.drain()
+    assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 201")
+    writer.close()
+    await writer.wait_closed()
