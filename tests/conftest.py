@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from relay._observe.metrics import Metrics
+
 REPO = Path(__file__).resolve().parent.parent
 # Reference material beside the checkout; never needed at run time, only by some tests.
 SHARED = Path(os.environ.get("LINEAGE_RELAY_SHARED_DIR", REPO.parent / "shared"))
@@ -40,6 +42,12 @@ def _restore_root_logger() -> Iterator[None]:
     level = root.level
     yield
     root.setLevel(level)
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    """A fresh metrics registry per test (a stage's counters start at zero)."""
+    return Metrics()
 
 
 @pytest.fixture(scope="session")

@@ -1,82 +1,16 @@
-"""Fixtures for the forwarder's tests: a real spool on disk, events from the fixtures."""
+"""Fixtures for the forwarder's tests: a real spool on disk (helpers: forward_support.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig, SpoolConfig
-from relay._events import EventKey
+from relay._config import SpoolConfig
 from relay._forward.forwarder import Forwarder
-from relay._ingest.envelope import parse_event
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
-from relay.testing.fakes import MemorySink
-
-SPARK_EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "events" / "spark"
-
-
-def spark_samples() -> list[bytes]:
-    """The project's Spark sample events, in emission order (two runs, parent and child)."""
-    return [p.read_bytes() for p in sorted(SPARK_EVENTS.glob("*.json"))]
-
-
-def _run_ids(samples: list[bytes]) -> list[str]:
-    ids: list[str] = []
-    for body in samples:
-        run_id = parse_event(body).run_id
-        if run_id is not None and run_id not in ids:
-            ids.append(run_id)
-    return ids
-
-
-def fresh_copies(copies: int) -> list[tuple[bytes, EventKey]]:
-    """`copies` rounds of the samples, each round with new run ids (as new Spark runs)."""
-    samples = spark_samples()
-    originals = _run_ids(samples)
-    items: list[tuple[bytes, EventKey]] = []
-    for _ in range(copies):
-        mapping = {old: str(uuid.uuid4()) for old in originals}
-        for body in samples:
-            for old, new in mapping.items():
-                body = body.replace(old.encode(), new.encode())
-            items.append((body, parse_event(body)))
-    return items
-
-
-def dataset_items(count: int) -> list[tuple[bytes, EventKey]]:
-    """`count` small dataset events: no run, so no per-run order holds any of them back."""
-    return [
-        (f'{{"dataset":{i}}}'.encode(),
-         EventKey(kind="dataset", event_time=f"2026-11-20T02:00:{i % 60:02d}Z", producer="p",
-                  body_hash=str(i)))
-        for i in range(count)
-    ]  # fmt: skip
-
-
-async def wait_until(predicate: Callable[[], bool], *, within_s: float = 20.0) -> None:
-    """Poll a condition (no timing assertion: the bound only stops a broken test)."""
-    async with asyncio.timeout(within_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-async def wait_until_async(
-    predicate: Callable[[], Awaitable[bool]], *, within_s: float = 20.0
-) -> None:
-    async with asyncio.timeout(within_s):
-        while not await predicate():
-            await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
 
 
 @pytest.fixture
@@ -86,30 +20,6 @@ async def spool(tmp_path: Path, metrics: Metrics) -> AsyncIterator[Spool]:
         yield opened
     finally:
         await opened.aclose()
-
-
-FAST_RETRY = OpenMetadataConfig(retry_delay_ms=1, retry_max_delay_ms=20)
-
-
-def make_forwarder(
-    spool: Spool,
-    sink: MemorySink,
-    metrics: Metrics,
-    *,
-    forwarder: ForwarderConfig | None = None,
-    openmetadata: OpenMetadataConfig = FAST_RETRY,
-    breaker: BreakerConfig | None = None,
-    rand: Callable[[], float] = random.random,
-) -> Forwarder:
-    return Forwarder(
-        spool,
-        sink,
-        forwarder=forwarder or ForwarderConfig(linger_ms=0),
-        openmetadata=openmetadata,
-        breaker=breaker or BreakerConfig(),
-        metrics=metrics,
-        rand=rand,
-    )
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from conftest import fresh_copies, spark_samples, wait_until, wait_until_async
+from forward_support import fresh_copies, spark_samples, wait_until, wait_until_async
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay._app import Relay

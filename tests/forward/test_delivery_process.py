@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from conftest import fresh_copies, wait_until
+from forward_support import fresh_copies, wait_until
 
 from relay.testing.mock_openmetadata import MockOpenMetadata
 

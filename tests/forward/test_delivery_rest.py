@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import spark_samples, wait_until
+from forward_support import spark_samples, wait_until
 
 from relay._app import Relay
 from relay._config import load_config

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from conftest import (
+from forward_support import (
     dataset_items,
     fresh_copies,
     make_forwarder,

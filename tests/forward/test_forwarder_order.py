@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from conftest import dataset_items, make_forwarder, spark_samples, wait_until
+from forward_support import dataset_items, make_forwarder, spark_samples, wait_until
 
 from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
 from relay._events import EventKey, SpooledEvent

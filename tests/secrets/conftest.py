@@ -14,26 +14,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-
-class FakeClock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-        self.mono = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    async def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        self.mono += seconds
+from relay.testing.fakes import FakeClock
 
 
 @pytest.fixture

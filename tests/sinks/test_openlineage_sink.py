@@ -66,11 +66,6 @@ async def mock() -> AsyncIterator[MockOpenMetadata]:
         yield server
 
 
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
-
-
 def config_for(mock: MockOpenMetadata, **overrides: object) -> OpenMetadataConfig:
     return OpenMetadataConfig(host_port=mock.url, **overrides)  # type: ignore[arg-type]
 

@@ -7,25 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spool_helpers import ManualClock, Opener
+from spool_support import Opener
 
 from relay._config import SpoolConfig
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
+from relay.testing.fakes import FakeClock
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
-
-
-@pytest.fixture
-async def open_spool(tmp_path: Path, metrics: Metrics, clock: ManualClock) -> AsyncIterator[Opener]:
+async def open_spool(tmp_path: Path, metrics: Metrics, clock: FakeClock) -> AsyncIterator[Opener]:
     """Open spools in tmp_path/spool (closed at teardown); keyword arguments go to SpoolConfig
     except `metrics`, `clock`, `before_commit` and `scan_gate`."""
     opened: list[Spool] = []

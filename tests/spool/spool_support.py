@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -13,23 +12,6 @@ from relay._spool import Spool
 # The `open_spool` fixture: keyword arguments go to SpoolConfig (plus metrics, clock,
 # before_commit).
 Opener = Callable[..., Coroutine[Any, Any, Spool]]
-
-
-class ManualClock:
-    """Wall time that only moves when a test moves it."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def key(n: int = 0, run_id: str = "run-1") -> EventKey:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spool_helpers import Opener, body, key
+from spool_support import Opener, body, key
 
 from relay.testing.fakes import FakeClock
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from spool_helpers import Opener, body, key
+from spool_support import Opener, body, key
 
 from relay._spool import Spool
 

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from spool_helpers import counter, key
+from spool_support import counter, key
 
 from relay._config import SpoolConfig
 from relay._observe.metrics import Metrics

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from spool_helpers import Opener, counter, key
+from spool_support import Opener, counter, key
 
 from relay._observe.metrics import Metrics
 from relay._spool import Spool

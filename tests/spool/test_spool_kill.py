@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from spool_helpers import Opener, body, key
+from spool_support import Opener, body, key
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ WRITER = textwrap.dedent(
     import asyncio, sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from spool_helpers import Opener, body, key
+    from spool_support import Opener, body, key
     from relay._config import SpoolConfig
     from relay._observe.metrics import Metrics
     from relay._spool import Spool

@@ -7,11 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from spool_helpers import ManualClock, Opener, body, counter, key
+from spool_support import Opener, body, counter, key
 
 from relay._exceptions import SpoolError, SpoolFailure, SpoolFull
 from relay._observe.metrics import Metrics
 from relay._spool import schema
+from relay.testing.fakes import FakeClock
 
 
 async def test_reject_policy_refuses_fast_and_accepts_again_after_acks(open_spool: Opener) -> None:
@@ -73,27 +74,27 @@ async def test_drop_oldest_spares_leased_events_while_it_can(
 
 
 async def test_max_age_expires_old_events_and_counts(
-    open_spool: Opener, metrics: Metrics, clock: ManualClock
+    open_spool: Opener, metrics: Metrics, clock: FakeClock
 ) -> None:
     spool = await open_spool(max_age_s=60)
     old = await spool.append([(body(1), key(1)), (body(2), key(2))])
-    clock.now += 50
+    clock.advance(50)
     young = await spool.append([(body(3), key(3))])
-    clock.now += 20
+    clock.advance(20)
     assert await spool.expire() == 2
     assert counter(metrics, "lineage_relay_events_dropped_total", {"reason": "expired"}) == 2
     events = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [e.id for e in events] == young
     assert old[0] not in [e.id for e in events]
-    assert spool.stats().oldest_received_at == clock.now - 20
+    assert spool.stats().oldest_received_at == clock.time() - 20
 
 
 async def test_max_age_sweeps_by_itself(
-    open_spool: Opener, metrics: Metrics, clock: ManualClock
+    open_spool: Opener, metrics: Metrics, clock: FakeClock
 ) -> None:
     spool = await open_spool(max_age_s=10)
     await spool.append([(body(1), key(1))])
-    clock.now += 11
+    clock.advance(11)
     for _ in range(300):  # the spool thread sweeps about once a second
         if spool.stats().events == 0:
             break

@@ -6,11 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from spool_helpers import ManualClock, Opener, body, counter, key
+from spool_support import Opener, body, counter, key
 
 from relay._exceptions import SpoolError, SpoolFailure
 from relay._observe.metrics import Metrics
 from relay._spool import store
+from relay.testing.fakes import FakeClock
 
 
 async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(
@@ -25,7 +26,7 @@ async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(
     assert [e.body for e in events] == [body(1), body(2), body(3)]
     assert events[0].key == key(1)
     assert events[0].attempts == 0
-    assert events[0].received_at == ManualClock().now  # the injected clock, to the microsecond
+    assert events[0].received_at == FakeClock().time()  # the injected clock, to the microsecond
 
 
 async def test_concurrent_appends_keep_each_requests_order_and_are_all_stored(
@@ -102,14 +103,14 @@ async def test_lease_is_exclusive_until_ack_and_respects_limits(open_spool: Open
     assert spool.stats().bytes == 7000
 
 
-async def test_lease_expires_and_events_come_back(open_spool: Opener, clock: ManualClock) -> None:
+async def test_lease_expires_and_events_come_back(open_spool: Opener, clock: FakeClock) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(3)])
     leased = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [e.id for e in leased] == ids
-    clock.now += 29
+    clock.advance(29)
     assert await spool.lease(max_events=10, max_bytes=10**6, lease_s=30) == []
-    clock.now += 2  # the forwarder that held them is gone
+    clock.advance(2)  # the forwarder that held them is gone
     again = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [e.id for e in again] == ids
     assert [e.attempts for e in again] == [0, 0, 0]
@@ -125,45 +126,45 @@ async def test_release_gives_events_back_at_once(open_spool: Opener) -> None:
 
 
 async def test_lease_finds_every_free_event_between_and_inside_leased_stretches(
-    open_spool: Opener, clock: ManualClock
+    open_spool: Opener, clock: FakeClock
 ) -> None:
     """Lease jumps over runs of leased ids; whatever is freed inside or between them (release,
     a retry that came due, an acked neighbour, a lease that ran out) is still found, in order."""
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(40)])
     first = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)  # ids[0:10]
-    clock.now += 5
+    clock.advance(5)
     second = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)  # ids[10:20]
     third = await spool.lease(max_events=10, max_bytes=10**6, lease_s=300)  # ids[20:30]
     assert [e.id for e in first + second + third] == ids[:30]
     await spool.ack([ids[4], ids[5]])  # holes in a run: nothing to find there
     await spool.release([ids[3], ids[12]])
-    await spool.retry_at([ids[25]], clock.now + 10, "503")
+    await spool.retry_at([ids[25]], clock.time() + 10, "503")
     got = await spool.lease(max_events=4, max_bytes=10**6, lease_s=30)
     assert [e.id for e in got] == [ids[3], ids[12], ids[30], ids[31]]
-    clock.now += 10  # the retry is due; nothing else changed
+    clock.advance(10)  # the retry is due; nothing else changed
     got = await spool.lease(max_events=3, max_bytes=10**6, lease_s=300)
     assert [e.id for e in got] == [ids[25], ids[32], ids[33]]
-    clock.now += 16  # `first`'s lease ran out (30 s), `second`'s (taken 5 s later) not yet
+    clock.advance(16)  # `first`'s lease ran out (30 s), `second`'s (taken 5 s later) not yet
     got = await spool.lease(max_events=100, max_bytes=10**6, lease_s=300)
     expected = [i for i in ids[:10] if i not in (ids[3], ids[4], ids[5])] + ids[34:]
     assert [e.id for e in got] == expected
-    clock.now += 5  # now `second` ran out, and so did the 30 s leases taken with it
+    clock.advance(5)  # now `second` ran out, and so did the 30 s leases taken with it
     got = await spool.lease(max_events=100, max_bytes=10**6, lease_s=300)
     assert [e.id for e in got] == [ids[3], *ids[10:20], ids[30], ids[31]]
 
 
 async def test_retry_at_defers_counts_attempts_and_keeps_id_order(
-    open_spool: Opener, clock: ManualClock
+    open_spool: Opener, clock: FakeClock
 ) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(4)])
     leased = await spool.lease(max_events=2, max_bytes=10**6, lease_s=30)
-    await spool.retry_at([e.id for e in leased], clock.now + 10, "503 from OpenMetadata")
+    await spool.retry_at([e.id for e in leased], clock.time() + 10, "503 from OpenMetadata")
     later = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [e.id for e in later] == ids[2:]  # deferred ones are not due yet
     await spool.release([e.id for e in later])
-    clock.now += 10
+    clock.advance(10)
     due = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [e.id for e in due] == ids  # oldest first once due again
     assert [e.attempts for e in due] == [1, 1, 0, 0]
@@ -189,13 +190,13 @@ async def test_dead_letter_moves_events_out_of_the_queue(
 
 
 async def test_everything_survives_close_and_reopen_and_leases_are_void(
-    open_spool: Opener, clock: ManualClock
+    open_spool: Opener, clock: FakeClock
 ) -> None:
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(6)])
     leased = await spool.lease(max_events=4, max_bytes=10**6, lease_s=3600)
     await spool.ack([leased[0].id])
-    await spool.retry_at([leased[1].id], clock.now + 60, "timeout")
+    await spool.retry_at([leased[1].id], clock.time() + 60, "timeout")
     await spool.dead_letter([leased[2].id], "rejected")
     await spool.aclose()
     await spool.aclose()  # idempotent
@@ -207,7 +208,7 @@ async def test_everything_survives_close_and_reopen_and_leases_are_void(
     events = await reopened.lease(max_events=10, max_bytes=10**6, lease_s=3600)
     # ids[3] was leased before the restart: available again; ids[1] still waits for its retry.
     assert [e.id for e in events] == [ids[3], ids[4], ids[5]]
-    clock.now += 60
+    clock.advance(60)
     retried = await reopened.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [(e.id, e.attempts) for e in retried] == [(ids[1], 1)]
     more = await reopened.append([(body(9), key(9))])
@@ -224,14 +225,14 @@ async def test_ids_never_repeat_even_after_everything_was_acked(open_spool: Open
 
 
 async def test_stats_and_gauges_follow_the_queue(
-    open_spool: Opener, metrics: Metrics, clock: ManualClock
+    open_spool: Opener, metrics: Metrics, clock: FakeClock
 ) -> None:
     spool = await open_spool()
     assert spool.stats().events == 0
     assert spool.stats().oldest_received_at is None
-    first_time = clock.now
+    first_time = clock.time()
     await spool.append([(body(1), key(1))])
-    clock.now += 5
+    clock.advance(5)
     ids = await spool.append([(body(2), key(2))])
     stats = spool.stats()
     assert stats.events == 2

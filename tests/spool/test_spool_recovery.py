@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from spool_helpers import Opener, body, counter, key
+from spool_support import Opener, body, counter, key
 
 from relay._exceptions import SpoolError
 from relay._observe.metrics import Metrics
