@@ -1,6 +1,7 @@
 """A real PySpark job, the plugin's events, a real relay with the `rest` sink, the mock seeded
 with the job's tables and containers, a mapping rule for the session's catalog: the pipeline,
-its tasks, the run status, and the container and table edges with column lineage."""
+its tasks, the run status (a failed action fails it), and the container and table edges with
+column lineage."""
 
 from __future__ import annotations
 
@@ -98,6 +99,9 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
         )
         spark.read.parquet(str(source)).write.mode("overwrite").saveAsTable(SRC_TABLE)
         spark.table(SRC_TABLE).where("tripled > 9").write.mode("overwrite").saveAsTable(DST_TABLE)
+        failing = spark.read.parquet(str(source)).selectExpr("raise_error('boom') AS x")
+        with pytest.raises(Exception, match="boom"):
+            failing.write.mode("overwrite").parquet(str(tmp_path / "never_written"))
         assert handle.close(30)
         assert handle.dropped == 0  # (a failed POST under load is retried: `failed` counts it)
 
@@ -116,12 +120,14 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
     (pipeline,) = pipelines
     assert pipeline["fullyQualifiedName"] == "spark.lineage_relay_tests"
     tasks = sorted(t["name"] for t in pipeline["tasks"])
-    assert len(tasks) == 4 and all(t.startswith("execute_") for t in tasks)
+    assert len(tasks) == 5 and all(t.startswith("execute_") for t in tasks)
     (status,) = mock.pipeline_statuses("spark.lineage_relay_tests")
-    assert status["executionStatus"] == "Successful"
-    assert {t["name"]: t["executionStatus"] for t in status["taskStatus"]} == dict.fromkeys(
-        tasks, "Successful"
-    )
+    # The failed action fails the run, though the application completed afterwards.
+    assert status["executionStatus"] == "Failed"
+    by_status = sorted(t["executionStatus"] for t in status["taskStatus"])
+    assert by_status == ["Failed"] + ["Successful"] * 4
+    (failed,) = [t for t in status["taskStatus"] if t["executionStatus"] == "Failed"]
+    assert failed["name"].endswith("never_written")
     edges = {
         (e["fromEntity"]["fullyQualifiedName"], e["toEntity"]["fullyQualifiedName"]): e
         for e in mock.lineage_edges
