@@ -32,6 +32,7 @@ __all__ = ["MAX_RUNS", "RUN_RETENTION_S", "ParkedEdge", "StateStore"]
 
 RUN_RETENTION_S = 30 * 24 * 3600.0
 MAX_RUNS = 100_000
+_PRUNE_EVERY = 256  # saves between two prunings (each scans the runs' index)
 _VERSION = 1
 T = TypeVar("T")
 
@@ -89,6 +90,7 @@ class StateStore:
         self.path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._saves = 0
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -142,20 +144,26 @@ class StateStore:
         return await self._run(load)
 
     async def save_runs(self, runs: Sequence[tuple[RunState, RunState | None]], now: float) -> None:
+        """Save run states; every `_PRUNE_EVERY` saves, drop runs past retention or count."""
+        if not runs:
+            return
         rows = [
             (s.run_id, run_to_json(s), run_to_json(w) if w is not None else None, now)
             for s, w in runs
         ]
+        self._saves += 1
+        prune = (self._saves - 1) % _PRUNE_EVERY == 0  # the first save, then every N
 
         def save() -> None:
             db = self._db()
             db.execute("BEGIN")
             db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)", rows)
-            db.execute("DELETE FROM runs WHERE updated_at < ?", (now - RUN_RETENTION_S,))
-            db.execute(
-                "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs "
-                "ORDER BY updated_at DESC LIMIT -1 OFFSET ?)", (MAX_RUNS,),
-            )  # fmt: skip
+            if prune:
+                db.execute("DELETE FROM runs WHERE updated_at < ?", (now - RUN_RETENTION_S,))
+                db.execute(
+                    "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs "
+                    "ORDER BY updated_at DESC LIMIT -1 OFFSET ?)", (MAX_RUNS,),
+                )  # fmt: skip
             db.execute("COMMIT")
 
         await self._run(save)
