@@ -70,3 +70,17 @@ async def test_a_newer_format_is_refused(tmp_path: Path) -> None:
     store = StateStore(path)
     with pytest.raises(RuntimeError, match="newer lineage-relay"):
         await store.open()
+
+
+async def test_a_damaged_file_is_moved_aside_and_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    store = StateStore(path)
+    await store.open()
+    try:
+        assert await store.unresolved() == (0, 0)
+        await store.save_runs([(RunState(run_id="r", start_ms=1), None)], now=1.0)
+    finally:
+        await store.aclose()
+    (aside,) = tmp_path.glob("state.db.corrupt-*")
+    assert aside.read_bytes().startswith(b"this is not a database")

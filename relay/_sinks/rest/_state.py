@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ from ..._events import EventKey, SpooledEvent
 from ..._translate import RunState, TaskState
 
 __all__ = ["MAX_RUNS", "RUN_RETENTION_S", "ParkedEdge", "StateStore"]
+
+log = logging.getLogger(__name__)
 
 RUN_RETENTION_S = 30 * 24 * 3600.0
 MAX_RUNS = 100_000
@@ -97,19 +101,39 @@ class StateStore:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            # Damaged: moved aside, never deleted, and started afresh. Parked edges in it are
+            # lost for now (the events are in the moved file); run states are found again on
+            # the server (executionId) or start over.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                part = self.path.with_name(self.path.name + suffix)
+                if part.exists():
+                    part.rename(aside.with_name(aside.name + suffix))
+            log.error("%s is damaged (%s): moved to %s, starting with an empty one", self.path,
+                      exc, aside)  # fmt: skip
+            self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > _VERSION:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > _VERSION:
+                raise RuntimeError(
+                    f"{self.path} was written by a newer lineage-relay (format {version}); "
+                    "upgrade the relay or move the file away"
+                )
+            conn.executescript(_SCHEMA)
+            conn.execute("PRAGMA quick_check").fetchall()
+            conn.execute(f"PRAGMA user_version={_VERSION}")
+        except BaseException:
             conn.close()
-            raise RuntimeError(
-                f"{self.path} was written by a newer lineage-relay (format {version}); "
-                "upgrade the relay or move the file away"
-            )
-        conn.executescript(_SCHEMA)
-        conn.execute(f"PRAGMA user_version={_VERSION}")
-        self._conn = conn
+            raise
+        return conn
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
