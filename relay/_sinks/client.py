@@ -46,9 +46,9 @@ from .._exceptions import (
     SinkSetupError,
     SinkTimeout,
 )
-from .._forward.retry import Disposition, cap_retry_after, classify_status, parse_retry_after
 from .._observe.audit import AuditLog, AuditSubject, Outcome
 from .._observe.metrics import Metrics
+from .status import Disposition, cap_retry_after, classify_status, parse_retry_after
 
 __all__ = ["HttpAnswer", "OpenMetadataClient", "TokenSource", "raise_for_status", "server_message"]
 
