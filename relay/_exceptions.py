@@ -9,7 +9,6 @@
     ├── AuthError              no usable OpenMetadata token could be obtained
     ├── OffloadError           S3 refused or could not be reached: the events stay local
     ├── BreakerOpen            the circuit breaker refuses calls for now
-    ├── UnsupportedSessionError spark_plugin.enable() got a session it cannot hook (Connect)
     └── SinkError              a call to OpenMetadata failed
         ├── RetriableSinkError keep the events, try again later
         │   ├── SinkTimeout    (also a TimeoutError)
@@ -35,7 +34,6 @@ __all__ = [
     "SpoolError",
     "SpoolFailure",
     "SpoolFull",
-    "UnsupportedSessionError",
 ]
 
 
@@ -128,9 +126,3 @@ class PermanentSinkError(SinkError):
         self.status = status
         self.reason = reason or message
 
-
-class UnsupportedSessionError(RelayError, TypeError):
-    """`spark_plugin.enable()` needs a classic PySpark session with a driver JVM in this process.
-
-    Raised for Spark Connect sessions; the message says what to use instead.
-    """

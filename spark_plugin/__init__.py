@@ -22,10 +22,9 @@ registered with py4j. When `enable` starts it, it gives both sides a random toke
 `enable` is kept as it was. It is never reachable beyond loopback.
 """
 
-from relay._exceptions import ConfigError, UnsupportedSessionError
-
 from ._callback import CallbackChannel
 from ._config import PluginConfig
+from ._errors import ConfigError, PluginError, UnsupportedSessionError
 from ._handle import Lineage, enable
 
 __all__ = [
@@ -33,6 +32,7 @@ __all__ = [
     "ConfigError",
     "Lineage",
     "PluginConfig",
+    "PluginError",
     "UnsupportedSessionError",
     "enable",
 ]

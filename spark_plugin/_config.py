@@ -29,15 +29,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from relay._config import Secret
-from relay._exceptions import ConfigError
-
+from ._errors import ConfigError
 from ._spill import DEFAULT_SPILL_DIR
 
 __all__ = [
     "DEFAULT_ENDPOINT",
     "DEFAULT_URL",
     "PluginConfig",
+    "Secret",
     "disabled_by_environment",
     "load_plugin_config",
 ]
@@ -64,6 +63,32 @@ _OPENMETADATA_KEYS = (
 )
 _FALSE = frozenset({"false", "0", "no", "off"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
+
+
+class Secret:
+    """The transport's API key: its repr and str never show the value (a config is logged)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,11 +20,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from relay._exceptions import ConfigError, UnsupportedSessionError
-
 from . import _state
 from ._callback import CallbackChannel, start_callback_server
 from ._config import PluginConfig, disabled_by_environment, load_plugin_config
+from ._errors import ConfigError, UnsupportedSessionError
 from ._events import AppContext, RunRef, application_event, new_run_id
 from ._listener import LineageListener, ListenerRegistration
 from ._model import ExecutionLineage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay._exceptions import ConfigError
+from spark_plugin import ConfigError
 from spark_plugin._config import PluginConfig, load_plugin_config
 
 PARENT_RUN = "0191f3c2-8d6e-7a52-b3a5-7f6a54b2c9d1"

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from plugin_support import closed_port_url, receiving
 
-from relay._exceptions import ConfigError
+from spark_plugin import ConfigError
 from spark_plugin._config import DEFAULT_SPILL_MAX_BYTES, PluginConfig, load_plugin_config
 from spark_plugin._sender import Sender
 from spark_plugin._spill import DEFAULT_SPILL_DIR, Spill, spill_name

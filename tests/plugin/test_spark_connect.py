@@ -44,7 +44,7 @@ def test_the_child_has_a_real_spark_connect_session(child: dict[str, Any]) -> No
 
 
 def test_enable_raises_the_unsupported_session_error(child: dict[str, Any]) -> None:
-    assert child["error_type"] == "relay._exceptions.UnsupportedSessionError"
+    assert child["error_type"] == "spark_plugin._errors.UnsupportedSessionError"
     assert child["error_is_unsupported_session"]
 
 
