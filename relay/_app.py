@@ -161,6 +161,7 @@ class Relay:
             await runner.setup()  # runs the parts' set-up, in order
             host, port = parse_host_port(self.config.relay.listen, key="relay.listen")
             loop = asyncio.get_running_loop()
+            rejected = self.metrics.events_rejected
             site = ListenSite(
                 runner,
                 host,
@@ -170,6 +171,7 @@ class Relay:
                     server,
                     loop=loop,
                     header_timeout_s=ingest.header_timeout_s,
+                    on_refused=lambda reason: rejected.labels(reason=reason).inc(),
                     **handler_args,
                 ),
             )

@@ -39,9 +39,17 @@ _QUOTED_BYTES = re.compile(r"""\bb['"]""")  # the repr of bytes: b'...' or b"...
 class Connection(RequestHandler):
     """One client connection, with the relay's answers to what aiohttp's parser refuses."""
 
-    def __init__(self, manager: web.Server, *, header_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        header_timeout_s: float,
+        on_refused: Callable[[str], None] = lambda reason: None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout_s = header_timeout_s
+        self._on_refused = on_refused  # counts refusals by reason (the ingest metric)
         self._header_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -101,6 +109,7 @@ class Connection(RequestHandler):
             "refused connection",
             extra={"status": 408, "reason": "header_timeout", "remote": _remote(self)},
         )
+        self._on_refused("header_timeout")
         body = orjson.dumps({"error": message})
         transport.write(
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
@@ -121,6 +130,7 @@ class Connection(RequestHandler):
                 "request failed", exc_info=exc, extra={"status": status, "remote": request.remote}
             )
             text = "the relay failed on this request; its log has the details"
+            self._on_refused("internal_error")
         else:
             detail = _detail(exc, message)
             log.info(
@@ -132,6 +142,7 @@ class Connection(RequestHandler):
                     "remote": request.remote,
                 },
             )
+            self._on_refused("bad_http")
             text = (
                 f"malformed HTTP request ({detail}): send a well-formed HTTP/1.1 request, "
                 "its body framed by Content-Length or chunked encoding"

@@ -382,6 +382,10 @@ def test_after_all_of_it(
     assert client.acknowledged and not client.refused
     assert records.tracebacks() == []
     assert any(r.getMessage() == "refused connection" for r in records.records)
+    assert relay.relay is not None
+    registry = relay.relay.metrics.registry
+    for reason in ("bad_http", "header_timeout"):  # refused connections are counted too
+        assert registry.get_sample_value("lineage_relay_events_rejected_total", {"reason": reason})
     assert relay.ingest_state == (0, 0, 0)
     spooled = relay.spooled()
     run_ids = {json.loads(e.body)["run"]["runId"] for e in spooled if e.key.kind == "run"}
