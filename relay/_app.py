@@ -5,7 +5,7 @@ after), registered in start order:
 
     1. spool        open + recover the on-disk queue             (closed last)
     2. spill        spill files taken up (ingest.spill_dir)      (when configured)
-    3. delivery     forwarder and sink (relay/_forward, _sinks)  (stopped before the spool)
+    3. delivery     forwarder and sink (relay/_parts.py)         (stopped before the spool)
     4. `parts`      anything added by the embedder or a test
 
 and the HTTP site starts listening only after every part started. Shutdown
@@ -39,38 +39,20 @@ from aiohttp import web
 
 from ._clock import Clock, SystemClock
 from ._config import Config, parse_host_port
-from ._forward.part import delivery_part
 from ._ingest.connection import Connection, ListenSite
 from ._ingest.routes import Ingest, json_error
 from ._ingest.spill import MAX_FILE_BYTES, SpillReader
 from ._observe.health import ComponentHealth, Health
 from ._observe.metrics import CONTENT_TYPE_LATEST, Metrics
 from ._offload.upload import OffloadReport, offload_spool
+from ._parts import CLOCK, CONFIG, FAIL, HEALTH, METRICS, SPOOL, Part, delivery_part
 from ._spool import Spool
 from ._spool.ledger import Ledger
 
-__all__ = [
-    "CLOCK",
-    "CONFIG",
-    "HEALTH",
-    "METRICS",
-    "RELAY",
-    "SPOOL",
-    "Part",
-    "Relay",
-]
+__all__ = ["Relay"]
 
 log = logging.getLogger(__name__)
 
-# A part of the relay: an aiohttp cleanup context (set up, yield, tear down).
-Part = Callable[[web.Application], AsyncIterator[None]]
-
-SPOOL = web.AppKey("spool", Spool)
-METRICS = web.AppKey("metrics", Metrics)
-CONFIG = web.AppKey("config", Config)
-HEALTH = web.AppKey("health", Health)
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-RELAY: web.AppKey[Relay] = web.AppKey("relay")
 
 
 class _State(enum.Enum):
@@ -83,8 +65,8 @@ class Relay:
     """One relay: ingest, spool, health, metrics (and, plugged in below, delivery).
 
     `parts` adds cleanup contexts after the built-in ones (tests, embedding); each
-    receives the `web.Application` whose keys (`SPOOL`, `METRICS`, `CONFIG`,
-    `HEALTH`, `CLOCK`, `RELAY`) give it what it needs. `delivery=False` leaves the
+    receives the `web.Application` whose keys (`relay._parts`: `SPOOL`, `METRICS`, `CONFIG`,
+    `HEALTH`, `CLOCK`, `FAIL`) give it what it needs. `delivery=False` leaves the
     forwarder out: events stay in the spool (ingest-only tests and benchmarks).
     `spool_scan_gate` (tests) holds the background integrity scan of a big spool while clear.
     """
@@ -258,7 +240,7 @@ class Relay:
         app[METRICS] = self.metrics
         app[HEALTH] = self.health
         app[CLOCK] = self.clock
-        app[RELAY] = self
+        app[FAIL] = self.fail
         self.ingest.add_routes(app)
         app.router.add_get("/health", self.health.handle)
         app.router.add_get("/metrics", self._metrics)
@@ -268,9 +250,9 @@ class Relay:
         app.cleanup_ctx.append(self._spool_part)
         if self.config.ingest.spill_dir:
             app.cleanup_ctx.append(self._spill_part)
-        # Delivery (relay/_forward/part.py: forwarder + sink) comes after the spool, so it
+        # Delivery (relay/_parts.py: forwarder + sink) comes after the spool, so it
         # stops before the spool closes and its leases go back. It reads app[SPOOL],
-        # app[METRICS], app[CONFIG], app[CLOCK] and adds its checks to app[HEALTH].
+        # app[METRICS], app[CONFIG], app[CLOCK], app[FAIL] and adds its checks to app[HEALTH].
         if self._delivery:
             app.cleanup_ctx.append(delivery_part)
         for part in self._extra_parts:

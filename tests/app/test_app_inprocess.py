@@ -16,12 +16,13 @@ import aiohttp
 import pytest
 from app_support import EVENTS
 
-from relay._app import CONFIG, HEALTH, METRICS, SPOOL, Relay
+from relay._app import Relay
 from relay._cli import _run
 from relay._config import Config, Secret, load_config
 from relay._observe.health import ComponentHealth
 from relay._observe.logging import configure_logging, register_secret, reset_logging
 from relay._observe.metrics import Metrics
+from relay._parts import CONFIG, HEALTH, METRICS, SPOOL
 from relay._spool import Spool
 
 COMPLETE = (EVENTS / "spark" / "04_COMPLETE_insert_revenue_by_country.json").read_bytes()
