@@ -61,6 +61,7 @@ class Resolver:
         self._rules = tuple(rules)
         self._auto_create = auto_create
         self._cache: Lru[tuple[Any, ...], EntityView] = Lru(_CACHE_ENTRIES)
+        self._warned: Lru[tuple[Any, ...], bool] = Lru(_CACHE_ENTRIES)
 
     def lookup(self, dataset: Dataset) -> Lookup:
         return lookup_for(dataset, self._rules)
@@ -122,11 +123,13 @@ class Resolver:
             return Resolution("missing", lookup)
         if len(unique) > 1:
             fqns = sorted(str(hit.get("fullyQualifiedName")) for hit in unique.values())
-            log.warning(
-                "dataset %s matches %d %ss (%s): ambiguous, no lineage written for it; add an "
-                "[[openmetadata.mapping]] rule for namespace %r naming the service",
-                lookup.display, len(unique), kind, ", ".join(fqns), lookup.namespace,
-            )  # fmt: skip
+            if self._warned.get(lookup.key) is None:  # once per dataset, not every retry
+                self._warned.put(lookup.key, True)
+                log.warning(
+                    "dataset %s matches %d %ss (%s): ambiguous, no lineage written for it; add an "
+                    "[[openmetadata.mapping]] rule for namespace %r naming the service",
+                    lookup.display, len(unique), kind, ", ".join(fqns), lookup.namespace,
+                )  # fmt: skip
             return Resolution("ambiguous", lookup, None, len(unique))
         (hit,) = unique.values()
         return Resolution("found", lookup, _view(kind, hit), 1)
