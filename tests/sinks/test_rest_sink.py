@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from rest_support import (
     CATALOG,
@@ -390,6 +391,40 @@ async def test_the_same_db_table_under_two_services_is_never_guessed(
             await with_rule.aclose()
         edges = (await snapshot(mock))["edges"]
         assert set(edges) == {(ORDERS, REVENUE), (CUSTOMERS, REVENUE)}
+        assert not any(source.startswith("hive_decoy") for source, _ in edges)
+
+
+async def test_a_soft_deleted_table_is_never_bound(tmp_path: Path) -> None:
+    # A 2.0 server finds soft-deleted entities in search unless told not to: the live table
+    # must stay the only candidate, so no ambiguity is reported and its edge is written.
+    catalog = _catalog()
+    catalog["databaseServices"].append({"name": "hive_decoy", "serviceType": "Hive"})
+    catalog["databases"].append({"name": "warehouse", "service": "hive_decoy"})
+    catalog["databaseSchemas"].append({"name": "sales", "database": "hive_decoy.warehouse"})
+    decoy = copy.deepcopy(catalog["tables"][0])
+    decoy["databaseSchema"] = "hive_decoy.warehouse.sales"
+    catalog["tables"].append(decoy)
+    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
+        decoy_fqn = f"hive_decoy.warehouse.sales.{decoy['name']}"
+        entity = mock.entity("table", decoy_fqn)
+        assert entity is not None
+        async with aiohttp.ClientSession() as http, http.delete(
+            f"{mock.url}/v1/tables/{entity['id']}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+        metrics = Metrics()
+        sink = make_rest_sink(rest_config(mock, mapping=()), tmp_path, metrics)
+        try:
+            await _deliver(sink, spooled(bodies_in(SPARK)))
+        finally:
+            await sink.aclose()
+        labels = {"namespace": "hive://metastore.internal:9083"}
+        assert not metrics.registry.get_sample_value(
+            "lineage_relay_ambiguous_datasets_total", labels
+        )
+        edges = (await snapshot(mock))["edges"]
+        assert (ORDERS, REVENUE) in edges
         assert not any(source.startswith("hive_decoy") for source, _ in edges)
 
 

@@ -135,11 +135,19 @@ class Resolver:
         return Resolution("found", lookup, _view(kind, hit), 1)
 
     async def _search(self, index: str, query: str) -> list[dict[str, Any]]:
-        params = urlencode({"q": query, "index": index, "from": 0, "size": _SEARCH_SIZE})
+        # OpenMetadata 2.0 returns soft-deleted entities unless `deleted=false` is given (1.13
+        # left them out by default); a deleted table must never be bound, so ask and check both.
+        params = urlencode(
+            {"q": query, "index": index, "from": 0, "size": _SEARCH_SIZE, "deleted": "false"}
+        )
         doc = await self._api.get(f"/v1/search/query?{params}", endpoint="/v1/search/query")
         hits = (doc or {}).get("hits", {}).get("hits", []) if isinstance(doc, dict) else []
         return [
-            h["_source"] for h in hits if isinstance(h, dict) and isinstance(h.get("_source"), dict)
+            h["_source"]
+            for h in hits
+            if isinstance(h, dict)
+            and isinstance(h.get("_source"), dict)
+            and not h["_source"].get("deleted")
         ]
 
     async def _create(self, lookup: Lookup, dataset: Dataset) -> EntityView | None:
