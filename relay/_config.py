@@ -11,6 +11,7 @@ value is refused at start with a message naming the key and the problem.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 import types
@@ -43,6 +44,9 @@ __all__ = [
 
 DEFAULT_LISTEN = "127.0.0.1:5055"
 ENV_PREFIX = "LINEAGE_RELAY_"
+# Variables with the prefix that belong to others, not to a key: the Spark plugin's relay URL
+# (a driver host runs both) and the test suite's reference folder.
+_FOREIGN_VARIABLES = frozenset({"LINEAGE_RELAY_URL", "LINEAGE_RELAY_SHARED_DIR"})
 
 
 class Secret:
@@ -419,6 +423,7 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {os.fspath(path)!r} is not valid TOML: {exc}") from exc
     env = os.environ if environ is None else environ
+    _refuse_unknown_variables(env)
     _apply_env(data, Config, env, ENV_PREFIX, "")
     for dotted, value in (overrides or {}).items():
         *parents, last = dotted.split(".")
@@ -453,6 +458,41 @@ def _apply_env(
             _apply_env(child, sub, env, f"{name}_", f"{dotted}{f.name}.")
         elif name in env:
             data[f.name] = _from_env(f"{dotted}{f.name}", name, env[name], tp)
+
+
+def _variables(cls: type, prefix: str, dotted: str) -> dict[str, str]:
+    """Every environment variable a key can be set with -> that key (dotted)."""
+    names: dict[str, str] = {}
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name.upper()}"
+        sub = _dataclass_type(hints[f.name])
+        if sub is not None:
+            names.update(_variables(sub, f"{name}_", f"{dotted}{f.name}."))
+        else:
+            names[name] = f"{dotted}{f.name}"
+    return names
+
+
+def _refuse_unknown_variables(env: Mapping[str, str]) -> None:
+    """A misspelt variable would otherwise be ignored silently, its setting never applied."""
+    known = _variables(Config, ENV_PREFIX, "")
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var in known or var in _FOREIGN_VARIABLES:
+            continue
+        # Compared without the prefix every name shares, which would make anything look close.
+        suffixes = {name.removeprefix(ENV_PREFIX): name for name in known}
+        close = [suffixes[m] for m in difflib.get_close_matches(var[len(ENV_PREFIX) :], suffixes)]
+        hint = f" (did you mean ${close[0]}, {known[close[0]]}?)" if close else ""
+        raise ConfigError(
+            f"environment variable ${var} names no configuration key{hint}; rename or unset it "
+            f"(variables are {ENV_PREFIX}<SECTION>_<KEY>, see examples/relay.toml)"
+        )
+
+
+def _closest(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _from_env(key: str, var: str, text: str, tp: Any) -> Any:
@@ -492,7 +532,8 @@ def _build(cls: type, data: Any, dotted: str) -> Any:
     if unknown:
         where = dotted.rstrip(".") or "top level"
         raise ConfigError(
-            f"unknown key {dotted}{unknown[0]} in {where}; known keys: {', '.join(sorted(known))}"
+            f"unknown key {dotted}{unknown[0]} in {where}; {_closest(unknown[0], known)}"
+            f"known keys: {', '.join(sorted(known))}"
         )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
