@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ._aws import aws_keys_in_use, require_aws
 from ._clock import Clock, SystemClock
 from ._config import Config, parse_host_port
 from ._ingest.connection import Connection, ListenSite
@@ -81,6 +82,7 @@ class Relay:
         delivery: bool = True,
         spool_scan_gate: threading.Event | None = None,
     ) -> None:
+        require_aws(*aws_keys_in_use(config))  # a missing `aws` extra stops us before any ack
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.metrics = metrics if metrics is not None else Metrics()

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import aiohttp
 
+from ._aws import require_aws
 from ._clock import Clock
 from ._config import AwsSecretConfig, OpenMetadataConfig, Secret, VaultConfig
 from ._exceptions import AuthError, ConfigError
@@ -354,6 +355,7 @@ class _AwsSource(_Source):
 
     def __init__(self, config: AwsSecretConfig, *, connect_timeout_s: float, read_timeout_s: float):
         super().__init__(f"AWS secret {config.secret_id!r} in {config.region}")
+        require_aws("openmetadata.aws_secret.secret_id")
         _redact_botocore_logs()
         self._config = config
         self._connect_timeout_s = connect_timeout_s

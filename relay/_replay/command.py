@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._aws import require_aws
 from .._config import Config, load_config
 from .._exceptions import ConfigError, IngestError, OffloadError, SpoolError, SpoolFull
 from .._ingest.lines import Parsed, content_key, decompress, parse_document
@@ -235,6 +236,7 @@ async def _s3_sources(
 ) -> tuple[list[str], AsyncIterator[tuple[str, Parsed | str]]]:
     from .._offload.s3 import S3Location, get_object, list_keys, s3_client
 
+    require_aws("replay --s3")
     location = S3Location.parse(args.s3)
     region = args.region or config.offload.region
     endpoint_url = args.endpoint_url or config.offload.endpoint_url
