@@ -39,7 +39,7 @@ from ._clock import SystemClock
 from ._config import Config, Secret, load_config
 from ._exceptions import AuthError, ConfigError, OffloadError
 from ._observe.logging import redact
-from ._secrets import _jwt_expiry, make_token_provider
+from ._secrets import jwt_expiry, make_token_provider
 from ._sinks.tls import _is_loopback, make_ssl_context
 from ._sparkconf import spark_checks
 
@@ -305,7 +305,7 @@ async def _token(config: Config) -> tuple[Secret | None, list[Check]]:
 
 
 def _expiry(token: Secret | None) -> Check:
-    exp = _jwt_expiry(token) if token else None
+    exp = jwt_expiry(token) if token else None
     if exp is None:
         return Check("token", "pass", "obtained (no expiry claim)")
     left_s = exp - datetime.now(UTC).timestamp()

@@ -9,7 +9,7 @@ import pytest
 from relay._config import OpenMetadataConfig, Secret
 from relay._exceptions import AuthError
 from relay._observe.metrics import Metrics
-from relay._secrets import TokenProvider, _Source, make_token_provider
+from relay._secrets import Source, TokenProvider, make_token_provider
 
 URL = "https://om.example.com/api"
 
@@ -113,7 +113,7 @@ async def test_fetched_tokens_are_scrubbed_from_any_log_line(clock) -> None:
     assert value not in redact(f"a library echoed {value} by mistake")
 
 
-class _BrokenSource(_Source):
+class _BrokenSource(Source):
     kind = "broken"
 
     def __init__(self) -> None:
