@@ -16,7 +16,6 @@ import asyncio
 import enum
 import hmac
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from .._events import EventKey
 from .._exceptions import ConfigError, IngestError, SpoolError, SpoolFailure, SpoolFull
 from .._observe.logging import register_secret
 from .._observe.metrics import Metrics
+from .._watched_file import WatchedFile
 from .body import BadGzip, BodyLimits, IncompleteBody, read_body
 from .envelope import MalformedJson, parse_event, split_batch
 from .limits import BodyBudget, Hold, OverBudget
@@ -83,8 +83,8 @@ def json_error(status: int, message: str, *, headers: dict[str, str] | None = No
 class IngestToken:
     """The bearer token clients must send, from `ingest.token` or `ingest.token_file`.
 
-    The file is re-read when its modification time changes (checked at most once a
-    second), so a rotated Kubernetes secret takes effect without a restart.
+    The file is re-read when it changes (`WatchedFile`; checked at most once a second), so a
+    rotated Kubernetes secret takes effect without a restart.
     """
 
     _RECHECK_S = 1.0
@@ -92,39 +92,40 @@ class IngestToken:
     def __init__(self, config: IngestConfig, *, clock: Clock | None = None) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._inline = config.token.reveal()
-        self._path = Path(config.token_file) if config.token_file else None
-        self._signature: tuple[int, int, int, int] | None = None
+        self._file = WatchedFile(Path(config.token_file)) if config.token_file else None
         self._checked = self._clock.monotonic()
         self._value = self._inline.encode()
-        if self._path is not None:
-            self._value = self._read(self._path)
+        if self._file is not None:
+            self._value = self._read(self._file)
         if self._value:
             register_secret(self._value.decode())
 
     @property
     def enabled(self) -> bool:
-        return bool(self._inline) or self._path is not None
+        return bool(self._inline) or self._file is not None
 
-    def _read(self, path: Path) -> bytes:
+    @staticmethod
+    def _read(file: WatchedFile) -> bytes:
+        where = f"ingest.token_file = {str(file.path)!r}"
         try:
-            self._signature = _signature(path)
-            value = path.read_bytes().strip()
+            value = file.read_bytes().strip()
         except OSError as exc:
-            raise ConfigError(f"ingest.token_file = {str(path)!r}: cannot read it ({exc})") from exc
+            raise ConfigError(f"{where}: cannot read it ({exc})") from exc
         if not value:
-            raise ConfigError(f"ingest.token_file = {str(path)!r}: the file is empty")
+            raise ConfigError(f"{where}: the file is empty")
         return value
 
     def _refresh(self) -> None:
         now = self._clock.monotonic()
-        if self._path is None or now - self._checked < self._RECHECK_S:
+        if self._file is None or now - self._checked < self._RECHECK_S:
             return
         self._checked = now
         try:
-            if _signature(self._path) != self._signature:
-                self._value = self._read(self._path)
+            if self._file.changed():
+                self._value = self._read(self._file)
                 register_secret(self._value.decode())
-                log.info("ingest token file changed; reloaded", extra={"path": str(self._path)})
+                path = str(self._file.path)
+                log.info("ingest token file changed; reloaded", extra={"path": path})
         except (OSError, ConfigError) as exc:
             # Keep the last good token rather than locking every client out.
             log.warning("ingest token file unreadable; keeping the previous token: %s", exc)
@@ -138,12 +139,6 @@ class IngestToken:
             if scheme.lower() == "bearer":
                 ok |= hmac.compare_digest(presented.strip().encode(), self._value)
         return ok
-
-
-def _signature(path: Path) -> tuple[int, int, int, int]:
-    """What changes when the file is rewritten or its symlink swapped (Kubernetes secrets)."""
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class _Gate:
