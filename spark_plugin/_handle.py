@@ -25,9 +25,10 @@ from ._callback import CallbackChannel, start_callback_server
 from ._config import PluginConfig, disabled_by_environment, load_plugin_config
 from ._errors import ConfigError, UnsupportedSessionError
 from ._events import AppContext, RunRef, application_event, new_run_id
-from ._listener import LineageListener, ListenerRegistration
+from ._listener import LineageListener
 from ._model import ExecutionLineage
 from ._naming import job_name, snake
+from ._registration import ListenerRegistration
 from ._sender import Sender
 from ._spill import Spill, spill_name
 
