@@ -41,7 +41,10 @@ def main() -> None:
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("OFF")
-        lineage = enable(spark, url=closed_port_url(), flush_timeout_s=FLUSH_TIMEOUT_S)
+        # spilling off: the undelivered events are dropped and counted, no file is left behind
+        lineage = enable(
+            spark, url=closed_port_url(), flush_timeout_s=FLUSH_TIMEOUT_S, spill_max_bytes=0
+        )
         query = (
             spark.readStream.schema("id int")
             .json(str(base / "in"))
