@@ -32,6 +32,8 @@ public class LineageRelayListenerFilter extends SparkListener {
     private static final String SEP = "\u001f";
     // jobs whose start we saw but whose end never came (dropped on a full queue) are forgotten
     private static final int MAX_JOBS = 1000;
+    // stages whose output metrics are being summed (their job's or execution's end removes them)
+    private static final int MAX_STAGES = 16000;
     private final BiConsumer sink;
     private final Object sparkContext;
     private volatile boolean muted = false;
@@ -165,7 +167,7 @@ public class LineageRelayListenerFilter extends SparkListener {
                 // report no write metrics of their own)
                 long key = -1L - Long.parseLong(execution);
                 scala.collection.Iterator stages = start.stageIds().iterator();
-                while (stages.hasNext() && stageMetrics.size() < MAX_JOBS * 16) {
+                while (stages.hasNext() && stageMetrics.size() < MAX_STAGES) {
                     stageMetrics.put(stages.next(), new long[] {0L, 0L, key});
                 }
                 return;
@@ -178,7 +180,7 @@ public class LineageRelayListenerFilter extends SparkListener {
             Integer id = Integer.valueOf(start.jobId());
             rddJobs.put(id, new Object[] {activeJob(id), Long.valueOf(start.time())});
             scala.collection.Iterator stages = start.stageIds().iterator();
-            while (stages.hasNext()) {
+            while (stages.hasNext() && stageMetrics.size() < MAX_STAGES) {
                 stageMetrics.put(stages.next(), new long[] {0L, 0L, start.jobId()});
             }
         } catch (Throwable ignored) {
