@@ -7,9 +7,11 @@
     print(lineage.emitted, lineage.dropped, lineage.failed)
 
 `enable` registers a Python object as a Spark listener in the driver JVM of a classic PySpark
-session. It reports the application (START at enable, COMPLETE at stop/close) and one run per
-root SQL execution (START, then COMPLETE or FAIL), named and shaped like the OpenLineage Spark
-integration's events, and posts them to the relay (default ``http://127.0.0.1:5055``) from one
+session. It reports the application (START at enable, COMPLETE at stop/close), one run per
+root SQL execution and per RDD API job that writes (START, then COMPLETE or FAIL), and one run
+per Structured Streaming query run (START, RUNNING per micro-batch, COMPLETE or FAIL), named
+and shaped like the OpenLineage Spark integration's events (file dataset names trimmed of
+partition and date directories, as it does since 1.39), and posts them to the relay (default ``http://127.0.0.1:5055``) from one
 background thread through a bounded queue: a slow or dead receiver never blocks or fails Spark;
 what cannot be delivered is dropped and counted.
 
