@@ -11,9 +11,9 @@ session. It reports the application (START at enable, COMPLETE at stop/close), o
 root SQL execution and per RDD API job that writes (START, then COMPLETE or FAIL), and one run
 per Structured Streaming query run (START, RUNNING per micro-batch, COMPLETE or FAIL), named
 and shaped like the OpenLineage Spark integration's events (file dataset names trimmed of
-partition and date directories, as it does since 1.39), and posts them to the relay (default ``http://127.0.0.1:5055``) from one
-background thread through a bounded queue: a slow or dead receiver never blocks or fails Spark;
-what cannot be delivered is dropped and counted.
+partition and date directories, as it does since 1.39), and posts them to the relay (default
+``http://127.0.0.1:5055``) from one background thread through a bounded queue: a slow or dead
+receiver never blocks or fails Spark; what cannot be delivered is dropped and counted.
 
 Security: py4j's callback channel. For the JVM to call the listener, py4j's *callback server*
 must run in this Python process. It listens on 127.0.0.1 on an ephemeral port. pyspark's own
