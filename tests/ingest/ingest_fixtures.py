@@ -1,0 +1,57 @@
+"""A real relay (real spool on a tmp dir) on an ephemeral loopback port, and a client.
+
+Registered for the folder by its conftest.py (which only imports them), so the code is
+type-checked under its own module name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from hostile_support import TALLY
+from ingest_support import StartRelay
+
+from relay._app import Relay
+from relay._config import load_config
+
+
+@pytest.fixture
+async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
+    """`await start_relay(**{"section.key": value})` -> a started Relay, closed at teardown."""
+    relays: list[Relay] = []
+
+    async def start(**overrides: Any) -> Relay:
+        settings: dict[str, Any] = {
+            "relay.listen": "127.0.0.1:0",
+            "spool.dir": str(tmp_path / f"spool{len(relays)}"),
+        }
+        settings.update(overrides)
+        relay = Relay(load_config(None, environ={}, overrides=settings), delivery=False)
+        relays.append(relay)
+        await relay.start()
+        return relay
+
+    yield start
+    for relay in relays:
+        await relay.aclose()
+
+
+@pytest.fixture
+async def relay(start_relay: StartRelay) -> Relay:
+    return await start_relay()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The hostile-input figures, when those tests ran (tests/ingest/test_hostile_input.py)."""
+    if TALLY.cases:
+        terminalreporter.write_line(f"RESULT fuzz_cases={TALLY.cases}")
+        terminalreporter.write_line(f"RESULT fuzz_crashes={len(TALLY.crashes)}")
