@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from relay._config import Secret
 from relay.testing.fakes import FakeClock
 
 
@@ -69,7 +71,7 @@ class VaultStandIn:
 
 
 @pytest.fixture
-async def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+async def vault(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VaultStandIn]:
     """The stand-in on 127.0.0.1; parametrize indirectly with "https" for TLS (trustme CA)."""
     stand_in = VaultStandIn()
     app = web.Application()
@@ -108,6 +110,15 @@ def make_jwt(exp: float | None, sub: str = "ingestion-bot") -> str:
     return f"{b64({'alg': 'RS256', 'typ': 'JWT', 'kid': 'k1'})}.{b64(claims)}.c2lnbmF0dXJl"
 
 
+MakeJwt = Callable[..., str]
+
+
 @pytest.fixture(name="make_jwt")
-def _make_jwt_fixture() -> Any:
+def _make_jwt_fixture() -> MakeJwt:
     return make_jwt
+
+
+def revealed(token: Secret | None) -> str:
+    """The value of a token a provider with a source answered (never None there)."""
+    assert token is not None
+    return token.reveal()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
+from secrets_fixtures import MakeJwt, VaultStandIn
 
 from relay._clock import SystemClock
 from relay._config import (
@@ -100,7 +101,9 @@ async def _sink(config: OpenMetadataConfig, provider: TokenProvider) -> AsyncIte
         yield OpenLineageSink(client, config)
 
 
-async def test_vault_token_refetched_on_401(mock, vault, make_jwt) -> None:
+async def test_vault_token_refetched_on_401(
+    mock: MockOpenMetadata, vault: VaultStandIn, make_jwt: MakeJwt
+) -> None:
     vault.secrets[API_PATH] = {"token": _expired(make_jwt)}
     config = OpenMetadataConfig(
         host_port=mock.url,
@@ -122,7 +125,9 @@ async def test_vault_token_refetched_on_401(mock, vault, make_jwt) -> None:
 
 
 @pytest.mark.usefixtures("aws_env")
-async def test_aws_token_refetched_on_401(mock, moto_server, make_jwt) -> None:
+async def test_aws_token_refetched_on_401(
+    mock: MockOpenMetadata, moto_server: str, make_jwt: MakeJwt
+) -> None:
     name = f"lineage-relay/delivery/{time.monotonic_ns()}"
     async with get_session().create_client(
         "secretsmanager", region_name=AWS_REGION, endpoint_url=moto_server
@@ -146,7 +151,7 @@ async def test_aws_token_refetched_on_401(mock, moto_server, make_jwt) -> None:
 
 
 async def test_file_token_refetched_on_401_then_rotation_delivers(
-    mock, tmp_path, make_jwt, caplog
+    mock: MockOpenMetadata, tmp_path: Path, make_jwt: MakeJwt, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "token"
     path.write_text(_expired(make_jwt))
@@ -171,7 +176,9 @@ async def test_file_token_refetched_on_401_then_rotation_delivers(
     assert path.read_text() not in str(info.value) and path.read_text() not in caplog.text
 
 
-async def test_env_token_refetched_on_401_and_a_restart_delivers(mock, make_jwt, caplog) -> None:
+async def test_env_token_refetched_on_401_and_a_restart_delivers(
+    mock: MockOpenMetadata, make_jwt: MakeJwt, caplog: pytest.LogCaptureFixture
+) -> None:
     config = OpenMetadataConfig(host_port=mock.url, sink="openlineage", jwt_token_env="OM_JWT")
     expired = _expired(make_jwt)
     events = _events()
@@ -201,7 +208,7 @@ async def _wait_until(predicate: Any, within_s: float = 20.0) -> None:
 
 
 async def test_forwarder_keeps_events_through_401s_and_delivers_after_rotation(
-    mock, tmp_path, make_jwt
+    mock: MockOpenMetadata, tmp_path: Path, make_jwt: MakeJwt
 ) -> None:
     token_path = tmp_path / "token"
     token_path.write_text(_expired(make_jwt))

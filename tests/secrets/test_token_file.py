@@ -7,16 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
+from secrets_fixtures import MakeJwt, revealed
 
 from relay._config import OpenMetadataConfig
 from relay._exceptions import AuthError
 from relay._observe.metrics import Metrics
 from relay._secrets import TokenProvider, make_token_provider
+from relay.testing.fakes import FakeClock
 
 URL = "https://om.example.com/api"
 
 
-def _provider(path: Path, clock, metrics: Metrics | None = None) -> TokenProvider:
+def _provider(path: Path, clock: FakeClock, metrics: Metrics | None = None) -> TokenProvider:
     config = OpenMetadataConfig(host_port=URL, jwt_token_file=str(path))
     return make_token_provider(config, clock=clock, metrics=metrics)
 
@@ -26,7 +28,9 @@ def _fetches(metrics: Metrics, result: str = "ok") -> float:
     return value
 
 
-async def test_file_token_is_read_once_while_unchanged(tmp_path, clock, make_jwt) -> None:
+async def test_file_token_is_read_once_while_unchanged(
+    tmp_path: Path, clock: FakeClock, make_jwt: MakeJwt
+) -> None:
     path = tmp_path / "token"
     path.write_text(make_jwt(clock.time() + 3600) + "\n")
     metrics = Metrics()
@@ -37,31 +41,35 @@ async def test_file_token_is_read_once_while_unchanged(tmp_path, clock, make_jwt
     assert _fetches(metrics) == 1
 
 
-async def test_rewritten_file_is_picked_up(tmp_path, clock, make_jwt) -> None:
+async def test_rewritten_file_is_picked_up(
+    tmp_path: Path, clock: FakeClock, make_jwt: MakeJwt
+) -> None:
     path = tmp_path / "token"
     old, new = make_jwt(clock.time() + 60, "old-bot"), make_jwt(clock.time() + 3600, "new-bot")
     path.write_text(old)
     async with _provider(path, clock) as provider:
-        assert (await provider.token()).reveal() == old
+        assert revealed(await provider.token()) == old
         path.write_text(new)  # in place: new size and mtime
-        assert (await provider.token()).reveal() == new
+        assert revealed(await provider.token()) == new
 
 
-async def test_atomic_rename_of_same_size_is_picked_up(tmp_path, clock) -> None:
+async def test_atomic_rename_of_same_size_is_picked_up(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "token"
     path.write_text("aaaa.bbbb.cccc")
     async with _provider(path, clock) as provider:
-        assert (await provider.token()).reveal() == "aaaa.bbbb.cccc"
+        assert revealed(await provider.token()) == "aaaa.bbbb.cccc"
         staged = tmp_path / ".token.tmp"
         staged.write_text("dddd.eeee.ffff")
         # Keep the same mtime too: only the inode tells the files apart.
         st = path.stat()
         os.utime(staged, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.replace(staged, path)
-        assert (await provider.token()).reveal() == "dddd.eeee.ffff"
+        assert revealed(await provider.token()) == "dddd.eeee.ffff"
 
 
-async def test_kubernetes_secret_volume_symlink_swap(tmp_path, clock, make_jwt) -> None:
+async def test_kubernetes_secret_volume_symlink_swap(
+    tmp_path: Path, clock: FakeClock, make_jwt: MakeJwt
+) -> None:
     # The layout kubelet's atomic writer keeps: token -> ..data/token, ..data -> ..<timestamp>
     mount = tmp_path / "openmetadata-bot"
     mount.mkdir()
@@ -71,15 +79,17 @@ async def test_kubernetes_secret_volume_symlink_swap(tmp_path, clock, make_jwt) 
     (mount / "..data").symlink_to("..2026_11_26_10_00_00.1")
     (mount / "token").symlink_to("..data/token")
     async with _provider(mount / "token", clock) as provider:
-        assert (await provider.token()).reveal() == old
+        assert revealed(await provider.token()) == old
         (mount / "..2026_11_26_11_00_00.2").mkdir()
         (mount / "..2026_11_26_11_00_00.2" / "token").write_text(new)
         (mount / "..data_tmp").symlink_to("..2026_11_26_11_00_00.2")
         os.replace(mount / "..data_tmp", mount / "..data")
-        assert (await provider.token()).reveal() == new
+        assert revealed(await provider.token()) == new
 
 
-async def test_missing_file_names_the_path_and_is_not_hammered(tmp_path, clock) -> None:
+async def test_missing_file_names_the_path_and_is_not_hammered(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     path = tmp_path / "absent"
     metrics = Metrics()
     async with _provider(path, clock, metrics) as provider:
@@ -89,10 +99,10 @@ async def test_missing_file_names_the_path_and_is_not_hammered(tmp_path, clock) 
         assert _fetches(metrics, "error") == 1  # failures are rate-limited too
         clock.advance(1.5)
         path.write_text("abc.def.ghi")
-        assert (await provider.token()).reveal() == "abc.def.ghi"
+        assert revealed(await provider.token()) == "abc.def.ghi"
 
 
-async def test_empty_file_is_refused_with_the_fix(tmp_path, clock) -> None:
+async def test_empty_file_is_refused_with_the_fix(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "token"
     path.write_text("\n")
     async with _provider(path, clock) as provider:
@@ -100,7 +110,9 @@ async def test_empty_file_is_refused_with_the_fix(tmp_path, clock) -> None:
             await provider.token()
 
 
-async def test_a_broken_rotation_keeps_the_last_good_token(tmp_path, clock, caplog) -> None:
+async def test_a_broken_rotation_keeps_the_last_good_token(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "token"
     path.write_text("good.token.value")
     metrics = Metrics()
@@ -116,11 +128,11 @@ async def test_a_broken_rotation_keeps_the_last_good_token(tmp_path, clock, capl
         with pytest.raises(AuthError, match="does not exist"):
             await provider.refresh(rejected=good)
         path.write_text("next.token.value")
-        assert (await provider.token()).reveal() == "next.token.value"
+        assert revealed(await provider.token()) == "next.token.value"
     assert "good.token.value" not in caplog.text
 
 
-async def test_refresh_rereads_the_file(tmp_path, clock) -> None:
+async def test_refresh_rereads_the_file(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "token"
     path.write_text("one.two.three")
     metrics = Metrics()
@@ -130,13 +142,15 @@ async def test_refresh_rereads_the_file(tmp_path, clock) -> None:
         assert _fetches(metrics) == 2
 
 
-async def test_same_size_rewrite_with_restored_mtime_is_picked_up(tmp_path, clock) -> None:
+async def test_same_size_rewrite_with_restored_mtime_is_picked_up(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     path = tmp_path / "token"
     path.write_text("aaaa.bbbb.cccc")
     async with _provider(path, clock) as provider:
-        assert (await provider.token()).reveal() == "aaaa.bbbb.cccc"
+        assert revealed(await provider.token()) == "aaaa.bbbb.cccc"
         st = path.stat()
         with open(path, "r+") as f:  # same inode, same size
             f.write("zzzz.yyyy.xxxx")
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime
-        assert (await provider.token()).reveal() == "zzzz.yyyy.xxxx"
+        assert revealed(await provider.token()) == "zzzz.yyyy.xxxx"

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 
 import pytest
+from secrets_fixtures import MakeJwt, revealed
 
 from relay._config import OpenMetadataConfig, Secret
 from relay._exceptions import AuthError
 from relay._observe.metrics import Metrics
 from relay._secrets import Source, TokenProvider, make_token_provider
+from relay.testing.fakes import FakeClock
 
 URL = "https://om.example.com/api"
 
 
-async def test_no_source_means_no_token(clock) -> None:
+async def test_no_source_means_no_token(clock: FakeClock) -> None:
     async with make_token_provider(OpenMetadataConfig(host_port=URL), clock=clock) as provider:
         assert not provider.enabled
         assert await provider.token() is None
@@ -22,33 +24,37 @@ async def test_no_source_means_no_token(clock) -> None:
         assert "no token configured" in provider.source
 
 
-async def test_inline_token_is_served_and_warned_about_once(clock, caplog, make_jwt) -> None:
+async def test_inline_token_is_served_and_warned_about_once(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, make_jwt: MakeJwt
+) -> None:
     jwt = make_jwt(clock.time() + 3600)
     config = OpenMetadataConfig(host_port=URL, jwt_token=Secret(jwt))
     with caplog.at_level(logging.DEBUG):
         provider = make_token_provider(config, clock=clock)
         async with provider:
             assert (await provider.token()) == Secret(jwt)
-            assert (await provider.token()).reveal() == jwt
+            assert revealed(await provider.token()) == jwt
     warnings = [r for r in caplog.records if "inline" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert jwt not in caplog.text
 
 
-async def test_env_token_is_read_once_at_creation(clock, make_jwt) -> None:
+async def test_env_token_is_read_once_at_creation(clock: FakeClock, make_jwt: MakeJwt) -> None:
     first, second = make_jwt(clock.time() + 60, "a"), make_jwt(clock.time() + 60, "b")
     environ = {"OM_TOKEN": f"  Bearer {first}\n"}
     config = OpenMetadataConfig(host_port=URL, jwt_token_env="OM_TOKEN")
     metrics = Metrics()
     async with make_token_provider(config, clock=clock, environ=environ, metrics=metrics) as p:
         environ["OM_TOKEN"] = second  # the process environment cannot change under the relay
-        assert (await p.token()).reveal() == first  # "Bearer " and whitespace dropped
-        assert (await p.token()).reveal() == first
+        assert revealed(await p.token()) == first  # "Bearer " and whitespace dropped
+        assert revealed(await p.token()) == first
         fetches = metrics.token_fetches.labels(source="jwt_token_env", result="ok")
         assert fetches._value.get() == 1  # cached
 
 
-async def test_env_refresh_after_401_says_the_token_cannot_change(clock, caplog, make_jwt) -> None:
+async def test_env_refresh_after_401_says_the_token_cannot_change(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, make_jwt: MakeJwt
+) -> None:
     jwt = make_jwt(clock.time() - 10)  # already expired
     config = OpenMetadataConfig(host_port=URL, jwt_token_env="OM_TOKEN")
     with caplog.at_level(logging.INFO):
@@ -60,7 +66,7 @@ async def test_env_refresh_after_401_says_the_token_cannot_change(clock, caplog,
     assert jwt not in caplog.text
 
 
-async def test_unset_env_variable_names_the_variable(clock) -> None:
+async def test_unset_env_variable_names_the_variable(clock: FakeClock) -> None:
     config = OpenMetadataConfig(host_port=URL, jwt_token_env="OM_TOKEN")
     async with make_token_provider(config, clock=clock, environ={}) as provider:
         with pytest.raises(
@@ -70,7 +76,9 @@ async def test_unset_env_variable_names_the_variable(clock) -> None:
 
 
 @pytest.mark.parametrize("bad", ["two words", "line1\nline2", "caf\u00e9-token", "Bearer  "])
-async def test_a_value_that_is_not_one_token_is_refused_without_echoing_it(clock, bad) -> None:
+async def test_a_value_that_is_not_one_token_is_refused_without_echoing_it(
+    clock: FakeClock, bad: str
+) -> None:
     config = OpenMetadataConfig(host_port=URL, jwt_token_env="OM_TOKEN")
     async with make_token_provider(config, clock=clock, environ={"OM_TOKEN": bad}) as provider:
         with pytest.raises(AuthError, match=r"\$OM_TOKEN") as info:
@@ -80,7 +88,7 @@ async def test_a_value_that_is_not_one_token_is_refused_without_echoing_it(clock
             assert part not in str(info.value)
 
 
-async def test_closed_provider_refuses_use(clock) -> None:
+async def test_closed_provider_refuses_use(clock: FakeClock) -> None:
     config = OpenMetadataConfig(host_port=URL, jwt_token_env="OM_TOKEN")
     provider = make_token_provider(config, clock=clock, environ={"OM_TOKEN": "abc.def.ghi"})
     await provider.aclose()
@@ -89,7 +97,9 @@ async def test_closed_provider_refuses_use(clock) -> None:
         await provider.token()
 
 
-async def test_reprs_of_config_provider_and_token_never_show_the_value(clock, make_jwt) -> None:
+async def test_reprs_of_config_provider_and_token_never_show_the_value(
+    clock: FakeClock, make_jwt: MakeJwt
+) -> None:
     jwt = make_jwt(clock.time() + 3600)
     config = OpenMetadataConfig(host_port=URL, jwt_token=Secret(jwt))
     async with make_token_provider(config, clock=clock) as provider:
@@ -103,7 +113,7 @@ async def test_reprs_of_config_provider_and_token_never_show_the_value(clock, ma
     assert "openmetadata.jwt_token (inline)" in repr(provider)
 
 
-async def test_fetched_tokens_are_scrubbed_from_any_log_line(clock) -> None:
+async def test_fetched_tokens_are_scrubbed_from_any_log_line(clock: FakeClock) -> None:
     from relay._observe.logging import redact
 
     config = OpenMetadataConfig(host_port=URL, jwt_token_env="OM_TOKEN")
@@ -123,7 +133,9 @@ class _BrokenSource(Source):
         raise RuntimeError("unforeseen failure inside a client library")
 
 
-async def test_an_unforeseen_source_failure_becomes_an_auth_error(clock, caplog) -> None:
+async def test_an_unforeseen_source_failure_becomes_an_auth_error(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     async with TokenProvider(_BrokenSource(), clock=clock) as provider:
         with pytest.raises(AuthError, match="a source whose library fails failed: RuntimeError"):
             await provider.token()

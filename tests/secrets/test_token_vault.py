@@ -5,31 +5,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
+from typing import Any
 
 import pytest
+from secrets_fixtures import MakeJwt, VaultStandIn, revealed
 
 from relay._config import OpenMetadataConfig, VaultConfig
 from relay._exceptions import AuthError, ConfigError
 from relay._secrets import TokenProvider, make_token_provider
+from relay.testing.fakes import FakeClock
 
 URL = "https://om.example.com/api"
 API_PATH = "secret/data/lineage/openmetadata"
 
 
-def _provider(vault, clock, environ=None, **vault_keys) -> TokenProvider:
-    keys = {"address": vault.address, "path": "lineage/openmetadata", **vault_keys}
+def _provider(
+    vault: VaultStandIn,
+    clock: FakeClock,
+    environ: dict[str, str] | None = None,
+    **vault_keys: str,
+) -> TokenProvider:
+    keys: dict[str, Any] = {"address": vault.address, "path": "lineage/openmetadata", **vault_keys}
     config = OpenMetadataConfig(host_port=URL, vault=VaultConfig(**keys))
     env = {"VAULT_TOKEN": vault.vault_token} if environ is None else environ
     return make_token_provider(config, clock=clock, environ=env)
 
 
-async def test_reads_the_field_with_token_and_namespace(vault, clock, make_jwt) -> None:
+async def test_reads_the_field_with_token_and_namespace(
+    vault: VaultStandIn, clock: FakeClock, make_jwt: MakeJwt
+) -> None:
     jwt = make_jwt(clock.time() + 3600)
     vault.namespace = "data-platform"
     vault.secrets[API_PATH] = {"token": jwt, "note": "bot for the relay"}
     async with _provider(vault, clock, namespace="data-platform") as provider:
-        assert (await provider.token()).reveal() == jwt
-        assert (await provider.token()).reveal() == jwt  # cached
+        assert revealed(await provider.token()) == jwt
+        assert revealed(await provider.token()) == jwt  # cached
     assert len(vault.requests) == 1
     path, headers = vault.requests[0]
     assert path == f"/v1/{API_PATH}"
@@ -37,33 +48,33 @@ async def test_reads_the_field_with_token_and_namespace(vault, clock, make_jwt) 
     assert headers["X-Vault-Namespace"] == "data-platform"
 
 
-async def test_full_api_path_custom_mount_and_field(vault, clock) -> None:
+async def test_full_api_path_custom_mount_and_field(vault: VaultStandIn, clock: FakeClock) -> None:
     vault.secrets["kv/data/teams/lineage"] = {"jwt": "kv.mount.token"}
     config_path = "kv/data/teams/lineage"
     async with _provider(vault, clock, path=config_path, mount="kv", field="jwt") as provider:
-        assert (await provider.token()).reveal() == "kv.mount.token"
+        assert revealed(await provider.token()) == "kv.mount.token"
     assert vault.requests[0][0] == "/v1/kv/data/teams/lineage"
     assert "X-Vault-Namespace" not in vault.requests[0][1]
 
 
-async def test_rotation_is_picked_up_on_refresh(vault, clock) -> None:
+async def test_rotation_is_picked_up_on_refresh(vault: VaultStandIn, clock: FakeClock) -> None:
     vault.secrets[API_PATH] = {"token": "first.jwt.value"}
     async with _provider(vault, clock) as provider:
         sent = await provider.token()
         vault.secrets[API_PATH] = {"token": "second.jwt.value"}
         assert await provider.token() == sent  # no change detection for Vault: cached
-        assert (await provider.refresh(rejected=sent)).reveal() == "second.jwt.value"
-        assert (await provider.token()).reveal() == "second.jwt.value"
+        assert revealed(await provider.refresh(rejected=sent)) == "second.jwt.value"
+        assert revealed(await provider.token()) == "second.jwt.value"
     assert len(vault.requests) == 2
 
 
-async def test_a_storm_of_401s_costs_one_fetch(vault, clock) -> None:
+async def test_a_storm_of_401s_costs_one_fetch(vault: VaultStandIn, clock: FakeClock) -> None:
     vault.secrets[API_PATH] = {"token": "old.jwt.value"}
     async with _provider(vault, clock) as provider:
         sent = await provider.token()
         vault.secrets[API_PATH] = {"token": "new.jwt.value"}
         fresh = await asyncio.gather(*(provider.refresh(rejected=sent) for _ in range(20)))
-        assert {t.reveal() for t in fresh} == {"new.jwt.value"}
+        assert {revealed(t) for t in fresh} == {"new.jwt.value"}
         # Without saying which token was refused, repeats within the interval are folded too.
         await provider.refresh()
         await provider.refresh()
@@ -73,23 +84,27 @@ async def test_a_storm_of_401s_costs_one_fetch(vault, clock) -> None:
         assert len(vault.requests) == 3
 
 
-async def test_an_expiring_jwt_is_refetched_before_the_server_refuses_it(vault, clock, make_jwt):
+async def test_an_expiring_jwt_is_refetched_before_the_server_refuses_it(
+    vault: VaultStandIn, clock: FakeClock, make_jwt: MakeJwt
+) -> None:
     soon = make_jwt(clock.time() + 10)  # inside the 30 s skew
     later = make_jwt(clock.time() + 3600)
     vault.secrets[API_PATH] = {"token": soon}
     async with _provider(vault, clock) as provider:
-        assert (await provider.token()).reveal() == soon
-        assert (await provider.token()).reveal() == soon  # rechecked at most every 30 s
+        assert revealed(await provider.token()) == soon
+        assert revealed(await provider.token()) == soon  # rechecked at most every 30 s
         assert len(vault.requests) == 1
         vault.secrets[API_PATH] = {"token": later}
         clock.advance(31)
-        assert (await provider.token()).reveal() == later
+        assert revealed(await provider.token()) == later
         clock.advance(600)
-        assert (await provider.token()).reveal() == later
+        assert revealed(await provider.token()) == later
     assert len(vault.requests) == 2
 
 
-async def test_vault_token_from_a_file_is_reread_each_fetch(vault, clock, tmp_path) -> None:
+async def test_vault_token_from_a_file_is_reread_each_fetch(
+    vault: VaultStandIn, clock: FakeClock, tmp_path: Path
+) -> None:
     vault.secrets[API_PATH] = {"token": "om.jwt.value"}
     token_file = tmp_path / "vault-agent-sink"
     token_file.write_text("s.expired-lease\n")
@@ -99,10 +114,12 @@ async def test_vault_token_from_a_file_is_reread_each_fetch(vault, clock, tmp_pa
         assert "s.expired-lease" not in str(info.value)
         token_file.write_text(vault.vault_token)  # the agent renewed it
         clock.advance(1.5)
-        assert (await provider.token()).reveal() == "om.jwt.value"
+        assert revealed(await provider.token()) == "om.jwt.value"
 
 
-async def test_403_names_the_token_source_not_the_token(vault, clock) -> None:
+async def test_403_names_the_token_source_not_the_token(
+    vault: VaultStandIn, clock: FakeClock
+) -> None:
     vault.secrets[API_PATH] = {"token": "om.jwt.value"}
     env = {"VAULT_TOKEN": "s.wrong-token"}
     async with _provider(vault, clock, environ=env) as provider:
@@ -113,14 +130,14 @@ async def test_403_names_the_token_source_not_the_token(vault, clock) -> None:
     assert "s.wrong-token" not in message and "s.wrong-token" not in repr(provider)
 
 
-async def test_missing_vault_token(vault, clock) -> None:
+async def test_missing_vault_token(vault: VaultStandIn, clock: FakeClock) -> None:
     async with _provider(vault, clock, environ={}) as provider:
         with pytest.raises(AuthError, match=r"no Vault token .*\$VAULT_TOKEN"):
             await provider.token()
     assert vault.requests == []
 
 
-async def test_404_names_path_and_mount(vault, clock) -> None:
+async def test_404_names_path_and_mount(vault: VaultStandIn, clock: FakeClock) -> None:
     async with _provider(vault, clock) as provider:
         with pytest.raises(
             AuthError, match=r"no secret at 'secret/data/lineage/openmetadata'.*mount"
@@ -128,7 +145,9 @@ async def test_404_names_path_and_mount(vault, clock) -> None:
             await provider.token()
 
 
-async def test_missing_field_lists_fields_but_not_values(vault, clock) -> None:
+async def test_missing_field_lists_fields_but_not_values(
+    vault: VaultStandIn, clock: FakeClock
+) -> None:
     vault.secrets[API_PATH] = {"jwt": "value.that.must.not.show", "owner": "data-team"}
     async with _provider(vault, clock) as provider:
         with pytest.raises(AuthError, match=r"no field 'token' \(fields: jwt, owner\)") as info:
@@ -136,21 +155,21 @@ async def test_missing_field_lists_fields_but_not_values(vault, clock) -> None:
     assert "value.that.must.not.show" not in str(info.value)
 
 
-async def test_deleted_latest_version(vault, clock) -> None:
+async def test_deleted_latest_version(vault: VaultStandIn, clock: FakeClock) -> None:
     vault.secrets[API_PATH] = None
     async with _provider(vault, clock) as provider:
         with pytest.raises(AuthError, match="deleted or destroyed"):
             await provider.token()
 
 
-async def test_sealed_vault(vault, clock) -> None:
+async def test_sealed_vault(vault: VaultStandIn, clock: FakeClock) -> None:
     vault.status_override = 503
     async with _provider(vault, clock) as provider:
         with pytest.raises(AuthError, match="sealed or unavailable: Vault is sealed"):
             await provider.token()
 
 
-async def test_unreachable_vault(clock) -> None:
+async def test_unreachable_vault(clock: FakeClock) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -161,7 +180,9 @@ async def test_unreachable_vault(clock) -> None:
             await p.token()
 
 
-async def test_nothing_logged_carries_a_token(vault, clock, caplog) -> None:
+async def test_nothing_logged_carries_a_token(
+    vault: VaultStandIn, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     vault.secrets[API_PATH] = {"token": "om.jwt.secret-value"}
     with caplog.at_level(logging.DEBUG):
         async with _provider(vault, clock) as provider:
@@ -174,15 +195,19 @@ async def test_nothing_logged_carries_a_token(vault, clock, caplog) -> None:
         assert secret not in text
 
 
-async def test_concurrent_first_calls_share_one_fetch(vault, clock) -> None:
+async def test_concurrent_first_calls_share_one_fetch(
+    vault: VaultStandIn, clock: FakeClock
+) -> None:
     vault.secrets[API_PATH] = {"token": "shared.jwt.value"}
     async with _provider(vault, clock) as provider:
         tokens = await asyncio.gather(*(provider.token() for _ in range(10)))
-    assert {t.reveal() for t in tokens} == {"shared.jwt.value"}
+    assert {revealed(t) for t in tokens} == {"shared.jwt.value"}
     assert len(vault.requests) == 1
 
 
-async def test_a_cancelled_fetch_leaves_the_provider_usable(vault, clock) -> None:
+async def test_a_cancelled_fetch_leaves_the_provider_usable(
+    vault: VaultStandIn, clock: FakeClock
+) -> None:
     vault.secrets[API_PATH] = {"token": "after.cancel.value"}
     vault.gate = asyncio.Event()
     async with _provider(vault, clock) as provider:
@@ -192,10 +217,10 @@ async def test_a_cancelled_fetch_leaves_the_provider_usable(vault, clock) -> Non
         with pytest.raises(asyncio.CancelledError):
             await pending
         vault.gate.set()
-        assert (await provider.token()).reveal() == "after.cancel.value"
+        assert revealed(await provider.token()) == "after.cancel.value"
 
 
-async def test_a_hanging_vault_is_cut_by_the_timeout(vault, clock) -> None:
+async def test_a_hanging_vault_is_cut_by_the_timeout(vault: VaultStandIn, clock: FakeClock) -> None:
     vault.secrets[API_PATH] = {"token": "never.arrives"}
     vault.gate = asyncio.Event()
     config = OpenMetadataConfig(
@@ -212,16 +237,16 @@ async def test_a_hanging_vault_is_cut_by_the_timeout(vault, clock) -> None:
 
 
 @pytest.mark.parametrize("vault", ["https"], indirect=True)
-async def test_https_vault_with_a_private_ca(vault, clock) -> None:
+async def test_https_vault_with_a_private_ca(vault: VaultStandIn, clock: FakeClock) -> None:
     vault.secrets[API_PATH] = {"token": "over.tls.value"}
     async with _provider(vault, clock, ca_bundle=vault.ca_bundle) as provider:
-        assert (await provider.token()).reveal() == "over.tls.value"
+        assert revealed(await provider.token()) == "over.tls.value"
     async with _provider(vault, clock) as untrusting:
         with pytest.raises(AuthError, match=r"not trusted .*openmetadata.vault.ca_bundle"):
             await untrusting.token()
 
 
-def test_unusable_vault_ca_bundle_is_a_config_error(clock, tmp_path) -> None:
+def test_unusable_vault_ca_bundle_is_a_config_error(clock: FakeClock, tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate")
     vault = VaultConfig(address="https://vault:8200", path="x", ca_bundle=str(bogus))
