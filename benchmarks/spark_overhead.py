@@ -15,8 +15,9 @@ write a catalog table, read it back and filter), under six cases:
   (f) for contrast, a synchronous baseline as the legacy agent works: a listener that posts
       each action's event straight to the mock (2 s per call) before returning.
 
-The cases are interleaved, a b c d e f a b c d e ..., so drift on a shared machine hits all
-alike; (f) runs in every repetition in full mode, once with --quick (it is the slow one). A
+The cases are interleaved, a b c d e f, b c d e a f, c d e a b f, ... (rotated, so no case is
+always first), so drift on a shared machine hits all alike; (f) runs in every repetition in
+full mode, once with --quick (it is the slow one). A
 block is timed from its first action until Spark's listener bus is empty (what `spark.stop()`
 waits for); enabling and closing the plugin are outside. Each ratio is the median over the
 repetitions of the case's time divided by (a)'s in the same repetition.
@@ -178,14 +179,19 @@ def _block(
 
     if case in FAULTS:
         _control(args.control_url, FAULTS[case])
-    handle, baseline = None, None
+    handle, baseline, proxy = None, None, None
     if case in "bcd":
         handle = enable(spark, url=args.relay_url, namespace=f"bench_{case}")
     elif case == "e":
         handle = enable(spark, url=args.closed_url, namespace="bench_e")
     elif case == "f":
         baseline = _SyncBaseline(args.om_url + "/v1/openlineage/lineage")
-        spark._jsparkSession.listenerManager().register(baseline)
+        # py4j makes a new JVM proxy each time a Python object crosses, and unregister needs
+        # the one registered: take it back from a JVM list and use that for both calls.
+        holder = spark.sparkContext._jvm.java.util.ArrayList()
+        holder.add(baseline)
+        proxy = holder.get(0)
+        spark._jsparkSession.listenerManager().register(proxy)
     bus = spark.sparkContext._jsc.sc().listenerBus()
     began = time.perf_counter()
     _job(spark, out, case, units)
@@ -197,7 +203,7 @@ def _block(
         handle.close(30)
         result.update(close_s=time.perf_counter() - closing, **handle.stats())
     if baseline is not None:
-        spark._jsparkSession.listenerManager().unregister(baseline)
+        spark._jsparkSession.listenerManager().unregister(proxy)
         result["posted"] = baseline.posted
     return result
 
@@ -281,9 +287,9 @@ def child(args: argparse.Namespace) -> None:
         for case in "ab":  # warm-up (JIT, the plugin's first enable compiles its helper), untimed
             blocks[case].append({**_block(spark, out, case, 1, args), "warmup": True})
         for rep in range(args.reps):
-            for case in CASES:
-                if case == "f" and rep % args.f_every:
-                    continue
+            # a b c d e, then b c d e a, ...: no case always runs first in its repetition
+            order = "abcde"[rep % 5 :] + "abcde"[: rep % 5]
+            for case in order + ("" if rep % args.f_every else "f"):
                 blocks[case].append(_block(spark, out, case, args.units, args))
         _control(args.control_url, None)
         result = {
@@ -345,7 +351,7 @@ def main() -> None:
         return
     reps = args.reps or (3 if args.quick else 10)
     exit_on_sigterm()
-    units, queries, f_every = (1, 5, reps) if args.quick else (3, 40, 1)
+    units, queries, f_every = (1, 3, reps) if args.quick else (3, 40, 1)
     hanging = ThreadingHTTPServer(("127.0.0.1", 0), _Hang)
     hanging.daemon_threads = True
     threading.Thread(target=hanging.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -392,13 +398,14 @@ def main() -> None:
     print(f"spark_overhead ({mode}): {reps} repetitions of {4 * units} actions per case, "
           f"{time.monotonic() - began:.0f} s")  # fmt: skip
     print()
-    print("| case | lineage | blocks | median s | ratio to (a) | plugin dropped |")
+    print("| case | lineage | blocks s | median s | ratio to (a) | plugin dropped |")
     print("|---|---|---|---|---|---|")
     for case, label in CASES.items():
         timed = [b for b in blocks[case] if not b.get("warmup")]
         dropped = sum(b.get("dropped", 0) for b in blocks[case]) if case in "bcde" else "-"
         median_s = statistics.median(b["s"] for b in timed)
-        print(f"| ({case}) | {label} | {len(timed)} | {median_s:.2f} | {ratios[case]:.3f} | "
+        each = " ".join(f"{b['s']:.2f}" for b in timed)
+        print(f"| ({case}) | {label} | {each} | {median_s:.2f} | {ratios[case]:.3f} | "
               f"{dropped} |")  # fmt: skip
     print()
     close_s = max(b.get("close_s", 0.0) for case in "bcde" for b in blocks[case])
