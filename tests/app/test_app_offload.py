@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
 
 BUCKET = "lineage-offload"
 TOKEN = "offload-test-bot-token"
-REGION = "eu-west-1"  # as the aws_env fixture sets
+REGION: Final = "eu-west-1"  # as the aws_env fixture sets
 
 
 def identity(event: dict[str, Any]) -> tuple[str, str]:

@@ -483,7 +483,7 @@ async def test_health_turns_degraded_when_the_oldest_event_is_older_than_max_lag
         assert first["status"] == "healthy"
 
     async def degraded() -> bool:
-        return (await lag())["status"] == "degraded"
+        return bool((await lag())["status"] == "degraded")
 
     await wait_until_async(degraded)
     component = await lag()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from typing import Any
 
 import aiohttp
 import pytest
@@ -43,7 +44,7 @@ def _shapes(event: bytes) -> list[tuple[str, bytes]]:
     ]
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[int, dict[str, str]]:
+async def _post(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[int, dict[str, Any]]:
     async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
         assert resp.content_type == "application/json"
         return resp.status, json.loads(await resp.read())

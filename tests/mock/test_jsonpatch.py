@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonpatch  # type: ignore[import-untyped]  # no stubs in dev deps
+import jsonpatch
 import pytest
 
 from relay.testing.mock_openmetadata._errors import ApiError

@@ -151,7 +151,8 @@ def test_the_sidecar_mounts_ports_and_probes_match_its_configuration(tmp_path: P
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
 
     def volume_at(directory: str) -> dict[str, Any]:
-        return volumes[mounts[directory]["name"]]
+        volume: dict[str, Any] = volumes[mounts[directory]["name"]]
+        return volume
 
     # The config file comes from the ConfigMap.
     config_dir = str(PurePosixPath(args.config).parent)

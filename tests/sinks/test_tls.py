@@ -74,21 +74,21 @@ async def _get_version(base: str, ssl_arg: ssl.SSLContext | bool) -> int:
         return response.status
 
 
-async def test_private_ca_is_verified_with_ca_bundle(https_server, ca_bundle) -> None:
+async def test_private_ca_is_verified_with_ca_bundle(https_server: str, ca_bundle: str) -> None:
     context = make_ssl_context(OpenMetadataConfig(host_port=https_server, ca_bundle=ca_bundle))
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert await _get_version(https_server, context) == 200
 
 
-async def test_private_ca_is_refused_without_ca_bundle(https_server) -> None:
+async def test_private_ca_is_refused_without_ca_bundle(https_server: str) -> None:
     context = make_ssl_context(OpenMetadataConfig(host_port=https_server))
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         await _get_version(https_server, context)
 
 
-async def test_the_host_name_is_checked_too(ca, ca_bundle) -> None:
+async def test_the_host_name_is_checked_too(ca: trustme.CA, ca_bundle: str) -> None:
     server = await _serve_https(ca, "openmetadata.internal")  # a name that is not 127.0.0.1
     try:
         base = f"https://127.0.0.1:{server.port}/api"
@@ -99,7 +99,9 @@ async def test_the_host_name_is_checked_too(ca, ca_bundle) -> None:
         await server.close()
 
 
-async def test_ssl_verify_false_connects_and_is_loud(https_server, ca_bundle, caplog) -> None:
+async def test_ssl_verify_false_connects_and_is_loud(
+    https_server: str, ca_bundle: str, caplog: pytest.LogCaptureFixture
+) -> None:
     config = OpenMetadataConfig(host_port=https_server, ssl_verify=False, ca_bundle=ca_bundle)
     with caplog.at_level(logging.WARNING):
         assert make_ssl_context(config) is False
@@ -117,7 +119,7 @@ def test_default_is_verification_on() -> None:
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
 
 
-def test_unusable_ca_bundle_names_the_key(tmp_path) -> None:
+def test_unusable_ca_bundle_names_the_key(tmp_path: Path) -> None:
     bogus = tmp_path / "not-a-ca.pem"
     bogus.write_text("this is not a certificate\n")
     config = OpenMetadataConfig(host_port="https://om.example.com/api", ca_bundle=str(bogus))
@@ -125,7 +127,9 @@ def test_unusable_ca_bundle_names_the_key(tmp_path) -> None:
         make_ssl_context(config)
 
 
-def test_plain_http_needs_no_context_and_warns_off_loopback(caplog) -> None:
+def test_plain_http_needs_no_context_and_warns_off_loopback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING):
         local = OpenMetadataConfig(host_port="http://127.0.0.1:8585/api", jwt_token_env="T")
         assert make_ssl_context(local) is True
@@ -172,7 +176,9 @@ async def _send(config: OpenMetadataConfig, metrics: Metrics) -> Any:
         return await OpenLineageSink(client, config).send(_start_event())
 
 
-async def test_mock_over_https_is_reached_with_ca_bundle(https_mock, ca_bundle) -> None:
+async def test_mock_over_https_is_reached_with_ca_bundle(
+    https_mock: MockOpenMetadata, ca_bundle: str
+) -> None:
     assert https_mock.url.startswith("https://")
     config = OpenMetadataConfig(
         host_port=https_mock.url,
@@ -186,7 +192,7 @@ async def test_mock_over_https_is_reached_with_ca_bundle(https_mock, ca_bundle) 
     assert len(https_mock.openlineage_events) == 1
 
 
-async def test_mock_over_https_is_refused_without_ca_bundle(https_mock) -> None:
+async def test_mock_over_https_is_refused_without_ca_bundle(https_mock: MockOpenMetadata) -> None:
     config = OpenMetadataConfig(
         host_port=https_mock.url, sink="openlineage", jwt_token=Secret("tls.test.token")
     )

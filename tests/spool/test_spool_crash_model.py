@@ -54,7 +54,7 @@ class SpoolModel(RuleBasedStateMachine):
         self.pending: dict[int, bytes] = {}  # acknowledged appends, not acked nor dead
         self.leased: set[int] = set()
         self.delivered: set[int] = set()
-        self.dead: dict[int, str] = {}
+        self.dead: dict[int, bytes] = {}
         self.corrupted: dict[int, bytes] = {}  # damaged on purpose: never handed out
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
