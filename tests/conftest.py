@@ -52,9 +52,14 @@ def metrics() -> Metrics:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The read-only reference folder; tests that need it skip when it is absent."""
+    """The read-only reference folder; tests that need it skip when it is absent (one reason,
+    so `-ra` sums them up in one line), and fail under CI (`CI=true`), where it must be there:
+    a CI run must never lose the schema-oracle tests silently."""
     if not (SHARED / "DESIGN.md").is_file():
-        pytest.skip(f"reference folder {SHARED} is absent (set LINEAGE_RELAY_SHARED_DIR)")
+        reason = f"reference folder {SHARED} is absent (set LINEAGE_RELAY_SHARED_DIR)"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{reason}; CI=true: it must be present beside the checkout")
+        pytest.skip(reason)
     return SHARED
 
 
