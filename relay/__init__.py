@@ -3,7 +3,6 @@
 from ._config import Config, Secret, load_config
 from ._exceptions import (
     AuthError,
-    BreakerOpen,
     ConfigError,
     IngestError,
     PermanentSinkError,
@@ -20,7 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
-    "BreakerOpen",
     "Config",
     "ConfigError",
     "IngestError",

@@ -8,7 +8,6 @@
     │   └── SpoolFailure       the disk failed (fsync): stop, never acknowledge again
     ├── AuthError              no usable OpenMetadata token could be obtained
     ├── OffloadError           S3 refused or could not be reached: the events stay local
-    ├── BreakerOpen            the circuit breaker refuses calls for now
     └── SinkError              a call to OpenMetadata failed
         ├── RetriableSinkError keep the events, try again later
         │   ├── SinkTimeout    (also a TimeoutError)
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
-    "BreakerOpen",
     "ConfigError",
     "IngestError",
     "OffloadError",
@@ -80,14 +78,6 @@ class AuthError(RelayError):
 class OffloadError(RelayError):
     """S3 (offload at shutdown, `replay --s3`) refused a call or could not be reached; the
     message says which bucket and what to check."""
-
-
-class BreakerOpen(RelayError):
-    """The circuit breaker is open; calls are refused until `retry_at`."""
-
-    def __init__(self, message: str, *, retry_at: float) -> None:
-        super().__init__(message)
-        self.retry_at = retry_at
 
 
 class SinkError(RelayError):

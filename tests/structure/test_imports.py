@@ -101,7 +101,7 @@ def test_the_graph_reads_function_level_and_relative_imports() -> None:
         (
             relay,
             {
-                "AuthError", "BreakerOpen", "Config", "ConfigError", "IngestError",
+                "AuthError", "Config", "ConfigError", "IngestError",
                 "PermanentSinkError", "RelayError", "RetriableSinkError", "Secret", "SinkError",
                 "SinkTimeout", "SpoolError", "SpoolFailure", "SpoolFull", "__version__",
                 "load_config",
