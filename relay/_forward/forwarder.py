@@ -5,7 +5,8 @@
                                                                      | dead_letter (reason)
 
 One dispatcher task leases and plans; up to `connection_pool_size` send tasks run at once.
-Nothing is ever discarded for age or attempt count unless `retry_attempts` is set.
+The forwarder gives up on an event only when `retry_attempts` is set and spent; age is the
+spool's business (`spool.max_age_s`, off by default, drops what waited longer).
 
 - Retriable failures (connection, timeout, 408, 429, 5xx, 401 after a token re-fetch)
   schedule the events again with exponential backoff and full jitter, or the server's
@@ -93,9 +94,9 @@ class _CallFailure:
 class Forwarder:
     """Delivers spooled events through a `Sink`; `start()`, then `aclose()` to stop.
 
-    The lifecycle contract shared with the plugin's sender: `close()` stops taking new
-    work, `join(timeout)` waits for the calls in flight, `terminate()` cancels what is
-    left and hands every leased event back to the spool.
+    Stopping has three steps, which `aclose()` runs in order: `close()` stops taking new
+    work, `join(wait_s)` waits for the calls in flight, `terminate()` cancels what is left
+    and hands every leased event back to the spool.
     """
 
     def __init__(
