@@ -73,10 +73,6 @@ class BatchPlanner:
     def parked(self) -> Sequence[SpooledEvent]:
         return self._parked
 
-    @property
-    def in_flight_runs(self) -> int:
-        return len(self._busy_runs)
-
     def is_retry(self, events: Sequence[SpooledEvent]) -> bool:
         """Whether a call for `events` re-sends something whose last call failed."""
         return any(e.id in self._failed for e in events)
