@@ -1,19 +1,6 @@
-"""The spool's on-disk format: one SQLite database in WAL mode, its version, and recovery.
-
-Layout (format 1), in `<spool.dir>/spool.db`:
-
-    events(id, received_at, retry_at, attempts, size, crc, last_error)   narrow: scanned by lease
-    bodies(id, key, body)                                                 the raw bytes, read by id
-    dead_letters(id, received_at, attempts, size, crc, key, body, reason, dead_at)
-    incoming                                  a view whose INSTEAD OF trigger fills both tables
-
-Pages are 8 KiB. `crc` is the CRC-32 of `key` then `body`, so a flipped bit in what the
-forwarder would send is caught. The format version lives in the SQLite header (`PRAGMA
-user_version`) beside our `application_id`, so it is readable without touching a table. Leases
-are not stored: at open every pending event is available again.
-
-Everything here is synchronous and runs on the spool's own thread.
-"""
+"""The spool's on-disk format under one name for the spool: tables, version and connection
+(`format.py`), torn-WAL detection (`wal.py`), opening with recovery (`recovery.py`) and the
+rebuild of a damaged file (`salvage.py`)."""
 
 from .format import (
     APPLICATION_ID,
