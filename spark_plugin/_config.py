@@ -65,13 +65,11 @@ _FALSE = frozenset({"false", "0", "no", "off"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
 
 
+@dataclass(frozen=True, slots=True)
 class Secret:
-    """The transport's API key: its repr and str never show the value (a config is logged)."""
+    """The transport's API key: repr and str never show it (a config gets logged)."""
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
+    _value: str
 
     def reveal(self) -> str:
         return self._value
@@ -80,15 +78,9 @@ class Secret:
         return bool(self._value)
 
     def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
+        return f"Secret({'********' if self._value else ''!r})"
 
     __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
