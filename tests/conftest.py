@@ -10,13 +10,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
 
 from relay._observe.metrics import Metrics
+from relay.testing.mock_openmetadata import MockOpenMetadata
 
 REPO = Path(__file__).resolve().parent.parent
 # Reference material beside the checkout; never needed at run time, only by some tests.
@@ -48,6 +50,14 @@ def _restore_root_logger() -> Iterator[None]:
 def metrics() -> Metrics:
     """A fresh metrics registry per test (a stage's counters start at zero)."""
     return Metrics()
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockOpenMetadata]:
+    """The mock OpenMetadata on loopback, seeded with MOCK_CATALOG, accepting MOCK_TOKEN (a
+    folder or file needing another defines its own `mock`)."""
+    async with MockOpenMetadata(tokens=[MOCK_TOKEN], catalog=MOCK_CATALOG) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 import pytest
 from forward_support import fresh_copies, spark_samples, wait_until, wait_until_async
+from openmetadata_support import MOCK_TOKEN
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay._app import Relay
@@ -24,18 +25,10 @@ from relay._events import EventKey
 from relay._sinks.openlineage import BATCH_PATH
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
-TOKEN = "relay-bot-token"
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-CATALOG = FIXTURES / "openmetadata" / "catalog_spark.json"
+TOKEN = MOCK_TOKEN  # the shared `mock` fixture's
 NATIVE = "/api/v1/openlineage/lineage/batch"
 
 StartRelay = Callable[..., Awaitable[Relay]]
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockOpenMetadata]:
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
-        yield server
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
 
 from relay._app import Relay
 from relay._config import load_config
 
 REPO = Path(__file__).resolve().parent.parent.parent
-CATALOG = REPO / "tests" / "fixtures" / "openmetadata" / "catalog_spark.json"
-TOKEN = "relay-bot-token"
+CATALOG = MOCK_CATALOG  # the shared `mock` fixture's
+TOKEN = MOCK_TOKEN
 # Tables of CATALOG the events below read and write.
 INPUT_TABLE = "hive_prod.warehouse.sales.orders"
 OUTPUT_TABLE = "hive_prod.warehouse.reporting.revenue_by_country"

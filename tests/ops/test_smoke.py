@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ops_support import CATALOG, INPUT_TABLE, OUTPUT_TABLE, REPO, TOKEN, start_relay
+from ops_support import INPUT_TABLE, OUTPUT_TABLE, REPO, TOKEN, start_relay
 
 from relay._app import Relay
 from relay._cli import _parser
@@ -56,12 +56,6 @@ async def smoke(config: Path, relay_url: str, *args: str, cli: bool = False) -> 
     assert TOKEN not in text and "wrong-token" not in text  # no token in any output
     assert proc.returncode is not None
     return proc.returncode, text
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockOpenMetadata]:
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
-        yield server
 
 
 @pytest.fixture

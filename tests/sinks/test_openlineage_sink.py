@@ -11,6 +11,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from openmetadata_support import MOCK_TOKEN
 
 from relay._clock import SystemClock
 from relay._config import OpenMetadataConfig, Secret
@@ -30,11 +31,10 @@ from relay._sinks.client import OpenMetadataClient
 from relay._sinks.openlineage import BATCH_PATH, OpenLineageSink, batch_body
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
-TOKEN = "relay-bot-token"
+TOKEN = MOCK_TOKEN  # the shared `mock` fixture's
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SPARK = FIXTURES / "events" / "spark"
 # The tables the Spark samples read and write, so the mock resolves their datasets.
-CATALOG = FIXTURES / "openmetadata" / "catalog_spark.json"
 
 
 def spark_events() -> list[SpooledEvent]:
@@ -58,12 +58,6 @@ class StaticTokens:
     async def refresh(self, rejected: Secret | None = None) -> Secret | None:
         self.refreshes += 1
         return await self.token()
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockOpenMetadata]:
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG, request_log_limit=1000) as server:
-        yield server
 
 
 def config_for(mock: MockOpenMetadata, **overrides: object) -> OpenMetadataConfig:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from openmetadata_support import MOCK_TOKEN
 
 from relay._config import MappingRule, OpenMetadataConfig, Secret
 from relay._events import SpooledEvent
@@ -24,7 +25,7 @@ from relay.testing.fakes import MemorySink
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-TOKEN = "relay-bot-token"
+TOKEN = MOCK_TOKEN  # the shared `mock` fixture's
 
 SinkFactory = Callable[[MockOpenMetadata, Path], Awaitable[Sink]]
 
@@ -62,13 +63,6 @@ def events() -> list[SpooledEvent]:
         SpooledEvent(id=i, body=b, key=parse_event(b), received_at=0.0)
         for i, b in enumerate(bodies, start=1)
     ]
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockOpenMetadata]:
-    catalog = FIXTURES / "openmetadata" / "catalog_spark.json"
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as server:
-        yield server
 
 
 @pytest.fixture(params=sorted(SINKS))
