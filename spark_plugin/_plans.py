@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Mapping, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from spark_plugin._columns import DEFAULT_MAX_COLUMNS, PlanNode, column_lineage
+from spark_plugin._janino import compiled_class
 from spark_plugin._model import DatasetRef, ExecutionLineage, SchemaField, StreamBatch, Symlink
 from spark_plugin._naming import hive_symlink, jdbc_dataset, kafka_datasets, path_dataset, snake
 from spark_plugin._rdd import rdd_lineage
@@ -31,46 +29,24 @@ _log = logging.getLogger(__name__)
 
 _CLASS_NAME = "LineageRelayPlanDigest"
 _SOURCE = "_plan_digest.java"
-_compiled: dict[int, tuple[Any, Any]] = {}  # id(gateway) -> (gateway, compiled JVM class)
-_compile_lock = threading.Lock()
 
 
 class PlanDigestError(RuntimeError):
     """The JVM helper could not be compiled or could not digest a plan."""
 
 
-def _source() -> str:
-    try:
-        return resources.files("spark_plugin").joinpath(_SOURCE).read_text("utf-8")
-    except (OSError, TypeError, ValueError):
-        # a source checkout used as a namespace package has no resource reader
-        return Path(__file__).with_name(_SOURCE).read_text("utf-8")
-
-
 def _compile(gateway: Any) -> Any:
-    """The helper class, compiled once per JVM (Janino takes ~0.3 s the first time)."""
-    with _compile_lock:
-        cached = _compiled.get(id(gateway))
-        if cached is not None and cached[0] is gateway:
-            return cached[1]
-        jvm = gateway.jvm
-        try:
-            compiler = jvm.org.codehaus.janino.SimpleCompiler()
-            compiler.setParentClassLoader(
-                jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader()
-            )
-            compiler.cook(_source())
-            cls = compiler.getClassLoader().loadClass(_CLASS_NAME)
-        except Exception as exc:
-            # py4j errors carry the whole Java stack trace; its last "Caused by" says what failed
-            lines = [ln for ln in str(exc).splitlines() if ln.startswith("Caused by")]
-            reason = lines[-1] if lines else str(exc).splitlines()[0] if str(exc) else repr(exc)
-            raise PlanDigestError(
-                f"could not compile the plan digest helper with Janino ({reason}); "
-                "is this a classic (non-Connect) PySpark session with Spark's own jars?"
-            ) from exc
-        _compiled[id(gateway)] = (gateway, cls)
-        return cls
+    """The helper class, compiled once per JVM (`_janino`)."""
+    try:
+        return compiled_class(gateway, _SOURCE, _CLASS_NAME)
+    except Exception as exc:
+        # py4j errors carry the whole Java stack trace; its last "Caused by" says what failed
+        lines = [ln for ln in str(exc).splitlines() if ln.startswith("Caused by")]
+        reason = lines[-1] if lines else str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise PlanDigestError(
+            f"could not compile the plan digest helper with Janino ({reason}); "
+            "is this a classic (non-Connect) PySpark session with Spark's own jars?"
+        ) from exc
 
 
 class PlanWalker:

@@ -18,14 +18,12 @@ event, and a blocked callback would hold `spark.stop()`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ._events import ErrorInfo
+from ._janino import compiled_class
 from ._listener import LineageListener
 
 __all__ = ["DirectBridge", "FilterBridge", "ListenerRegistration", "compile_filter"]
@@ -183,33 +181,9 @@ def _ignore(*_args: Any) -> None:
     return None
 
 
-def _filter_source() -> str:
-    try:
-        return resources.files("spark_plugin").joinpath(_FILTER_SOURCE).read_text("utf-8")
-    except (OSError, TypeError, ValueError):
-        # a source checkout used as a namespace package has no resource reader
-        return Path(__file__).with_name(_FILTER_SOURCE).read_text("utf-8")
-
-
-_compiled: dict[int, tuple[Any, Any]] = {}  # id(gateway) -> (gateway, JVM class)
-_compile_lock = threading.Lock()
-
-
 def compile_filter(gateway: Any) -> Any:
-    """The `LineageRelayListenerFilter` class, compiled with Janino once per JVM."""
-    with _compile_lock:
-        cached = _compiled.get(id(gateway))
-        if cached is not None and cached[0] is gateway:
-            return cached[1]
-        jvm = gateway.jvm
-        compiler = jvm.org.codehaus.janino.SimpleCompiler()
-        compiler.setParentClassLoader(
-            jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader()
-        )
-        compiler.cook(_filter_source())
-        cls = compiler.getClassLoader().loadClass(_FILTER_CLASS)
-        _compiled[id(gateway)] = (gateway, cls)
-        return cls
+    """The `LineageRelayListenerFilter` class, compiled with Janino once per JVM (`_janino`)."""
+    return compiled_class(gateway, _FILTER_SOURCE, _FILTER_CLASS)
 
 
 class ListenerRegistration:
