@@ -133,7 +133,7 @@ def run(data: Path, relay_url: str) -> dict[str, Any]:
         "app_run_id": lineage.app_run_id,
         "emitted": lineage.emitted,
         "dropped": lineage.dropped,
-        "failed": lineage.failed,
+        "failed_posts": lineage.failed_posts,
     }
 
 

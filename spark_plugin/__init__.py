@@ -4,7 +4,7 @@
     lineage = enable(spark)                  # url/namespace/options default from SparkConf
     ...                                      # run the job
     spark.stop()                             # flushes (at most flush_timeout_s, default 2 s)
-    print(lineage.emitted, lineage.dropped, lineage.failed)
+    print(lineage.emitted, lineage.dropped, lineage.failed_posts)
 
 `enable` registers a Python object as a Spark listener in the driver JVM of a classic PySpark
 session. It reports the application (START at enable, COMPLETE at stop/close), one run per

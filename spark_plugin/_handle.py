@@ -72,7 +72,7 @@ class Lineage:
         state = "disabled" if not self.enabled else ("closed" if self._closed else "open")
         return (
             f"<spark_plugin.Lineage {state} url={self.config.post_url!r} emitted={self.emitted} "
-            f"dropped={self.dropped} failed={self.failed}>"
+            f"dropped={self.dropped} failed_posts={self.failed_posts}>"
         )
 
     def __enter__(self) -> Lineage:
@@ -107,9 +107,9 @@ class Lineage:
         return self._sender.spilled if self._sender else 0
 
     @property
-    def failed(self) -> int:
+    def failed_posts(self) -> int:
         """POST attempts that failed (retries included)."""
-        return self._sender.failed if self._sender else 0
+        return self._sender.failed_posts if self._sender else 0
 
     @property
     def pending(self) -> int:
@@ -129,7 +129,7 @@ class Lineage:
             "dropped": self.dropped,
             "dropped_by_reason": dict(sender.dropped_by_reason) if sender else {},
             "spilled": self.spilled,
-            "failed": self.failed,
+            "failed_posts": self.failed_posts,
             "pending": self.pending,
             "runs": listener.runs if listener else 0,
             "skipped_executions": listener.skipped if listener else 0,
@@ -189,7 +189,7 @@ class Lineage:
             "lineage-relay: lineage closed: %d emitted, %d dropped, %d failed POSTs",
             self.emitted,
             self.dropped,
-            self.failed,
+            self.failed_posts,
         )
         return delivered
 

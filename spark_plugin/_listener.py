@@ -115,7 +115,7 @@ class LineageListener:
     def muted(self) -> bool:
         return time.monotonic() >= self._mute_at
 
-    def failed(self, what: str) -> None:
+    def record_callback_error(self, what: str) -> None:
         self.errors += 1
         # The first failure is logged in full; later ones briefly, never into Spark.
         if self.errors == 1:

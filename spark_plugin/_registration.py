@@ -81,7 +81,7 @@ class FilterBridge:
             elif kind == "A":
                 core.on_application_end(int(fields[1]))
         except Exception:  # noqa: BLE001 - a callback must never raise into Spark
-            core.failed("a Spark listener event")
+            core.record_callback_error("a Spark listener event")
         finally:
             core.callback_s += time.perf_counter() - began
 
@@ -144,7 +144,7 @@ class DirectBridge:
                     self._sql_text(qe),
                 )
         except Exception:  # noqa: BLE001 - a callback must never raise into Spark
-            core.failed("a SQL execution event")
+            core.record_callback_error("a SQL execution event")
         finally:
             core.callback_s += time.perf_counter() - began
 
@@ -152,7 +152,7 @@ class DirectBridge:
         try:
             self.core.on_application_end(int(event.time()))
         except Exception:  # noqa: BLE001 - a callback must never raise into Spark
-            self.core.failed("the application end")
+            self.core.record_callback_error("the application end")
 
     @staticmethod
     def _sql_text(qe: Any) -> str | None:

@@ -15,7 +15,7 @@ its time for that write. Held events beyond `queue_size` are spilled at once, by
 
 Counters (monotonic, read without locking):
 - `emitted`: events the receiver accepted (2xx);
-- `failed`: POST attempts that did not succeed (errors, timeouts, non-2xx), retries included;
+- `failed_posts`: POST attempts that did not succeed (errors, timeouts, non-2xx), retries included;
 - `spilled`: events written to the spill file (a relay delivers them later);
 - `dropped`: events that will never be delivered: queue full, given up after retries or refused
   with a 4xx, still queued when `close` ran out of time without a spill, or pushed out of the
@@ -107,7 +107,7 @@ class Sender:
         self._count_lock = threading.Lock()  # submit runs on the listener and the caller's thread
         self.submitted = 0
         self.emitted = 0
-        self.failed = 0
+        self.failed_posts = 0
         self.spilled = 0
         self.dropped_by_reason: dict[str, int] = {
             "queue_full": 0,
@@ -316,12 +316,12 @@ class Sender:
             try:
                 self._post(body)
             except _Refused as exc:
-                self.failed += 1
+                self.failed_posts += 1
                 self._drop("undeliverable")
                 log.warning("lineage-relay: the receiver refused a lineage event: %s", exc)
                 return None
             except _Undeliverable as exc:
-                self.failed += 1
+                self.failed_posts += 1
                 log.debug("lineage-relay: POST attempt %d failed: %s", attempt + 1, exc)
                 if attempt + 1 < attempts and not self._closed:
                     self._sleep(_RETRY_BACKOFF_S * (2**attempt))

@@ -92,7 +92,7 @@ def test_application_start_first_and_complete_last(recorded: dict[str, Any]) -> 
     details = first["run"]["facets"]["spark_applicationDetails"]
     assert details["appName"] == "lineage relay tests" and details["master"] == "local[2]"
     assert recorded["closed_cleanly"]
-    assert (handle.emitted, handle.dropped, handle.failed) == (len(events), 0, 0)
+    assert (handle.emitted, handle.dropped, handle.failed_posts) == (len(events), 0, 0)
     assert handle.stats()["listener_errors"] == 0
 
 
@@ -233,7 +233,7 @@ def test_lineage_enabled_false_is_a_logged_no_op(
         assert bus.listeners().size() == listeners_before
         spark.range(3).write.mode("overwrite").parquet(str(tmp_path / "x"))
         assert handle.flush(1) and handle.close()
-        assert (handle.emitted, handle.dropped, handle.failed) == (0, 0, 0)
+        assert (handle.emitted, handle.dropped, handle.failed_posts) == (0, 0, 0)
         assert receiver.requests == 0
 
 

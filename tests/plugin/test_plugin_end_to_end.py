@@ -85,7 +85,7 @@ def test_plugin_events_are_accepted_and_spooled_by_the_relay(
     assert handle.close(30)
     stats = handle.stats()
     assert stats["submitted"] == handle.emitted == 2 + 2 * 2  # app START/COMPLETE, two runs
-    assert (handle.dropped, handle.failed) == (0, 0)
+    assert (handle.dropped, handle.failed_posts) == (0, 0)
 
     spooled = relay_thread.spooled()
     assert len(spooled) == handle.emitted
@@ -124,7 +124,7 @@ def test_every_job_kind_is_accepted_and_spooled(
         assert handle.close(30)
     finally:
         cleanup(spark, data)
-    assert (handle.dropped, handle.failed) == (0, 0)
+    assert (handle.dropped, handle.failed_posts) == (0, 0)
     assert handle.emitted == 2 + 2 * len(jobs_for(data))  # app START/COMPLETE, a run per job
 
     spooled = relay_thread.spooled()

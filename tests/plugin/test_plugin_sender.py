@@ -45,7 +45,7 @@ def test_delivers_in_order_with_the_http_transport_headers() -> None:
         assert first.headers["Authorization"] == "Bearer tok-123"
         assert first.headers["X-Team"] == "payments"
         assert "Content-Encoding" not in first.headers
-        assert (sender.emitted, sender.dropped, sender.failed, sender.pending) == (5, 0, 0, 0)
+        assert (sender.emitted, sender.dropped, sender.failed_posts, sender.pending) == (5, 0, 0, 0)
         assert sender.close(1)
         assert sender.join(5)
 
@@ -67,7 +67,7 @@ def test_a_refusal_is_not_retried_and_counts_as_dropped() -> None:
         sender.submit(event(1))
         assert sender.flush(10)
         assert receiver.requests == 1
-        assert (sender.emitted, sender.failed, sender.dropped_by_reason["undeliverable"]) == (
+        assert (sender.emitted, sender.failed_posts, sender.dropped_by_reason["undeliverable"]) == (
             0,
             1,
             1,
@@ -85,7 +85,7 @@ def test_server_errors_are_retried_a_bounded_number_of_times() -> None:
         sender.submit(event(2))
         assert sender.flush(10)
         assert receiver.requests == 4
-        assert sender.failed == 4 and sender.dropped == 2 and sender.emitted == 0
+        assert sender.failed_posts == 4 and sender.dropped == 2 and sender.emitted == 0
         receiver.status = 201
         sender.submit(event(3))
         assert sender.flush(10)

@@ -369,7 +369,7 @@ def test_application_start_and_complete(shown: dict[str, Any]) -> None:
     job_type = start["job"]["facets"]["jobType"]
     assert (job_type["jobType"], job_type["processingType"]) == ("APPLICATION", "NONE")
     assert "parent" not in start["run"]["facets"]  # no parent configured
-    assert (handle.emitted, handle.dropped, handle.failed) == (len(shown["all"]), 0, 0)
+    assert (handle.emitted, handle.dropped, handle.failed_posts) == (len(shown["all"]), 0, 0)
 
 
 @pytest.fixture(scope="module")
