@@ -12,6 +12,7 @@ from plugin_support import SpecValidator, receiving
 
 import spark_plugin
 from spark_plugin import UnsupportedSessionError, _state, enable
+from spark_plugin._registration import DirectBridge
 
 pytestmark = pytest.mark.spark
 
@@ -458,7 +459,9 @@ def test_application_end_from_spark_completes_the_application_once(
         if jvm_filter:
             registration._filter.onApplicationEnd(end)  # the JVM filter, then the py4j bridge
         else:
-            registration.bridge.onApplicationEnd(end)
+            bridge = registration.bridge
+            assert isinstance(bridge, DirectBridge)  # no filter: Python is the JVM's listener
+            bridge.onApplicationEnd(end)
         assert handle.flush(30)
         assert [e["eventType"] for e in receiver.events()] == ["START", "COMPLETE"]
         complete = receiver.events()[1]
