@@ -4,7 +4,8 @@
                                                                      | retry_at (backoff)
                                                                      | dead_letter (reason)
 
-One dispatcher task leases and plans; up to `connection_pool_size` send tasks run at once.
+One dispatcher task (here) leases and plans; up to `connection_pool_size` send tasks
+(`calls.py`: send, isolate, settle, record) run at once.
 The forwarder gives up on an event only when `retry_attempts` is set and spent; age is the
 spool's business (`spool.max_age_s`, off by default, drops what waited longer).
 
@@ -34,25 +35,20 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from .._clock import Clock, SystemClock
 from .._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
 from .._events import SpooledEvent
 from .._exceptions import (
-    AuthError,
-    PermanentSinkError,
-    RetriableSinkError,
-    SinkSetupError,
     SpoolError,
-    SpoolFailure,
 )
 from .._observe.metrics import Metrics
-from .._sinks.base import EventResult, Outcome, Sink
+from .._sinks.base import Sink
 from .batching import BatchPlanner
 from .breaker import BreakerState, CircuitBreaker, Permit
+from .calls import CallOps, SpoolLike
 from .retry import Backoff, RetryBudget
 
 __all__ = ["Forwarder", "SpoolLike"]
@@ -63,35 +59,7 @@ _IDLE_POLL_S = 1.0  # how often an idle forwarder looks for retries that came du
 _MIN_WAIT_S = 0.005
 
 
-class SpoolLike(Protocol):
-    """What the forwarder uses of `relay._spool.Spool`."""
-
-    async def lease(
-        self, *, max_events: int, max_bytes: int, lease_s: float
-    ) -> list[SpooledEvent]: ...
-
-    async def ack(self, ids: Sequence[int]) -> None: ...
-
-    async def retry_at(
-        self, ids: Sequence[int], when: float, error: str, *, count_attempt: bool = True
-    ) -> None: ...
-
-    async def waiting_runs(self) -> dict[str, float]: ...
-
-    async def dead_letter(self, ids: Sequence[int], reason: str) -> None: ...
-
-    async def release(self, ids: Sequence[int]) -> None: ...
-
-    async def wait_for_events(self, timeout_s: float) -> None: ...
-
-
-@dataclass(slots=True)
-class _CallFailure:
-    error: Exception
-    retry_after_s: float | None
-
-
-class Forwarder:
+class Forwarder(CallOps):
     """Delivers spooled events through a `Sink`; `start()`, then `aclose()` to stop.
 
     Stopping has three steps, which `aclose()` runs in order: `close()` stops taking new
@@ -382,205 +350,6 @@ class Forwarder:
         if self._next_retry_due is None or when < self._next_retry_due:
             self._next_retry_due = when
 
-    # -- one call --------------------------------------------------------------------
-
-    def _launch(self, events: list[SpooledEvent], permit: Permit) -> None:
-        is_retry = self._planner.is_retry(events)
-        self._planner.dispatched(events)
-        self.calls += 1
-        if is_retry:
-            self.retry_calls += 1
-            self._metrics.retries.inc()
-        else:
-            self._budget.record_first_attempt()
-        self._calls_in_flight += 1
-        task = asyncio.create_task(self._deliver(events, permit), name="forwarder-send")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._wakeup.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a forwarder send task failed", exc_info=task.exception())
-
-    async def _deliver(self, events: list[SpooledEvent], permit: Permit) -> None:
-        retry_at: dict[int, float] = {}
-        outstanding: Permit | None = permit
-        try:
-            try:
-                results, failure = await self._send_isolating(events)
-            finally:
-                # The HTTP call is over: its pool slot is free while the spool records it.
-                self._calls_in_flight -= 1
-                self._wakeup.set()
-            if failure is None:
-                self._call_succeeded(permit)
-            else:
-                self.breaker.record_failure(permit)
-            outstanding = None
-            retry_at = await self._settle(events, results, failure)
-        except asyncio.CancelledError:
-            # Shutdown mid-call: the call may or may not have landed; resend after restart.
-            if outstanding is not None:
-                self.breaker.abandon(outstanding)
-            await asyncio.shield(
-                self._safe(self._spool.release([e.id for e in events]), "release a batch")
-            )
-            raise
-        except SpoolError as exc:
-            self._spool_failed(exc)
-        except Exception as exc:  # a bug: never lose the events, try them again later
-            log.exception("delivering a batch of %d events failed unexpectedly", len(events))
-            if outstanding is not None:
-                self.breaker.abandon(outstanding)
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self.last_error_at = self._clock.time()
-            when = self._clock.time() + self._backoff.delay_s(
-                max(e.attempts for e in events), self._rand
-            )
-            await self._safe(
-                self._spool.retry_at([e.id for e in events], when, self.last_error),
-                "schedule a batch again",
-            )
-            retry_at = {e.id: when for e in events}
-        finally:
-            self._planner.finished(events, retry_at=retry_at)
-
-    async def _send_isolating(
-        self, events: Sequence[SpooledEvent]
-    ) -> tuple[list[EventResult], _CallFailure | None]:
-        """Send; on a whole-batch permanent refusal split in halves to find the culprits."""
-        try:
-            results = list(await self._sink.send(events))
-        except PermanentSinkError as exc:
-            if len(events) == 1:
-                return [EventResult.permanent(exc.reason)], None
-            half = len(events) // 2
-            left, failure = await self._send_isolating(events[:half])
-            if failure is not None:
-                rest = [EventResult.retriable(str(failure.error))] * (len(events) - half)
-                return left + rest, failure
-            right, failure = await self._send_isolating(events[half:])
-            return left + right, failure
-        except (RetriableSinkError, AuthError) as exc:
-            retry_after = exc.retry_after_s if isinstance(exc, RetriableSinkError) else None
-            return [EventResult.retriable(str(exc))] * len(events), _CallFailure(exc, retry_after)
-        if len(results) != len(events):
-            error = RetriableSinkError(
-                f"sink {self._sink.name!r} answered {len(results)} results for {len(events)} events"
-            )
-            return [EventResult.retriable(str(error))] * len(events), _CallFailure(error, None)
-        return results, None
-
-    async def _settle(
-        self,
-        events: Sequence[SpooledEvent],
-        results: Sequence[EventResult],
-        failure: _CallFailure | None,
-    ) -> dict[int, float]:
-        """Ack, retry or dead-letter each event by its result; returns the retry times."""
-        delivered: list[int] = []
-        retriable: list[tuple[SpooledEvent, str]] = []
-        permanent: dict[str, list[int]] = defaultdict(list)
-        for event, result in zip(events, results, strict=True):
-            if result.outcome is Outcome.DELIVERED:
-                delivered.append(event.id)
-            elif result.outcome is Outcome.RETRIABLE:
-                retriable.append((event, result.reason))
-            else:
-                permanent[result.reason or "refused by OpenMetadata"].append(event.id)
-
-        now = self._clock.time()
-        if delivered:
-            await self._spool.ack(delivered)
-            self._metrics.events_sent.inc(len(delivered))
-        retry_at: dict[int, float] = {}
-        if retriable:
-            limit = self._om.retry_attempts
-            exhausted = [(e, r) for e, r in retriable if limit and e.attempts + 1 > limit]
-            for event, reason in exhausted:
-                permanent[f"gave up after {event.attempts + 1} attempts: {reason}"].append(event.id)
-            keep = [e for e, _ in retriable if not (limit and e.attempts + 1 > limit)]
-            if keep:
-                retry_after = failure.retry_after_s if failure is not None else None
-                if retry_after is not None:
-                    when = now + retry_after
-                    self._throttle_until = max(
-                        self._throttle_until, self._clock.monotonic() + retry_after
-                    )
-                else:
-                    attempts = max(e.attempts for e in keep)
-                    when = now + self._backoff.delay_s(attempts, self._rand)
-                error = retriable[0][1]
-                await self._spool.retry_at([e.id for e in keep], when, error)
-                self._note_retry_due(when)
-                retry_at = {e.id: when for e in keep}
-        for reason, ids in permanent.items():
-            await self._spool.dead_letter(ids, reason)
-            self._metrics.dead_letters.labels(_reason_label(reason)).inc(len(ids))
-
-        self._record_call(events, delivered, retry_at, permanent, failure)
-        return retry_at
-
-    def _record_call(
-        self,
-        events: Sequence[SpooledEvent],
-        delivered: list[int],
-        retry_at: dict[int, float],
-        permanent: dict[str, list[int]],
-        failure: _CallFailure | None,
-    ) -> None:
-        dead = sum(len(ids) for ids in permanent.values())
-        if len(delivered) == len(events):
-            result = "delivered"
-        elif len(retry_at) == len(events):
-            result = "retry"
-        elif dead == len(events):
-            result = "dead_letter"
-        else:
-            result = "partial"
-        self._metrics.forward_batches.labels(result).inc()
-        now = self._clock.time()
-        if failure is None:
-            self.last_success_at = now
-            if self.setup_problem:
-                log.info("OpenMetadata accepts calls again; the setup problem is solved")
-            self.setup_problem = ""
-        else:
-            self.last_error = str(failure.error)
-            self.last_error_at = now
-            if isinstance(failure.error, SinkSetupError | AuthError):
-                if str(failure.error) != self.setup_problem:
-                    log.error("%s", failure.error)
-                self.setup_problem = str(failure.error)
-        level = logging.DEBUG if result == "delivered" else logging.WARNING
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "batch: %d events, %d delivered, %d to retry, %d dead-lettered%s",
-                len(events), len(delivered), len(retry_at), dead,
-                f" ({failure.error})" if failure is not None else "",
-            )  # fmt: skip
-        for reason, ids in permanent.items():
-            log.warning("dead-lettered %d events: %s", len(ids), reason)
-
-    def _spool_failed(self, exc: SpoolError) -> None:
-        """The spool cannot record outcomes any more: stop forwarding, tell the relay."""
-        if not self._closing:
-            log.error("forwarding stops: the spool failed: %s", exc)
-        self.last_error = f"spool: {exc}"
-        self.last_error_at = self._clock.time()
-        self.close()
-        if self._on_spool_failure is not None and isinstance(exc, SpoolFailure):
-            self._on_spool_failure(exc)
-
-    async def _safe(self, coro: Any, what: str) -> None:
-        try:
-            await coro
-        except Exception:  # shutdown paths: log, never mask the original exit
-            log.exception("could not %s", what)
-
     # -- health ----------------------------------------------------------------------
 
     def health_openmetadata(self) -> tuple[bool, dict[str, Any]]:
@@ -612,12 +381,3 @@ def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
-
-
-def _reason_label(reason: str) -> str:
-    """A bounded metrics label from a dead-letter reason (the full text goes to the spool)."""
-    if reason.startswith("gave up after"):
-        return "retries_exhausted"
-    if reason.startswith("HTTP ") and reason[5:8].isdigit():
-        return f"http_{reason[5:8]}"
-    return "refused"
