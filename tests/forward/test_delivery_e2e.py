@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,9 @@ import pytest
 from forward_support import fresh_copies, spark_samples, wait_until, wait_until_async
 from openmetadata_support import MOCK_TOKEN
 from prometheus_client.parser import text_string_to_metric_families
+from relay_support import RelayStarter, StartRelay
 
 from relay._app import Relay
-from relay._config import load_config
 from relay._events import EventKey
 from relay._sinks.openlineage import BATCH_PATH
 from relay.testing.mock_openmetadata import MockOpenMetadata
@@ -28,18 +28,15 @@ from relay.testing.mock_openmetadata import MockOpenMetadata
 TOKEN = MOCK_TOKEN  # the shared `mock` fixture's
 NATIVE = "/api/v1/openlineage/lineage/batch"
 
-StartRelay = Callable[..., Awaitable[Relay]]
-
 
 @pytest.fixture
 async def start_relay(tmp_path: Path, mock: MockOpenMetadata) -> AsyncIterator[StartRelay]:
-    """`await start_relay(**{"section.key": value})`: a relay forwarding to the mock."""
+    """`await start_relay(**{"section.key": value})`: a relay forwarding to the mock; each one
+    started uses the same spool (a restart finds what the one before left)."""
     token_file = tmp_path / "om-token"
     token_file.write_text(TOKEN)
-    relays: list[Relay] = []
-
-    async def start(**overrides: Any) -> Relay:
-        settings: dict[str, Any] = {
+    starter = RelayStarter(
+        lambda _: {
             "relay.listen": "127.0.0.1:0",
             "spool.dir": str(tmp_path / "spool"),
             "openmetadata.host_port": mock.url,
@@ -49,15 +46,9 @@ async def start_relay(tmp_path: Path, mock: MockOpenMetadata) -> AsyncIterator[S
             "openmetadata.retry_max_delay_ms": 200,
             "forwarder.linger_ms": 50,
         }
-        settings.update(overrides)
-        relay = Relay(load_config(None, environ={}, overrides=settings))
-        relays.append(relay)
-        await relay.start()
-        return relay
-
-    yield start
-    for relay in relays:
-        await relay.aclose()
+    )
+    yield starter
+    await starter.aclose()
 
 
 @pytest.fixture

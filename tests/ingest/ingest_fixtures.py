@@ -7,36 +7,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from hostile_support import TALLY
-from ingest_support import StartRelay
+from relay_support import RelayStarter, StartRelay
 
 from relay._app import Relay
-from relay._config import load_config
 
 
 @pytest.fixture
 async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
-    """`await start_relay(**{"section.key": value})` -> a started Relay, closed at teardown."""
-    relays: list[Relay] = []
-
-    async def start(**overrides: Any) -> Relay:
-        settings: dict[str, Any] = {
-            "relay.listen": "127.0.0.1:0",
-            "spool.dir": str(tmp_path / f"spool{len(relays)}"),
-        }
-        settings.update(overrides)
-        relay = Relay(load_config(None, environ={}, overrides=settings), delivery=False)
-        relays.append(relay)
-        await relay.start()
-        return relay
-
-    yield start
-    for relay in relays:
-        await relay.aclose()
+    """`await start_relay(**{"section.key": value})` -> a started Relay (no delivery, a spool
+    of its own), closed at teardown."""
+    starter = RelayStarter(
+        lambda n: {"relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / f"spool{n}")},
+        delivery=False,
+    )
+    yield starter
+    await starter.aclose()
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from relay._app import Relay
 from relay._events import SpooledEvent
 
 EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "events"
-
-StartRelay = Callable[..., Awaitable[Relay]]
 
 
 async def spooled(relay: Relay) -> list[SpooledEvent]:

@@ -16,10 +16,11 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
-from ingest_support import EVENTS, StartRelay, spooled
+from ingest_support import EVENTS, spooled
 from openlineage.client.serde import Serde
 from openlineage.client.transport.async_http import AsyncHttpConfig, AsyncHttpTransport
 from openlineage.client.transport.http import HttpCompression, HttpConfig, HttpTransport
+from relay_support import StartRelay
 from requests import HTTPError
 
 from relay._app import Relay

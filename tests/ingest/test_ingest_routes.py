@@ -12,8 +12,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from ingest_support import EVENTS, StartRelay, spooled
+from ingest_support import EVENTS, spooled
 from multidict import CIMultiDict
+from relay_support import StartRelay
 
 from relay._app import Relay
 from relay._config import load_config

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from ingest_support import EVENTS, StartRelay
+from ingest_support import EVENTS
+from relay_support import StartRelay
 
 from relay._config import load_config
 from relay._exceptions import ConfigError

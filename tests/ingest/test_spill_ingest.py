@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ingest_support import StartRelay, spooled
+from ingest_support import spooled
+from relay_support import StartRelay
 
 from relay._app import Relay
 from relay.testing.events import run_event_pairs
