@@ -41,7 +41,8 @@ from ._aws import aws_keys_in_use, require_aws
 from ._clock import Clock, SystemClock
 from ._config import Config, parse_host_port
 from ._ingest.connection import Connection, ListenSite
-from ._ingest.routes import Ingest, json_error
+from ._ingest.routes import ROUTES as INGEST_ROUTES
+from ._ingest.routes import Ingest, expect_handler, json_error
 from ._ingest.spill import MAX_FILE_BYTES, SpillReader
 from ._observe.health import ComponentHealth, Health
 from ._observe.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -244,8 +245,11 @@ class Relay:
         app[CLOCK] = self.clock
         app[FAIL] = self.fail
         self.ingest.add_routes(app)
-        app.router.add_get("/health", self.health.handle)
-        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/health", self.health.handle, expect_handler=expect_handler)
+        app.router.add_get("/metrics", self._metrics, expect_handler=expect_handler)
+        # Last: every other path and method, so the Expect header of a request no route takes
+        # is answered by `expect_handler` too (aiohttp's own 417 failed on non-UTF-8 values).
+        app.router.add_route("*", "/{tail:.*}", _no_route, expect_handler=expect_handler)
         self.health.add("ingest", self._ingest_health)
 
         # Parts start in this order and stop in reverse.
@@ -384,6 +388,20 @@ async def _json_error_body(request: web.Request, response: web.StreamResponse) -
     response.body = body
     response.content_type = "application/json"
     response.headers["Content-Length"] = str(len(body))
+
+
+_ALLOWED = {path: ("POST",) for path, _, _ in INGEST_ROUTES} | {
+    "/health": ("GET", "HEAD"),
+    "/metrics": ("GET", "HEAD"),
+}
+
+
+async def _no_route(request: web.Request) -> web.StreamResponse:
+    """aiohttp's 404 or 405 for what no route takes (`_json_errors` turns it into JSON)."""
+    allowed = _ALLOWED.get(request.path)
+    if allowed is not None:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
 
 
 @web.middleware

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from prometheus_client import Counter
 
 from .._clock import Clock, SystemClock
@@ -77,6 +77,24 @@ def json_error(status: int, message: str, *, headers: dict[str, str] | None = No
         body=orjson.dumps({"error": message}),
         content_type="application/json",
         headers=headers,
+    )
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` answered as aiohttp does; any other expectation gets a JSON 417.
+
+    aiohttp's own 417 quotes the header in a text body, and a value holding bytes that are not
+    UTF-8 made building that answer fail (a 500 with a traceback in the log)."""
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim answer is not part of the response
+        return None
+    return json_error(
+        417,
+        f"{request.method} {request.path}: unsupported Expect header "
+        "(only 100-continue is understood); send the request without it",
     )
 
 
@@ -220,7 +238,7 @@ class Ingest:
 
     def add_routes(self, app: web.Application) -> None:
         for path, shape, endpoint in ROUTES:
-            app.router.add_post(path, self._handler(shape, endpoint))
+            app.router.add_post(path, self._handler(shape, endpoint), expect_handler=expect_handler)
 
     def start_draining(self) -> None:
         """From now on, new requests get 503; in-flight ones finish."""

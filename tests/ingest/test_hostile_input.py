@@ -152,6 +152,11 @@ CORPUS: dict[str, tuple[bytes, int]] = {
     "not-json": (post_request(b"{"), 400),
     "unknown-expect": (post_request(COMPLETE, Expect="application/json"), 417),
     "unknown-expect-404": (_head("GET /nothing HTTP/1.1", "Host: x", "Expect: foo"), 417),
+    "non-utf8-expect": (
+        post_request(COMPLETE).replace(b"Host: relay", b"Host: relay\r\nExpect: \x80x", 1),
+        417,
+    ),
+    "non-utf8-expect-404": (b"GET /nothing HTTP/1.1\r\nHost: x\r\nExpect: \x80x\r\n\r\n", 417),
     "nested-deep": (post_request(b"[" * 100_000 + b"]" * 100_000, "/api/v1/lineage/batch"), 400),
 }
 
