@@ -255,6 +255,10 @@ def main() -> int:
     return status
 
 
+def _take_run_ids(mock: MockProcess) -> list[str]:
+    return [e["run"]["runId"] for e in mock.control("/mock/openlineage-events/take", "POST")]
+
+
 def _soak(
     args: argparse.Namespace,
     rng: random.Random,
@@ -278,8 +282,14 @@ def _soak(
     next_flip = 2.0
     next_rotation = 10.0
     kill_number = 0
+    # Delivered events are taken from the mock as they come: its record is bounded (100k).
+    received: Counter[str] = Counter()
+    next_take = 5.0
     while (now := time.monotonic() - started) < duration:
         relay.sample_rss()
+        if now >= next_take:
+            received.update(_take_run_ids(mock))
+            next_take = now + 5.0
         if now >= next_kill:
             kill_number += 1
             if kill_number % 4 == 2:
@@ -317,7 +327,7 @@ def _soak(
         time.sleep(0.2)
     drain_s = time.monotonic() - drain_started
     relay.sample_rss()
-    received = Counter(e["run"]["runId"] for e in mock.control("/mock/openlineage-events"))
+    received.update(_take_run_ids(mock))
     acknowledged = [run_id for client in clients for run_id in client.acknowledged]
     lost = sum(1 for run_id in acknowledged if run_id not in received)
     duplicates = sum(count - 1 for count in received.values())

@@ -252,6 +252,10 @@ async def test_control_api_shows_events_state_lineage_and_takes_settings(
     assert (await _post(client, mock.url + BATCH, {"events": events}))[0] == 200
     async with client.get(f"{control}/mock/openlineage-events") as resp:
         assert await resp.json() == events
+    async with client.post(f"{control}/mock/openlineage-events/take") as resp:
+        assert await resp.json() == events  # returned and removed in one step
+    async with client.post(f"{control}/mock/openlineage-events/take") as resp:
+        assert await resp.json() == []
     async with client.get(f"{control}/mock/state") as resp:
         state = await resp.json()
     assert (state["openlineage_events"], state["lineage_edges"]) == (2, 1)

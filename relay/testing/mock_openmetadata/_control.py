@@ -111,6 +111,15 @@ async def _delete_events(request: web.Request) -> web.Response:
     return json_response([])
 
 
+async def _take_events(request: web.Request) -> web.Response:
+    """The recorded events, removed in the same step: a long run collects every event by
+    taking them as they come, which the bounded record alone cannot hold."""
+    state = request.app[STATE_KEY]
+    events = list(state.events)
+    state.events.clear()
+    return json_response(events)
+
+
 async def _get_failures(request: web.Request) -> web.Response:
     failures = request.app[STATE_KEY].openlineage.failures
     return json_response([item.to_json() for item in failures])
@@ -198,6 +207,7 @@ def build_control_app(
             web.delete("/mock/requests", _delete_requests),
             web.get("/mock/openlineage-events", _get_events),
             web.delete("/mock/openlineage-events", _delete_events),
+            web.post("/mock/openlineage-events/take", _take_events),
             web.get("/mock/openlineage/failures", _get_failures),
             web.put("/mock/openlineage/failures", _put_failures),
             web.delete("/mock/openlineage/failures", _delete_failures),
