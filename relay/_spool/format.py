@@ -19,6 +19,7 @@ Everything here is synchronous and runs on the spool's own thread. The WAL parse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import zlib
@@ -42,6 +43,7 @@ __all__ = [
     "connect",
     "decode_key",
     "encode_key",
+    "file_bytes",
     "fsync_dir",
     "init_schema",
 ]
@@ -203,3 +205,12 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_bytes(directory: Path) -> int:
+    """Bytes of the database and its WAL in `directory` (0 when there is none yet)."""
+    total = 0
+    for name in (DB_NAME, DB_NAME + "-wal"):
+        with contextlib.suppress(FileNotFoundError):
+            total += (directory / name).stat().st_size
+    return total

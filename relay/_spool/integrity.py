@@ -31,9 +31,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from . import schema
+from .requests import Quarantine, QuarantineOrphans, Request, Salvage, Scanned
 
 __all__ = ["VERIFY_AT_OPEN_BYTES", "IntegrityScan", "ScanState"]
 
@@ -51,9 +52,8 @@ class ScanState(enum.Enum):
     FAILED = "failed"  # ended before it was through (stopped, or an error, logged)
 
 
-# post(kind, args): a request for the spool's thread; kinds "quarantine" ([(id, reason)]),
-# "orphans" ([id]), "salvage" (problems), "scanned" (state).
-Post = Callable[[str, tuple[Any, ...]], None]
+# post(request): a request for the spool's thread (Quarantine, QuarantineOrphans, Salvage, Scanned).
+Post = Callable[[Request], None]
 
 
 class IntegrityScan:
@@ -110,7 +110,7 @@ class IntegrityScan:
                     pass  # interrupted on purpose
                 elif schema.is_corruption(exc):
                     conn.close()
-                    self._post("salvage", ([str(exc)],))
+                    self._post(Salvage([str(exc)]))
                     state = ScanState.DONE
                 else:
                     log.error("spool integrity scan stopped: %s", exc)
@@ -124,7 +124,7 @@ class IntegrityScan:
                 "spool integrity scan done: %d byte(s) checked in %.2fs, %d damaged record(s)",
                 self.checked_bytes, self.seconds, self.found,
             )  # fmt: skip
-        self._post("scanned", (state,))
+        self._post(Scanned(state))
 
     def _wait(self) -> bool:
         """Hold while the gate is clear; False when the scan should end."""
@@ -143,7 +143,7 @@ class IntegrityScan:
             if self._stopping.is_set():
                 return ScanState.FAILED
             self.found += 1
-            self._post("salvage", (problems,))
+            self._post(Salvage(problems))
             return ScanState.DONE  # the salvage checks every record it keeps
         report = schema.RecoveryReport()
         after = 0
@@ -156,7 +156,7 @@ class IntegrityScan:
             self.checked_bytes = report.checked_bytes
             if bad:
                 self.found += len(bad)
-                self._post("quarantine", (bad,))
+                self._post(Quarantine(bad))
         else:
             return ScanState.FAILED
         conn.execute("BEGIN")  # one snapshot for both counts: appends go on meanwhile
@@ -167,5 +167,5 @@ class IntegrityScan:
             conn.execute("COMMIT")
         if orphans:
             self.found += len(orphans)
-            self._post("orphans", (orphans,))
+            self._post(QuarantineOrphans(orphans))
         return ScanState.DONE

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from .._exceptions import SpoolError, SpoolFailure
 from .format import DB_NAME, INCOMING, check_version, checksum, connect, fsync_dir, init_schema
@@ -20,6 +21,7 @@ __all__ = [
     "damaged_events",
     "events_with_bodies",
     "is_corruption",
+    "is_logic_error",
     "open_database",
     "orphan_bodies",
     "quarantine",
@@ -270,3 +272,16 @@ def quarantine(conn: sqlite3.Connection, ev_id: int, reason: str, now: float) ->
         )
     conn.execute("DELETE FROM events WHERE id = ?", (ev_id,))
     conn.execute("DELETE FROM bodies WHERE id = ?", (ev_id,))
+
+
+# BUSY, LOCKED (contention that outlived busy_timeout), TOOBIG, CONSTRAINT, MISMATCH, RANGE
+_LOGIC_CODES: Final = frozenset({5, 6, 18, 19, 20, 25})
+
+
+def is_logic_error(exc: BaseException) -> bool:
+    """True when retrying on a healthy disk would fail the same way: a bug to report, no
+    reason to stop the relay. Anything else from SQLite (I/O, corruption, unknown) stops it."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _LOGIC_CODES

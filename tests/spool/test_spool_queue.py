@@ -10,7 +10,7 @@ from spool_support import Opener, body, counter, key
 
 from relay._exceptions import SpoolError, SpoolFailure
 from relay._observe.metrics import Metrics
-from relay._spool import store
+from relay._spool import worker
 from relay.testing.fakes import FakeClock
 
 
@@ -386,7 +386,7 @@ async def test_a_dying_io_thread_answers_its_callers(
     def broken(self: object, batch: object) -> None:
         raise RuntimeError("a bug in the spool thread")
 
-    monkeypatch.setattr(store._Worker, "_run_batch", broken)
+    monkeypatch.setattr(worker.Worker, "_run_batch", broken)
     with pytest.raises(SpoolFailure):
         await asyncio.wait_for(spool.append([(body(2), key(2))]), 10)
     for _ in range(200):
