@@ -362,7 +362,7 @@ class Relay:
             stats = spool.stats()
             self.metrics.spool_events.set(stats.events)
             self.metrics.spool_bytes.set(stats.bytes)
-            self.metrics.dead_letter_events.set(stats.dead_letters)
+            self.metrics.dead_letters_held.set(stats.dead_letters)
             self.metrics.spool_oldest_age.set(
                 0.0
                 if stats.oldest_received_at is None

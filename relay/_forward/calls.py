@@ -43,13 +43,13 @@ class SpoolLike(Protocol):
 
     async def ack(self, ids: Sequence[int]) -> None: ...
 
-    async def retry_at(
+    async def schedule_retry(
         self, ids: Sequence[int], when: float, error: str, *, count_attempt: bool = True
     ) -> None: ...
 
     async def waiting_runs(self) -> dict[str, float]: ...
 
-    async def dead_letter(self, ids: Sequence[int], reason: str) -> None: ...
+    async def move_to_dead_letters(self, ids: Sequence[int], reason: str) -> None: ...
 
     async def release(self, ids: Sequence[int]) -> None: ...
 
@@ -153,7 +153,7 @@ class CallOps(abc.ABC):
                 max(e.attempts for e in events), self._rand
             )
             await self._safe(
-                self._spool.retry_at([e.id for e in events], when, self.last_error),
+                self._spool.schedule_retry([e.id for e in events], when, self.last_error),
                 "schedule a batch again",
             )
             retry_at = {e.id: when for e in events}
@@ -226,12 +226,12 @@ class CallOps(abc.ABC):
                     attempts = max(e.attempts for e in keep)
                     when = now + self._backoff.delay_s(attempts, self._rand)
                 error = retriable[0][1]
-                await self._spool.retry_at([e.id for e in keep], when, error)
+                await self._spool.schedule_retry([e.id for e in keep], when, error)
                 self._note_retry_due(when)
                 retry_at = {e.id: when for e in keep}
         for reason, ids in permanent.items():
-            await self._spool.dead_letter(ids, reason)
-            self._metrics.dead_letters.labels(_reason_label(reason)).inc(len(ids))
+            await self._spool.move_to_dead_letters(ids, reason)
+            self._metrics.events_dead_lettered.labels(_reason_label(reason)).inc(len(ids))
 
         self._record_call(events, delivered, retry_at, permanent, failure)
         return retry_at

@@ -1,8 +1,8 @@
 """The forwarder: spool -> batches -> sink, until every event is delivered or refused.
 
     lease -> plan (per-run order, duplicates) -> breaker permit -> send -> ack
-                                                                     | retry_at (backoff)
-                                                                     | dead_letter (reason)
+                                                                     | schedule_retry (backoff)
+                                                                     | move_to_dead_letters
 
 One dispatcher task (here) leases and plans; up to `connection_pool_size` send tasks
 (`calls.py`: send, isolate, settle, record) run at once.
@@ -343,7 +343,7 @@ class Forwarder(CallOps):
             groups[(when, why)].append(event.id)
         for (when, why), ids in groups.items():
             # Held back, not sent: no attempt counts against `retry_attempts`.
-            await self._spool.retry_at(ids, when, why, count_attempt=False)
+            await self._spool.schedule_retry(ids, when, why, count_attempt=False)
             self._note_retry_due(when)
 
     def _note_retry_due(self, when: float) -> None:

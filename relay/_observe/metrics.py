@@ -60,7 +60,7 @@ class Metrics:
         self.events_dropped = Counter(
             "lineage_relay_events_dropped", "Events dropped, by reason.", ["reason"], registry=r
         )
-        self.dead_letter_events = Gauge(
+        self.dead_letters_held = Gauge(
             "lineage_relay_dead_letter_events", "Events held in the dead-letter table.", registry=r
         )
 
@@ -88,7 +88,7 @@ class Metrics:
             "lineage_relay_forward_batches", "Batches forwarded, by result.", ["result"], registry=r
         )
         self.retries = Counter("lineage_relay_retries", "Calls retried.", registry=r)
-        self.dead_letters = Counter(
+        self.events_dead_lettered = Counter(
             "lineage_relay_dead_letters", "Events dead-lettered, by reason.", ["reason"], registry=r
         )
         self.circuit_state = Gauge(

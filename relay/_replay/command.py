@@ -152,7 +152,7 @@ async def _replay(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _dead_letters(spool: Spool, args: argparse.Namespace) -> int:
-    letters = await spool.dead_letters(limit=2**62)
+    letters = await spool.list_dead_letters(limit=2**62)
     wanted = {
         event.id
         for event, reason in letters

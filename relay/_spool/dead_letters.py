@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 class DeadLetterOps(SpoolThreadState):
     """The dead-letter table's operations, on the spool thread inside the batch's transaction."""
 
-    def _dead_letter(self, conn: sqlite3.Connection, ids: Sequence[int], reason: str) -> None:
+    def _move_to_dead_letters(
+        self, conn: sqlite3.Connection, ids: Sequence[int], reason: str
+    ) -> None:
         now = self.clock.time()
         for chunk in chunks(ids):
             moved = conn.execute(
@@ -104,7 +106,7 @@ class DeadLetterOps(SpoolThreadState):
         before = self.totals.dead
         for ev_id, reason in found:
             if ev_id not in self._leased:
-                self._dead_letter(conn, [ev_id], reason)
+                self._move_to_dead_letters(conn, [ev_id], reason)
         moved = self.totals.dead - before
         if moved:
             self.metrics.spool_corrupt_records.inc(moved)

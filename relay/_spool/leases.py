@@ -97,7 +97,7 @@ class LeaseOps(SpoolThreadState):
                     reason = "corrupt: unreadable key"
             if reason:
                 # Damaged since open (bit rot): never hand it out; keep it for inspection.
-                self._dead_letter(conn, [ev_id], reason)
+                self._move_to_dead_letters(conn, [ev_id], reason)
                 self.metrics.spool_corrupt_records.inc()
                 log.error("spool: event %d is damaged on disk (%s); moved to dead letters",
                           ev_id, reason)  # fmt: skip

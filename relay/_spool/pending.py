@@ -173,7 +173,7 @@ class PendingOps(SpoolThreadState):
         self.totals = Totals(events=int(events), bytes=int(size), dead=int(dead))
         self._refresh_oldest(conn)
 
-    def _retry_later(
+    def _schedule_retry(
         self, conn: sqlite3.Connection, ids: Sequence[int], when: float, error: str, step: int
     ) -> None:
         for chunk in chunks(ids):

@@ -19,19 +19,19 @@ __all__ = [
     "Ack",
     "Append",
     "Bury",
-    "DeadLetter",
     "Expire",
     "Lease",
     "ListDeadLetters",
+    "MoveToDeadLetters",
     "Quarantine",
     "QuarantineOrphans",
     "Release",
     "Replay",
     "Request",
-    "RetryLater",
     "Salvage",
     "Scan",
     "Scanned",
+    "ScheduleRetry",
     "WaitingRuns",
     "settle",
     "settle_all",
@@ -66,7 +66,7 @@ class Ack(Request):
 
 
 @dataclass(slots=True)
-class RetryLater(Request):
+class ScheduleRetry(Request):
     """Available again at `when`; `attempts` grows by `step` (0: held back, not tried)."""
 
     ids: Sequence[int]
@@ -81,7 +81,7 @@ class Release(Request):
 
 
 @dataclass(slots=True)
-class DeadLetter(Request):
+class MoveToDeadLetters(Request):
     ids: Sequence[int]
     reason: str
 

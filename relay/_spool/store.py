@@ -36,15 +36,15 @@ from .requests import (
     Ack,
     Append,
     Bury,
-    DeadLetter,
     Expire,
     Lease,
     ListDeadLetters,
+    MoveToDeadLetters,
     Release,
     Replay,
     Request,
-    RetryLater,
     Scan,
+    ScheduleRetry,
     WaitingRuns,
 )
 from .state import SpoolStats
@@ -177,14 +177,14 @@ class Spool:
         """Delivered: delete for good (unknown ids are ignored)."""
         await self._call_ids(ids, Ack)
 
-    async def retry_at(
+    async def schedule_retry(
         self, ids: Sequence[int], when: float, error: str, *, count_attempt: bool = True
     ) -> None:
         """Not delivered yet: release the lease, available again at epoch `when`; attempts += 1
         unless `count_attempt` is False (held back unsent, e.g. behind an earlier event of its
         run: that is no attempt, and must not bring `retry_attempts` closer)."""
         step = 1 if count_attempt else 0
-        await self._call_ids(ids, lambda chosen: RetryLater(chosen, when, error, step))
+        await self._call_ids(ids, lambda chosen: ScheduleRetry(chosen, when, error, step))
 
     async def waiting_runs(self) -> dict[str, float]:
         """Run id -> latest retry time of that run's pending events not due yet.
@@ -196,9 +196,9 @@ class Spool:
         runs: dict[str, float] = await self._call(WaitingRuns())
         return runs
 
-    async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
+    async def move_to_dead_letters(self, ids: Sequence[int], reason: str) -> None:
         """Permanently refused: move to the dead-letter table with the reason."""
-        await self._call_ids(ids, lambda chosen: DeadLetter(chosen, reason))
+        await self._call_ids(ids, lambda chosen: MoveToDeadLetters(chosen, reason))
 
     async def bury(self, event: SpooledEvent, reason: str) -> None:
         """Put an event that was delivered (acknowledged, gone from the queue) straight into
@@ -212,7 +212,7 @@ class Spool:
         await self._call_ids(ids, Release)
         self._wake()
 
-    async def dead_letters(self, limit: int = 100) -> list[tuple[SpooledEvent, str]]:
+    async def list_dead_letters(self, limit: int = 100) -> list[tuple[SpooledEvent, str]]:
         """The oldest `limit` dead letters with their reasons."""
         self._check_usable()
         rows: list[tuple[SpooledEvent, str]] = await self._call(ListDeadLetters(limit))
@@ -339,7 +339,7 @@ class Spool:
         m = self._metrics
         m.spool_events.set(stats.events)
         m.spool_bytes.set(stats.bytes)
-        m.dead_letter_events.set(stats.dead_letters)
+        m.dead_letters_held.set(stats.dead_letters)
         oldest, clock = stats.oldest_received_at, self._worker.clock
         m.spool_oldest_age.set_function(
             (lambda: 0.0) if oldest is None else (lambda: max(0.0, clock.time() - oldest))

@@ -37,19 +37,19 @@ from .requests import (
     Ack,
     Append,
     Bury,
-    DeadLetter,
     Expire,
     Lease,
     ListDeadLetters,
+    MoveToDeadLetters,
     Quarantine,
     QuarantineOrphans,
     Release,
     Replay,
     Request,
-    RetryLater,
     Salvage,
     Scan,
     Scanned,
+    ScheduleRetry,
     WaitingRuns,
     settle,
     settle_all,
@@ -467,10 +467,10 @@ class Worker(PendingOps, LeaseOps, DeadLetterOps):
                 return self._lease(conn, request.max_events, request.max_bytes, request.lease_s)
             case Ack():
                 self._remove(conn, request.ids)
-            case RetryLater():
-                self._retry_later(conn, request.ids, request.when, request.error, request.step)
-            case DeadLetter():
-                self._dead_letter(conn, request.ids, request.reason)
+            case ScheduleRetry():
+                self._schedule_retry(conn, request.ids, request.when, request.error, request.step)
+            case MoveToDeadLetters():
+                self._move_to_dead_letters(conn, request.ids, request.reason)
             case Bury():
                 self._bury(conn, request.event, request.reason)
             case Release():

@@ -86,8 +86,8 @@ async def test_dead_letters_move_back_by_reason_and_by_id(
     async with await Spool.open(spool_config(spool_dir), metrics=Metrics()) as spool:
         ids = await spool.append([(body, parse_event(body)) for body in bodies])
         await spool.lease(max_events=10, max_bytes=1 << 20, lease_s=60)
-        await spool.dead_letter(ids[:2], "HTTP 400: unknown field")
-        await spool.dead_letter(ids[2:3], "HTTP 422: bad run")
+        await spool.move_to_dead_letters(ids[:2], "HTTP 400: unknown field")
+        await spool.move_to_dead_letters(ids[2:3], "HTTP 422: bad run")
         await spool.release(ids[3:])
 
     assert await replay(spool_dir, "--dead-letters", "--reason", "HTTP 400") == 0

@@ -236,7 +236,7 @@ async def test_a_refused_event_is_dead_lettered_and_the_rest_delivered(
     await wait_until(lambda: pending(relay) == 0)
 
     assert relay.spool is not None
-    [(dead, reason)] = await relay.spool.dead_letters()
+    [(dead, reason)] = await relay.spool.list_dead_letters()
     assert dead.key.run_id == bad_run and dead.key.event_type == "COMPLETE"
     assert "invalid columnLineage facet" in reason
     assert len(native_calls(mock)) == 1  # the rest of the batch went in the same call
@@ -365,7 +365,7 @@ async def test_an_event_the_server_refuses_with_400_is_isolated_and_the_rest_del
     await wait_until(lambda: pending(relay) == 0)
 
     assert relay.spool is not None
-    [(dead, reason)] = await relay.spool.dead_letters()
+    [(dead, reason)] = await relay.spool.list_dead_letters()
     assert dead.body == bad
     assert reason.startswith("HTTP 400") and "runId" in reason  # the server's message
     good = [b for b in bodies if b != bad]

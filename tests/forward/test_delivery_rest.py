@@ -213,7 +213,7 @@ async def test_an_edge_unresolved_past_the_retention_dead_letters_its_event_once
             spool = relay.spool
             assert spool is not None
             await wait_until(lambda: spool.stats().dead_letters == 1)
-            ((event, reason),) = await spool.dead_letters()
+            ((event, reason),) = await spool.list_dead_letters()
             # Both edges to the missing table (RUNNING and COMPLETE: one parked row each)
             # gave up together: the latest event that carried them, once.
             assert event.body == bodies[3]

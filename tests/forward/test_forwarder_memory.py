@@ -155,7 +155,7 @@ async def test_partial_results_are_split(
 
     delivered = [e.body for e in sink.events]
     assert sorted(delivered) == sorted(body for body, _ in items if body != bad)
-    dead = await spool.dead_letters()
+    dead = await spool.list_dead_letters()
     assert [(e.body, reason) for e, reason in dead] == [(bad, "HTTP 200: unknown dataset")]
     assert metrics.forward_batches.labels("partial")._value.get() >= 1
 
@@ -183,9 +183,9 @@ async def test_whole_batch_refusal_is_bisected_to_the_bad_event(
     await wait_until(lambda: spool.stats().events == 0)
 
     assert sorted(e.body for e in sink.events) == sorted(b for b, _ in items if b != poison)
-    dead = await spool.dead_letters()
+    dead = await spool.list_dead_letters()
     assert [(e.body, r) for e, r in dead] == [(poison, "HTTP 400: [run.runId must be a UUID]")]
-    assert metrics.dead_letters.labels("http_400")._value.get() == 1
+    assert metrics.events_dead_lettered.labels("http_400")._value.get() == 1
     assert sink.calls <= 2 * 5 + 1  # about 2 calls per halving of 20 events
 
 
@@ -213,7 +213,7 @@ async def test_retriable_failures_keep_events_and_trip_the_breaker(
     await wait_until(lambda: spool.stats().events == 0)
     assert fwd.breaker.state is BreakerState.CLOSED
     assert sorted(e.body for e in sink.events) == sorted(b for b, _ in items)
-    assert (await spool.dead_letters()) == []
+    assert (await spool.list_dead_letters()) == []
 
 
 async def test_retry_attempts_limit_dead_letters_when_set(
@@ -232,14 +232,14 @@ async def test_retry_attempts_limit_dead_letters_when_set(
     await fwd.start()
 
     async def dead() -> bool:
-        return bool(await spool.dead_letters())
+        return bool(await spool.list_dead_letters())
 
     await wait_until_async(dead)
-    [(event, reason)] = await spool.dead_letters()
+    [(event, reason)] = await spool.list_dead_letters()
     assert event.body == body
     assert reason == "gave up after 3 attempts: HTTP 503: maintenance"
     assert sink.calls == 3
-    assert metrics.dead_letters.labels("retries_exhausted")._value.get() == 1
+    assert metrics.events_dead_lettered.labels("retries_exhausted")._value.get() == 1
 
 
 async def test_shutdown_returns_leases_and_a_new_forwarder_finishes(
@@ -363,4 +363,4 @@ async def test_the_retry_budget_keeps_retries_near_a_fifth_of_calls(
     assert fwd.retry_calls >= 3  # retries did happen, within the budget
     assert metrics.retries._value.get() == fwd.retry_calls
     assert spool.stats().events > 0  # refused retries wait in the spool, none is dropped
-    assert (await spool.dead_letters()) == []
+    assert (await spool.list_dead_letters()) == []

@@ -38,7 +38,7 @@ async def test_a_restart_keeps_a_run_behind_its_event_waiting_for_a_retry(
     # The state a crash can leave: the START's failure was recorded (retry in a moment), the
     # COMPLETE, leased behind it, was not yet held back when the process died.
     await spool.lease(max_events=10, max_bytes=10**7, lease_s=30)
-    await spool.retry_at([ids[0]], time.time() + 0.5, "HTTP 503: maintenance")
+    await spool.schedule_retry([ids[0]], time.time() + 0.5, "HTTP 503: maintenance")
     await spool.aclose()  # the restart: leases are void, the retry time is on disk
     reopened = await Spool.open(spool._config, metrics=metrics)
     try:
@@ -88,7 +88,7 @@ async def test_held_back_events_count_no_attempt_towards_retry_attempts(
     running.append(fwd)
     await fwd.start()
     await wait_until(lambda: spool.stats().events == 0)
-    assert await spool.dead_letters() == []
+    assert await spool.list_dead_letters() == []
     # The COMPLETE waited in the spool until its START was delivered (never sent before).
     assert sent == [start, start, complete, complete]
     assert [e.attempts for e in sink.events] == [1, 1]  # one failed send each, no more

@@ -18,7 +18,7 @@ async def test_a_delivered_event_is_buried_once_and_replays_with_its_id(
     await spool.bury(event, "unresolved: hive://m/db.t not found")
     await spool.bury(event, "unresolved: hive://m/db.t not found")  # twice: still one
     assert spool.stats().dead_letters == 1 and spool.stats().events == 0
-    ((dead, reason),) = await spool.dead_letters()
+    ((dead, reason),) = await spool.list_dead_letters()
     assert (dead.id, dead.body, dead.key, reason) == (
         event_id, body(1), key(1), "unresolved: hive://m/db.t not found",
     )  # fmt: skip
@@ -38,5 +38,5 @@ async def test_buried_events_survive_a_restart(open_spool: Opener) -> None:
     await spool.aclose()
     reopened = await open_spool()
     assert reopened.stats().dead_letters == 1
-    ((dead, reason),) = await reopened.dead_letters()
+    ((dead, reason),) = await reopened.list_dead_letters()
     assert (dead.id, dead.body, reason) == (event_id, body(2), "unresolved")

@@ -22,7 +22,7 @@ async def test_appends_fsync_and_the_forwarders_bookkeeping_does_not(open_spool:
     (first,) = await spool.append([(body(1), key(1))])
     assert synced(spool) == (1, 1)
     leased = await spool.lease(max_events=10, max_bytes=1 << 20, lease_s=30)
-    await spool.retry_at([e.id for e in leased], 0.0, "OpenMetadata down")
+    await spool.schedule_retry([e.id for e in leased], 0.0, "OpenMetadata down")
     leased = await spool.lease(max_events=10, max_bytes=1 << 20, lease_s=30)
     await spool.ack([first])
     assert synced(spool) == (5, 1)  # four commits, none fsync'd on its own

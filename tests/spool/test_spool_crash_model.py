@@ -124,7 +124,7 @@ class SpoolModel(RuleBasedStateMachine):
     def retry(self, data: st.DataObject) -> None:
         assert self.spool is not None
         ids = self._some_leased(data)
-        self.run(self.spool.retry_at(ids, 0.0, "model: retry now"))  # due at once
+        self.run(self.spool.schedule_retry(ids, 0.0, "model: retry now"))  # due at once
         self.leased.difference_update(ids)
 
     @precondition(lambda self: self.leased)
@@ -137,10 +137,10 @@ class SpoolModel(RuleBasedStateMachine):
 
     @precondition(lambda self: self.leased)
     @rule(data=st.data())
-    def dead_letter(self, data: st.DataObject) -> None:
+    def move_to_dead_letters(self, data: st.DataObject) -> None:
         assert self.spool is not None
         ids = self._some_leased(data)
-        self.run(self.spool.dead_letter(ids, "model: refused"))
+        self.run(self.spool.move_to_dead_letters(ids, "model: refused"))
         for ev_id in ids:
             self.leased.discard(ev_id)
             self.dead[ev_id] = self.pending.pop(ev_id)
@@ -238,7 +238,7 @@ class SpoolModel(RuleBasedStateMachine):
         assert not damaged, f"damaged events handed out: {sorted(damaged)}"
         assert set(present) == set(self.pending), sorted(set(present) ^ set(self.pending))
         assert all(present[ev_id] == body for ev_id, body in self.pending.items())
-        dead = self.run(self.spool.dead_letters(limit=1_000_000))
+        dead = self.run(self.spool.list_dead_letters(limit=1_000_000))
         reasons = {event.id: reason for event, reason in dead}
         assert set(self.dead) <= set(reasons)
         for ev_id in set(reasons) - set(self.dead):

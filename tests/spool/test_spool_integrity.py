@@ -103,7 +103,7 @@ async def test_a_corrupt_event_is_found_at_lease_time_and_never_handed_out(
     got = await everything(spool)
     assert set(got) == set(written) - {damaged}
     assert all(got[i] == written[i] for i in got)
-    dead = await spool.dead_letters()
+    dead = await spool.list_dead_letters()
     assert [(e.id, reason) for e, reason in dead] == [(damaged, "corrupt: checksum mismatch")]
     assert counter(metrics, CORRUPT) == 1
 
@@ -124,7 +124,7 @@ async def test_the_scan_dead_letters_a_corrupt_event_nobody_leased(
     scan = spool.integrity
     assert scan is not None and scan.found == 1
     assert counter(metrics, CORRUPT) == 1
-    dead = await spool.dead_letters()
+    dead = await spool.list_dead_letters()
     assert [(e.id, reason) for e, reason in dead] == [(damaged, "corrupt: checksum mismatch")]
     assert set(await everything(spool)) == set(written) - {damaged}
 

@@ -139,7 +139,7 @@ async def test_lease_finds_every_free_event_between_and_inside_leased_stretches(
     assert [e.id for e in first + second + third] == ids[:30]
     await spool.ack([ids[4], ids[5]])  # holes in a run: nothing to find there
     await spool.release([ids[3], ids[12]])
-    await spool.retry_at([ids[25]], clock.time() + 10, "503")
+    await spool.schedule_retry([ids[25]], clock.time() + 10, "503")
     got = await spool.lease(max_events=4, max_bytes=10**6, lease_s=30)
     assert [e.id for e in got] == [ids[3], ids[12], ids[30], ids[31]]
     clock.advance(10)  # the retry is due; nothing else changed
@@ -160,7 +160,7 @@ async def test_retry_at_defers_counts_attempts_and_keeps_id_order(
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(4)])
     leased = await spool.lease(max_events=2, max_bytes=10**6, lease_s=30)
-    await spool.retry_at([e.id for e in leased], clock.time() + 10, "503 from OpenMetadata")
+    await spool.schedule_retry([e.id for e in leased], clock.time() + 10, "503 from OpenMetadata")
     later = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
     assert [e.id for e in later] == ids[2:]  # deferred ones are not due yet
     await spool.release([e.id for e in later])
@@ -176,12 +176,12 @@ async def test_dead_letter_moves_events_out_of_the_queue(
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(3)])
     leased = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
-    await spool.dead_letter([leased[1].id], "400: unknown column FQN")
+    await spool.move_to_dead_letters([leased[1].id], "400: unknown column FQN")
     stats = spool.stats()
     assert (stats.events, stats.dead_letters, stats.leased) == (2, 1, 2)
     assert stats.bytes == len(body(0)) + len(body(2))
     assert counter(metrics, "lineage_relay_dead_letter_events") == 1
-    dead = await spool.dead_letters()
+    dead = await spool.list_dead_letters()
     assert [(e.id, e.body, e.key, reason) for e, reason in dead] == [
         (ids[1], body(1), key(1), "400: unknown column FQN")
     ]
@@ -196,8 +196,8 @@ async def test_everything_survives_close_and_reopen_and_leases_are_void(
     ids = await spool.append([(body(i), key(i)) for i in range(6)])
     leased = await spool.lease(max_events=4, max_bytes=10**6, lease_s=3600)
     await spool.ack([leased[0].id])
-    await spool.retry_at([leased[1].id], clock.time() + 60, "timeout")
-    await spool.dead_letter([leased[2].id], "rejected")
+    await spool.schedule_retry([leased[1].id], clock.time() + 60, "timeout")
+    await spool.move_to_dead_letters([leased[2].id], "rejected")
     await spool.aclose()
     await spool.aclose()  # idempotent
 
@@ -294,7 +294,7 @@ async def test_dead_letters_can_be_replayed_into_the_queue(open_spool: Opener) -
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(4)])
     leased = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
-    await spool.dead_letter([ids[1], ids[2]], "404: unknown entity")
+    await spool.move_to_dead_letters([ids[1], ids[2]], "404: unknown entity")
     await spool.ack([ids[0], ids[3]])
     assert await spool.replay_dead_letters([ids[2]]) == 1
     assert spool.stats().dead_letters == 1

@@ -64,7 +64,7 @@ async def test_bit_flip_inside_a_stored_body_is_quarantined_and_counted(
     assert set(got) == set(written) - set(damaged)
     assert all(got[i] == written[i] for i in got)
     assert counter(metrics, CORRUPT) == 1
-    dead = await spool.dead_letters()
+    dead = await spool.list_dead_letters()
     assert [(e.id, reason) for e, reason in dead] == [(damaged[0], "corrupt: checksum mismatch")]
     assert spool.stats().dead_letters == 1
 

@@ -14,8 +14,8 @@ async def test_a_hold_back_moves_the_retry_time_but_counts_no_attempt(
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(2)])
     first, second = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
-    await spool.retry_at([first.id], clock.time() + 5, "HTTP 503")
-    await spool.retry_at([second.id], clock.time() + 5, "held back", count_attempt=False)
+    await spool.schedule_retry([first.id], clock.time() + 5, "HTTP 503")
+    await spool.schedule_retry([second.id], clock.time() + 5, "held back", count_attempt=False)
     assert await spool.lease(max_events=10, max_bytes=10**6, lease_s=30) == []  # both wait
     clock.advance(5)
     due = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
@@ -35,9 +35,9 @@ async def test_waiting_runs_names_each_run_with_its_latest_retry_time(
     ]
     await spool.append(items)
     a0, a1, b, c = await spool.lease(max_events=10, max_bytes=10**6, lease_s=30)
-    await spool.retry_at([a0.id], clock.time() + 10, "HTTP 503")
-    await spool.retry_at([a1.id], clock.time() + 20, "HTTP 503")
-    await spool.retry_at([b.id], clock.time() - 1, "due already")  # due: nothing waits
+    await spool.schedule_retry([a0.id], clock.time() + 10, "HTTP 503")
+    await spool.schedule_retry([a1.id], clock.time() + 20, "HTTP 503")
+    await spool.schedule_retry([b.id], clock.time() - 1, "due already")  # due: nothing waits
     await spool.ack([c.id])
     assert await spool.waiting_runs() == {"run-a": clock.time() + 20}
 
@@ -56,7 +56,7 @@ async def test_lease_hands_out_the_oldest_due_events_first_even_between_leased_o
     spool = await open_spool()
     ids = await spool.append([(body(i), key(i)) for i in range(8)])
     await spool.lease(max_events=5, max_bytes=10**6, lease_s=30)  # ids[0..4] in flight
-    await spool.retry_at([ids[1]], clock.time() + 5, "HTTP 503")
+    await spool.schedule_retry([ids[1]], clock.time() + 5, "HTTP 503")
     await spool.release([ids[3]])
     first = await spool.lease(max_events=2, max_bytes=10**6, lease_s=30)
     assert [e.id for e in first] == [ids[3], ids[5]]

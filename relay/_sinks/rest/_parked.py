@@ -169,5 +169,5 @@ class ParkedEdges:
         log.warning("lineage edges of %s given up: %s", event.key.job_name, reason)
         if self._dead_letter is not None:
             await self._dead_letter(event, reason)
-        self._metrics.dead_letters.labels("unresolved").inc()
+        self._metrics.events_dead_lettered.labels("unresolved").inc()
         await self._store.remove([edge.id for edge in edges])
