@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import _models, _models_v2, _status
+from . import _models_v2, _status
 from ._errors import ApiError, error_response, json_response
 from ._faults import FaultRule
 from ._http import (
@@ -35,6 +35,7 @@ from ._http import (
 )
 from ._lineage_api import lineage_routes
 from ._listing import list_page
+from ._models_openlineage import OPENLINEAGE_BATCH, OPENLINEAGE_RUN_EVENT
 from ._openlineage import batch_response, single_response
 from ._state import MockState, RecordedRequest
 from ._store import KINDS
@@ -399,7 +400,7 @@ async def _openlineage_single(request: web.Request) -> web.Response:
     with _gc_paused(len(raw)):
         body = decode(raw)
         validate(
-            _models_v2.OPENLINEAGE_RUN_EVENT if state.server_v2 else _models.OPENLINEAGE_RUN_EVENT,
+            _models_v2.OPENLINEAGE_RUN_EVENT if state.server_v2 else OPENLINEAGE_RUN_EVENT,
             body,
         )
         if not state.openlineage.settings.enabled:
@@ -417,7 +418,7 @@ async def _openlineage_batch(request: web.Request) -> web.Response:
     with _gc_paused(len(raw)):
         body = decode(raw)
         validate(
-            _models_v2.OPENLINEAGE_BATCH if state.server_v2 else _models.OPENLINEAGE_BATCH, body
+            _models_v2.OPENLINEAGE_BATCH if state.server_v2 else OPENLINEAGE_BATCH, body
         )
         if not state.openlineage.settings.enabled:
             return _disabled()

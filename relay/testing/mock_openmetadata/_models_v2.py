@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import _models
+from . import _models, _models_openlineage
 from ._validation import AnyObject, Arr, Enum, Lazy, Obj, Str, Type
 
 _TYPE = "org.openmetadata.schema.type"
@@ -90,7 +90,7 @@ CREATE_MODELS: Mapping[str, Obj] = {
 
 # -- OpenLineage ------------------------------------------------------------------------------
 
-_JOB = _models.OPENLINEAGE_RUN_EVENT.fields["job"]
+_JOB = _models_openlineage.OPENLINEAGE_RUN_EVENT.fields["job"]
 _JOB_FACETS = _JOB.fields["facets"] if isinstance(_JOB, Obj) else None
 if not isinstance(_JOB, Obj) or not isinstance(_JOB_FACETS, Obj):
     raise TypeError("the OpenLineage event model has no job facets object")
@@ -111,9 +111,9 @@ OWNERSHIP_FACET = Obj(
     closed=False,
 )
 OPENLINEAGE_RUN_EVENT = _extended(
-    _models.OPENLINEAGE_RUN_EVENT,
+    _models_openlineage.OPENLINEAGE_RUN_EVENT,
     job=_extended(_JOB, facets=_extended(_JOB_FACETS, ownership=OWNERSHIP_FACET)),
 )
 OPENLINEAGE_BATCH = _extended(
-    _models.OPENLINEAGE_BATCH, events=Arr(OPENLINEAGE_RUN_EVENT, min_items=1)
+    _models_openlineage.OPENLINEAGE_BATCH, events=Arr(OPENLINEAGE_RUN_EVENT, min_items=1)
 )
