@@ -25,10 +25,9 @@ from ._config import DEFAULT_LISTEN, Config, load_config
 from ._exceptions import ConfigError, SpoolError
 from ._observe.logging import configure_logging
 from ._operations import OPERATIONS
-from ._replay import command as replay_command
 
-# `_app` is imported only when serving. aiohttp still loads at start, through the operator
-# commands' modules imported above (~0.5 s); making those lazy is left to a later change.
+# `_app` is imported only when serving, and each operator command's module only when it runs
+# (see `_operations`): help, a usage error and a refused configuration answer without aiohttp.
 if TYPE_CHECKING:
     from ._app import Relay
 
@@ -70,9 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the mock OpenMetadata server (see `lineage-relay mock-openmetadata --help`)",
         add_help=False,
     )
-    for operation in OPERATIONS.values():
-        operation.add_parser(commands)
-    replay_command.add_parser(commands)
+    for name, operation in OPERATIONS.items():
+        operation.add_parser(name, commands)
     return parser
 
 
@@ -87,9 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command in OPERATIONS:
-        return OPERATIONS[args.command].run(args)
-    if args.command == "replay":
-        return replay_command.run(args)
+        return OPERATIONS[args.command].load()(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse refuses others
 
 

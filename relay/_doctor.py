@@ -30,7 +30,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 from urllib.parse import urlsplit
 
 from ._admin import CallFailed, HttpCaller
@@ -43,29 +43,11 @@ from ._secrets import jwt_expiry, make_token_provider
 from ._sinks.tls import _is_loopback, make_ssl_context
 from ._sparkconf import spark_checks
 
-__all__ = ["Check", "add_parser", "diagnose", "exit_status", "render", "run"]
+__all__ = ["Check", "diagnose", "exit_status", "render", "run"]
 
 _EXIT = {"pass": 0, "warn": 1, "fail": 2}
 _EXPIRY_WARN_S = 7 * 86400
 _NATIVE_BATCH = "/v1/openlineage/lineage/batch"
-
-
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser(
-        "doctor",
-        help="check configuration, OpenMetadata, token, TLS, spool and Spark settings",
-        description=(
-            "Check a relay setup and print each finding with its fix. "
-            "Exit status: 0 all passed, 1 warnings, 2 failures."
-        ),
-    )
-    parser.add_argument("--config", metavar="FILE", help="TOML configuration of the relay")
-    parser.add_argument(
-        "--spark-conf", metavar="FILE", help="a spark-defaults.conf whose lineage keys to check"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="per call to OpenMetadata (10)"
-    )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

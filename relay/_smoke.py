@@ -42,7 +42,7 @@ from ._observe.logging import redact
 from ._secrets import make_token_provider
 from ._sinks.tls import make_ssl_context
 
-__all__ = ["add_parser", "run", "smoke", "smoke_events", "usage_problem"]
+__all__ = ["run", "smoke", "smoke_events", "usage_problem"]
 
 PRODUCER = "https://github.com/lineage-relay/lineage-relay/tree/main/relay/_smoke.py"
 _RUN_EVENT = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -52,38 +52,6 @@ _POLL_S = 0.5
 
 class SmokeFailed(Exception):
     """A step that cannot go on; the message says what was seen."""
-
-
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser(
-        "smoke",
-        help="post a synthetic run through the relay and check it arrives in OpenMetadata",
-        description=(
-            "Post a START and a COMPLETE of a unique job through the running relay and check "
-            "within --timeout that OpenMetadata shows them: the lineage edge (both sinks) and "
-            "the run status (rest sink). Exit status: 0 seen, 1 not seen, 2 usage."
-        ),
-    )
-    parser.add_argument("--config", metavar="FILE", help="the relay's TOML configuration")
-    parser.add_argument("--url", help="the relay's base URL (default: from relay.listen)")
-    parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="how long to wait (60)"
-    )
-    parser.add_argument("--input", metavar="FQN", help="table the smoke job reads")
-    parser.add_argument("--output", metavar="FQN", help="table the smoke job writes")
-    parser.add_argument(
-        "--create-test-entities",
-        action="store_true",
-        help="create two throwaway tables in --schema and remove them afterwards",
-    )
-    parser.add_argument(
-        "--schema", metavar="FQN", help="database schema for --create-test-entities"
-    )
-    parser.add_argument(
-        "--namespace",
-        default="lineage-relay-smoke",
-        help="OpenLineage namespace of the job and datasets (default lineage-relay-smoke)",
-    )
 
 
 @dataclass(slots=True)

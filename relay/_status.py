@@ -24,29 +24,13 @@ from typing import Any, TextIO
 from prometheus_client.parser import text_string_to_metric_families
 
 from ._admin import CallFailed, HttpCaller, relay_url
-from ._config import DEFAULT_LISTEN, load_config
+from ._config import load_config
 from ._exceptions import ConfigError
 
-__all__ = ["Snapshot", "add_parser", "render", "run"]
+__all__ = ["Snapshot", "render", "run"]
 
 _CLEAR = "\x1b[H\x1b[2J"
 Labels = tuple[tuple[str, str], ...]
-
-
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser(
-        "status",
-        help="one screen of a running relay: rates, backlog, latency, breaker, dead letters",
-        description="Read the relay's /health and /metrics and show what it is doing.",
-    )
-    parser.add_argument(
-        "--url", help=f"the relay's base URL (default: from --config, else http://{DEFAULT_LISTEN})"
-    )
-    parser.add_argument("--config", metavar="FILE", help="TOML configuration (for relay.listen)")
-    parser.add_argument("--watch", action="store_true", help="refresh in place until Ctrl-C")
-    parser.add_argument(
-        "--interval", type=float, default=2.0, metavar="S", help="seconds between samples (2)"
-    )
 
 
 @dataclass(frozen=True, slots=True)

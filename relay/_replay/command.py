@@ -25,7 +25,6 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .._aws import require_aws
 from .._config import Config, load_config
@@ -36,7 +35,7 @@ from .._spool import Spool
 from .._spool.ledger import Ledger
 from .progress import Progress
 
-__all__ = ["add_parser", "run"]
+__all__ = ["run"]
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -45,46 +44,6 @@ EXIT_USAGE = 2
 _MAX_INPUT_BYTES = 1024**3  # one file or object, decompressed
 _BATCH_EVENTS = 500
 _REPLAYABLE = (".ndjson.gz", ".ndjson", ".json", ".json.gz", ".jsonl", ".jsonl.gz", ".gz")
-
-
-def add_parser(commands: Any) -> None:
-    """Register `replay` on the `lineage-relay` subcommands."""
-    replay = commands.add_parser(
-        "replay",
-        help="put dead letters, files or an S3 offload back into the spool",
-        description=(
-            "Re-queue events into the spool for the relay to deliver. Works on the spool "
-            "directly: stop the relay using it first (its lock refuses a second user). "
-            "Idempotent: what was queued from a file or S3 before is not queued again."
-        ),
-    )
-    replay.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    replay.add_argument("--spool-dir", metavar="DIR", help="the spool to put the events in")
-    source = replay.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--dead-letters", action="store_true", help="move dead letters back into the queue"
-    )
-    source.add_argument(
-        "--file", nargs="+", metavar="FILE", type=Path,
-        help="JSON (one event, an array, or {\"events\": [...]}) or NDJSON, gzip'd or not",
-    )  # fmt: skip
-    source.add_argument(
-        "--s3", metavar="s3://BUCKET/PREFIX", help="every object under the prefix, in key order"
-    )
-    replay.add_argument(
-        "--reason", metavar="PREFIX", help="with --dead-letters: only reasons starting so"
-    )
-    replay.add_argument(
-        "--id", nargs="+", type=int, metavar="ID", dest="ids",
-        help="with --dead-letters: only these dead letters (ids as `status` or the logs show)",
-    )  # fmt: skip
-    replay.add_argument("--region", help="with --s3: AWS region (default: offload.region)")
-    replay.add_argument(
-        "--endpoint-url", help="with --s3: S3-compatible endpoint (default: offload.endpoint_url)"
-    )
-    replay.add_argument(
-        "--no-progress", action="store_true", help="no progress bar, even on a terminal"
-    )
 
 
 def run(args: argparse.Namespace) -> int:
