@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import re
-import signal
 import ssl
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 import trustme
-from mock_support import CATALOG_FILE, ORDERS
+from mock_support import CATALOG_FILE, ORDERS, mock_command
 
 from relay.testing.mock_openmetadata import CatalogError, MockOpenMetadata, cli_main, load_catalog
 from relay.testing.mock_openmetadata._store import Store
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 async def test_command_line_serves_until_sigterm() -> None:
     faults = json.dumps({"mode": "error", "status": 502, "path": "/api/v1/lineage"})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay.testing.mock_openmetadata",
-        "--listen",
-        "127.0.0.1:0",
-        "--token",
-        "cli-token",
-        "--catalog",
-        str(CATALOG_FILE),
-        "--faults",
-        faults,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
-        match = re.match(r"mock-openmetadata listening on (\S+) \(control (\S+)\)", line)
-        assert match, line
-        url, control = match.groups()
+    args = ("--token", "cli-token", "--catalog", str(CATALOG_FILE), "--faults", faults)
+    async with mock_command(*args) as (url, control):
         headers = {"Authorization": "Bearer cli-token"}
         async with aiohttp.ClientSession(headers=headers) as session:
             async with session.get(f"{url}/v1/tables/name/{ORDERS}") as resp:
@@ -56,9 +28,6 @@ async def test_command_line_serves_until_sigterm() -> None:
                 assert resp.status == 502
             async with session.get(f"{control}/mock/requests") as resp:
                 assert [r["status"] for r in await resp.json()] == [200, 502]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
 
 
 @pytest.mark.slow
@@ -68,36 +37,15 @@ async def test_command_line_serves_https(tmp_path: Path) -> None:
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay.testing.mock_openmetadata",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        str(cert_file),
-        "--tls-key",
-        str(key_file),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
-        match = re.match(r"mock-openmetadata listening on (\S+) ", line)
-        assert match, line
-        assert match.group(1).startswith("https://127.0.0.1:")
+    async with mock_command("--tls-cert", str(cert_file), "--tls-key", str(key_file)) as (url, _):
+        assert url.startswith("https://127.0.0.1:")
         client_context = ssl.create_default_context()
         ca.configure_trust(client_context)
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"{match.group(1)}/v1/system/version", ssl=client_context) as resp,
+            session.get(f"{url}/v1/system/version", ssl=client_context) as resp,
         ):
             assert resp.status == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
 
 
 def test_command_line_errors_name_the_problem(

@@ -9,12 +9,7 @@ contract-change notes (names, task names).
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import os
-import re
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 import schema_oracle as oracle
-from mock_support import TOKEN, catalog, run_event
+from mock_support import TOKEN, catalog, mock_command, run_event
 
 from relay.testing.mock_openmetadata import DEFAULT_SERVER_VERSION, MockOpenMetadata
 from relay.testing.mock_openmetadata._cli import build_parser
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEMA = "hive_prod.warehouse.sales"
 _TABLE = {"name": "v", "databaseSchema": SCHEMA, "columns": [{"name": "id", "dataType": "INT"}]}
 
@@ -97,31 +91,11 @@ async def test_default_version_and_the_switch(client: aiohttp.ClientSession) -> 
 
 @pytest.mark.slow
 async def test_command_line_answers_as_the_version_asked_for(client: aiohttp.ClientSession) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay.testing.mock_openmetadata",
-        "--listen",
-        "127.0.0.1:0",
-        "--server-version",
-        "1.13.0",
-        stdout=asyncio.subprocess.PIPE,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
-        match = re.match(r"mock-openmetadata listening on (\S+) \(control (\S+)\)", line)
-        assert match, line
-        url, control = match.groups()
+    async with mock_command("--server-version", "1.13.0") as (url, control):
         async with client.get(f"{url}/v1/system/version") as resp:
             assert (await resp.json())["version"] == "1.13.0"
         async with client.get(f"{control}/mock/version") as resp:
             assert await resp.json() == {"version": "1.13.0"}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
 
 
 def test_command_line_version_option(capsys: pytest.CaptureFixture[str]) -> None:
