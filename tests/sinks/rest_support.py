@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from relay._events import SpooledEvent
 from relay._ingest.envelope import parse_event
 from relay._observe.metrics import Metrics
 from relay._secrets import make_token_provider
+from relay._sinks.base import DELIVERED
 from relay._sinks.client import OpenMetadataClient
 from relay._sinks.rest import DeadLetter, RestSink
 from relay.testing.mock_openmetadata import MockOpenMetadata
@@ -57,6 +59,27 @@ def make_rest_sink(
         client, config, state_path=state_dir / "rest-sink.db", metrics=metrics,
         dead_letter=dead_letter,
     )  # fmt: skip
+
+
+@asynccontextmanager
+async def rest_sink(
+    config: OpenMetadataConfig,
+    state_dir: Path,
+    metrics: Metrics,
+    dead_letter: DeadLetter | None = None,
+) -> AsyncIterator[RestSink]:
+    """A `rest` sink for the `async with` block (one relay's lifetime), closed at its end."""
+    sink = make_rest_sink(config, state_dir, metrics, dead_letter)
+    try:
+        yield sink
+    finally:
+        await sink.aclose()
+
+
+async def deliver(sink: RestSink, events: Sequence[SpooledEvent]) -> None:
+    """Send `events` as one batch; every one of them must come back delivered."""
+    results = await sink.send(list(events))
+    assert list(results) == [DELIVERED] * len(events)
 
 
 def spooled(bodies: Iterable[bytes], *, first_id: int = 1) -> list[SpooledEvent]:

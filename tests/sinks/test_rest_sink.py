@@ -16,9 +16,11 @@ from rest_support import (
     TOKEN,
     bodies_in,
     catalog_counts,
+    deliver,
     interleaved,
     make_rest_sink,
     rest_config,
+    rest_sink,
     snapshot,
     spooled,
     writes,
@@ -27,7 +29,7 @@ from rest_support import (
 from relay._config import MappingRule
 from relay._events import SpooledEvent
 from relay._observe.metrics import Metrics
-from relay._sinks.base import DELIVERED, Outcome
+from relay._sinks.base import Outcome
 from relay.testing.mock_openmetadata import MockOpenMetadata, read_catalog
 
 TASK = "execute_insert_into_hadoop_fs_relation_command.warehouse_reporting_db_revenue_by_country"
@@ -75,30 +77,17 @@ def _changed(body: bytes, change: Any) -> bytes:
 
 
 @pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
-
-
-@pytest.fixture
 async def mock() -> AsyncIterator[MockOpenMetadata]:
     async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
         yield server
-
-
-async def _deliver(sink: Any, events: list[SpooledEvent]) -> None:
-    results = await sink.send(events)
-    assert list(results) == [DELIVERED] * len(events)
 
 
 async def test_the_samples_give_exactly_the_expected_pipeline_status_and_edges(
     mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
 ) -> None:
     before = await catalog_counts(mock)
-    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
-        await _deliver(sink, spooled(bodies_in(SPARK)))
-    finally:
-        await sink.aclose()
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
+        await deliver(sink, spooled(bodies_in(SPARK)))
     assert await snapshot(mock) == EXPECTED
     assert await catalog_counts(mock) == before  # nothing created, nothing else touched
     assert {path for _, path in writes(mock)} == SINK_WRITES
@@ -107,11 +96,8 @@ async def test_the_samples_give_exactly_the_expected_pipeline_status_and_edges(
 
 async def test_an_openmetadata_1_13_server_gets_the_same(tmp_path: Path, metrics: Metrics) -> None:
     async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG, version="1.13.0") as mock:
-        sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-        try:
-            await _deliver(sink, spooled(bodies_in(SPARK)))
-        finally:
-            await sink.aclose()
+        async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
+            await deliver(sink, spooled(bodies_in(SPARK)))
         assert sink.server_version == "1.13.0"
         assert await snapshot(mock) == EXPECTED
 
@@ -121,17 +107,14 @@ async def test_posted_twice_or_interleaved_the_result_is_the_same(
     mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics, seed: int
 ) -> None:
     bodies = bodies_in(SPARK)
-    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
         order = interleaved(bodies, seed)
         for body in order:  # one event per batch: the worst case for per-batch coalescing
-            await _deliver(sink, spooled([body]))
+            await deliver(sink, spooled([body]))
         assert await snapshot(mock) == EXPECTED
         written = len(writes(mock))
-        await _deliver(sink, spooled(interleaved(bodies, seed + 10)))
+        await deliver(sink, spooled(interleaved(bodies, seed + 10)))
         assert writes(mock)[written:] == []  # the same events again: nothing new to say
-    finally:
-        await sink.aclose()
     assert await snapshot(mock) == EXPECTED
 
 
@@ -140,13 +123,10 @@ async def test_a_relay_restart_neither_repeats_nor_forgets(
 ) -> None:
     bodies = bodies_in(SPARK)
     first = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    await _deliver(first, spooled(bodies[:3]))
+    await deliver(first, spooled(bodies[:3]))
     await first.aclose()
-    second = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
-        await _deliver(second, spooled(bodies[3:]))
-    finally:
-        await second.aclose()
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as second:
+        await deliver(second, spooled(bodies[3:]))
     assert await snapshot(mock) == EXPECTED
     statuses = mock.pipeline_statuses("spark.orders_daily")
     assert len(statuses) == 1 and statuses[0]["timestamp"] == 1795140003118  # the app START
@@ -156,13 +136,10 @@ async def test_an_action_before_its_application_start_moves_to_the_real_start(
     mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
 ) -> None:
     bodies = bodies_in(SPARK)
-    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
-        await _deliver(sink, spooled(bodies[1:4]))
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
+        await deliver(sink, spooled(bodies[1:4]))
         assert mock.pipeline_statuses("spark.orders_daily")[0]["executionStatus"] == "Pending"
-        await _deliver(sink, spooled([bodies[0], bodies[4]]))
-    finally:
-        await sink.aclose()
+        await deliver(sink, spooled([bodies[0], bodies[4]]))
     assert await snapshot(mock) == EXPECTED
     assert [s["timestamp"] for s in mock.pipeline_statuses("spark.orders_daily")] == [1795140003118]
 
@@ -180,15 +157,12 @@ async def test_a_failed_action_fails_the_run_and_a_later_complete_keeps_it_faile
 
     failed = _changed(bodies[3], fail)
     sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    await _deliver(sink, spooled([*bodies[:3], failed]))
+    await deliver(sink, spooled([*bodies[:3], failed]))
     assert mock.pipeline_statuses("spark.orders_daily")[0]["executionStatus"] == "Failed"
     await sink.aclose()
     # After a restart, the COMPLETE of the same action and of the application arrive.
-    again = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
-        await _deliver(again, spooled([bodies[3], bodies[4]]))
-    finally:
-        await again.aclose()
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as again:
+        await deliver(again, spooled([bodies[3], bodies[4]]))
     state = await snapshot(mock)
     assert state["statuses"] == {"spark.orders_daily": [("Failed", {TASK: "Failed"})]}
 
@@ -205,11 +179,8 @@ async def test_the_openmetadata_job_facet_names_service_and_pipeline(
             "pipelineSourceUrl": "https://git.example.com/etl/orders.py",
         }  # fmt: skip
 
-    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
-        await _deliver(sink, spooled(_changed(body, hint) for body in bodies_in(SPARK)))
-    finally:
-        await sink.aclose()
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
+        await deliver(sink, spooled(_changed(body, hint) for body in bodies_in(SPARK)))
     state = await snapshot(mock)
     assert state["pipelines"] == {"etl_spark.orders nightly": [TASK]}
     assert {edge["pipeline"] for edge in state["edges"].values()} == {"etl_spark.orders nightly"}
@@ -226,15 +197,12 @@ async def test_a_lost_state_file_is_made_up_for_by_the_servers_status(
     bodies = bodies_in(SPARK)
     failed = _changed(bodies[3], lambda doc: doc.update(eventType="FAIL"))
     sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    await _deliver(sink, spooled([*bodies[:3], failed]))
+    await deliver(sink, spooled([*bodies[:3], failed]))
     await sink.aclose()
     for path in tmp_path.glob("rest-sink.db*"):
         path.unlink()  # the relay's memory of the run is gone
-    again = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
-        await _deliver(again, spooled([bodies[3], bodies[4]]))
-    finally:
-        await again.aclose()
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as again:
+        await deliver(again, spooled([bodies[3], bodies[4]]))
     (status,) = mock.pipeline_statuses("spark.orders_daily")  # found again by executionId
     assert status["timestamp"] == 1795140003118  # the application START's, not a new one
     assert status["executionId"] == "0193a1f2-7c4e-7d21-9a0b-3c5e8f61d2a4"
@@ -247,9 +215,8 @@ async def test_an_unknown_output_parks_its_edges_until_the_table_exists(
     async with MockOpenMetadata(
         tokens=[TOKEN], catalog=_without_table("revenue_by_country")
     ) as mock:
-        sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-        try:
-            await _deliver(sink, spooled(bodies_in(SPARK)))  # delivered: nothing holds the run
+        async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
+            await deliver(sink, spooled(bodies_in(SPARK)))  # delivered: nothing holds the run
             assert mock.lineage_edges == []
             assert metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 1
             labels = {"namespace": "hive://metastore.internal:9083"}
@@ -259,8 +226,6 @@ async def test_an_unknown_output_parks_its_edges_until_the_table_exists(
             await _wait_for(
                 lambda: metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
             )
-        finally:
-            await sink.aclose()
         assert await snapshot(mock) == EXPECTED
 
 
@@ -269,15 +234,12 @@ async def test_a_parked_edge_survives_a_restart(tmp_path: Path, metrics: Metrics
         tokens=[TOKEN], catalog=_without_table("revenue_by_country")
     ) as mock:
         sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-        await _deliver(sink, spooled(bodies_in(SPARK)))
+        await deliver(sink, spooled(bodies_in(SPARK)))
         await sink.aclose()
         await _create_revenue_table(mock)
-        again = make_rest_sink(rest_config(mock), tmp_path, Metrics())
-        try:
+        async with rest_sink(rest_config(mock), tmp_path, Metrics()) as again:
             await again.start()
             await _wait_for(lambda: len(mock.lineage_edges) == 2)
-        finally:
-            await again.aclose()
         assert await snapshot(mock) == EXPECTED
 
 
@@ -293,18 +255,15 @@ async def test_a_parked_edge_is_dead_lettered_after_the_retention(
         tokens=[TOKEN], catalog=_without_table("revenue_by_country")
     ) as mock:
         config = rest_config(mock, unresolved_retention_s=0.05)
-        sink = make_rest_sink(config, tmp_path, metrics, dead_letter=bury)
-        try:
+        async with rest_sink(config, tmp_path, metrics, dead_letter=bury) as sink:
             events = spooled(bodies_in(SPARK))
-            await _deliver(sink, events)
+            await deliver(sink, events)
             # Two edges (orders and customers to the missing table), RUNNING and COMPLETE
             # parked as one row each: one dead letter for the event.
             await _wait_for(lambda: len(buried) == 1)
             await _wait_for(
                 lambda: metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
             )
-        finally:
-            await sink.aclose()
     event, reason = buried[0]
     assert event.body == events[3].body  # the latest event of the run carries the edge
     assert reason.startswith("unresolved: ") and "revenue_by_country" in reason
@@ -319,11 +278,8 @@ async def test_auto_create_makes_the_missing_table_and_writes_at_once(
     catalog = _without_table("revenue_by_country")
     catalog["databaseSchemas"] = [s for s in catalog["databaseSchemas"] if s["name"] != "reporting"]
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
-        sink = make_rest_sink(rest_config(mock, auto_create=True), tmp_path, metrics)
-        try:
-            await _deliver(sink, spooled(bodies_in(SPARK)))
-        finally:
-            await sink.aclose()
+        async with rest_sink(rest_config(mock, auto_create=True), tmp_path, metrics) as sink:
+            await deliver(sink, spooled(bodies_in(SPARK)))
         table = mock.entity("table", REVENUE)
         assert table is not None
         assert [(c["name"], c["dataType"]) for c in table["columns"]] == [
@@ -340,11 +296,8 @@ async def test_auto_create_makes_containers_under_a_container_rule(tmp_path: Pat
     rule = MappingRule(namespace="hive://*", service="hdfs_store", entity="container")
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
         config = rest_config(mock, mapping=(rule,), auto_create=True)
-        sink = make_rest_sink(config, tmp_path, Metrics())
-        try:
-            await _deliver(sink, spooled(bodies_in(SPARK)))
-        finally:
-            await sink.aclose()
+        async with rest_sink(config, tmp_path, Metrics()) as sink:
+            await deliver(sink, spooled(bodies_in(SPARK)))
         edges = (await snapshot(mock))["edges"]
     # Named by their path (quoted: it has dots), fullPath the dataset's URI.
     orders = 'hdfs_store."namenode.internal:8020/warehouse/sales.db/orders"'
@@ -365,30 +318,18 @@ async def test_auto_create_makes_containers_under_a_container_rule(tmp_path: Pat
 async def test_the_same_db_table_under_two_services_is_never_guessed(
     tmp_path: Path,
 ) -> None:
-    catalog = _catalog()
-    catalog["databaseServices"].append({"name": "hive_decoy", "serviceType": "Hive"})
-    catalog["databases"].append({"name": "warehouse", "service": "hive_decoy"})
-    catalog["databaseSchemas"].append({"name": "sales", "database": "hive_decoy.warehouse"})
-    decoy = copy.deepcopy(catalog["tables"][0])
-    decoy["databaseSchema"] = "hive_decoy.warehouse.sales"
-    catalog["tables"].append(decoy)
+    catalog, _ = _with_decoy()
     bodies = bodies_in(SPARK)
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
         metrics = Metrics()
-        sink = make_rest_sink(rest_config(mock, mapping=()), tmp_path / "a", metrics)
-        try:
-            await _deliver(sink, spooled(bodies))
-        finally:
-            await sink.aclose()
+        async with rest_sink(rest_config(mock, mapping=()), tmp_path / "a", metrics) as sink:
+            await deliver(sink, spooled(bodies))
         labels = {"namespace": "hive://metastore.internal:9083"}
         assert metrics.registry.get_sample_value("lineage_relay_ambiguous_datasets_total", labels)
         assert set((await snapshot(mock))["edges"]) == {(CUSTOMERS, REVENUE)}  # no orders edge
 
-        with_rule = make_rest_sink(rest_config(mock), tmp_path / "b", Metrics())
-        try:
-            await _deliver(with_rule, spooled(bodies))
-        finally:
-            await with_rule.aclose()
+        async with rest_sink(rest_config(mock), tmp_path / "b", Metrics()) as with_rule:
+            await deliver(with_rule, spooled(bodies))
         edges = (await snapshot(mock))["edges"]
         assert set(edges) == {(ORDERS, REVENUE), (CUSTOMERS, REVENUE)}
         assert not any(source.startswith("hive_decoy") for source, _ in edges)
@@ -397,28 +338,14 @@ async def test_the_same_db_table_under_two_services_is_never_guessed(
 async def test_a_soft_deleted_table_is_never_bound(tmp_path: Path) -> None:
     # A 2.0 server finds soft-deleted entities in search unless told not to: the live table
     # must stay the only candidate, so no ambiguity is reported and its edge is written.
-    catalog = _catalog()
-    catalog["databaseServices"].append({"name": "hive_decoy", "serviceType": "Hive"})
-    catalog["databases"].append({"name": "warehouse", "service": "hive_decoy"})
-    catalog["databaseSchemas"].append({"name": "sales", "database": "hive_decoy.warehouse"})
-    decoy = copy.deepcopy(catalog["tables"][0])
-    decoy["databaseSchema"] = "hive_decoy.warehouse.sales"
-    catalog["tables"].append(decoy)
+    catalog, decoy_fqn = _with_decoy()
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
-        decoy_fqn = f"hive_decoy.warehouse.sales.{decoy['name']}"
         entity = mock.entity("table", decoy_fqn)
         assert entity is not None
-        async with aiohttp.ClientSession() as http, http.delete(
-            f"{mock.url}/v1/tables/{entity['id']}",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ) as response:
-            assert response.status == 200, await response.text()
+        assert await _api(mock, "DELETE", f"/v1/tables/{entity['id']}") == 200
         metrics = Metrics()
-        sink = make_rest_sink(rest_config(mock, mapping=()), tmp_path, metrics)
-        try:
-            await _deliver(sink, spooled(bodies_in(SPARK)))
-        finally:
-            await sink.aclose()
+        async with rest_sink(rest_config(mock, mapping=()), tmp_path, metrics) as sink:
+            await deliver(sink, spooled(bodies_in(SPARK)))
         labels = {"namespace": "hive://metastore.internal:9083"}
         assert not metrics.registry.get_sample_value(
             "lineage_relay_ambiguous_datasets_total", labels
@@ -451,11 +378,8 @@ async def test_two_jobs_writing_the_same_tables_keep_both_columns(
     second = _changed(complete, only("orders", "job_b"))
     # Two relays (their own caches): the second reads the edge the first wrote.
     for index, body in enumerate((first, second)):
-        sink = make_rest_sink(rest_config(mock), tmp_path / str(index), Metrics())
-        try:
-            await _deliver(sink, spooled([body]))
-        finally:
-            await sink.aclose()
+        async with rest_sink(rest_config(mock), tmp_path / str(index), Metrics()) as sink:
+            await deliver(sink, spooled([body]))
     edge = (await snapshot(mock))["edges"][(ORDERS, REVENUE)]
     assert edge["columns"] == [
         (f"{ORDERS}.amount", f"{REVENUE}.revenue"), (f"{ORDERS}.order_id", f"{REVENUE}.orders"),
@@ -479,18 +403,16 @@ async def test_two_relays_alternating_on_one_edge_lose_nothing(
 
         return change
 
-    first = make_rest_sink(rest_config(mock), tmp_path / "a", Metrics())
-    second = make_rest_sink(rest_config(mock), tmp_path / "b", Metrics())
-    try:
-        await _deliver(first, spooled([_changed(complete, only("revenue"))]))
-        await _deliver(second, spooled([_changed(complete, only("orders"))]))
+    async with (
+        rest_sink(rest_config(mock), tmp_path / "a", Metrics()) as first,
+        rest_sink(rest_config(mock), tmp_path / "b", Metrics()) as second,
+    ):
+        await deliver(first, spooled([_changed(complete, only("revenue"))]))
+        await deliver(second, spooled([_changed(complete, only("orders"))]))
         # The first relay remembers only its own columns; its next write (a new query text)
         # must keep the other relay's.
         third = _changed(_changed(complete, only("revenue")), _new_query)
-        await _deliver(first, spooled([third]))
-    finally:
-        await first.aclose()
-        await second.aclose()
+        await deliver(first, spooled([third]))
     edge = (await snapshot(mock))["edges"][(ORDERS, REVENUE)]
     assert edge["columns"] == [
         (f"{ORDERS}.amount", f"{REVENUE}.revenue"), (f"{ORDERS}.order_id", f"{REVENUE}.orders"),
@@ -506,11 +428,8 @@ async def test_a_permanent_refusal_dead_letters_only_that_event(
 ) -> None:
     bodies = bodies_in(SPARK)
     await mock.set_faults({"mode": "error", "status": 400, "path": "/api/v1/lineage"})
-    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
         results = await sink.send(spooled(bodies))
-    finally:
-        await sink.aclose()
     outcomes = [r.outcome for r in results]
     # RUNNING and COMPLETE write edges: refused; START and the application's events do not.
     assert outcomes == [
@@ -526,36 +445,23 @@ async def test_openmetadata_down_raises_for_the_breaker(
     from relay._exceptions import RetriableSinkError
 
     await mock.set_faults({"mode": "error", "status": 503, "path": "/api/v1/*"})
-    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
         with pytest.raises(RetriableSinkError, match="503"):
             await sink.send(spooled(bodies_in(SPARK)))
         await mock.clear_faults()
-        await _deliver(sink, spooled(bodies_in(SPARK)))
-    finally:
-        await sink.aclose()
+        await deliver(sink, spooled(bodies_in(SPARK)))
     assert await snapshot(mock) == EXPECTED
 
 
 async def test_a_pipeline_deleted_behind_the_relays_back_is_made_again(
     mock: MockOpenMetadata, tmp_path: Path, metrics: Metrics
 ) -> None:
-    import aiohttp
-
     bodies = bodies_in(SPARK)
-    sink = make_rest_sink(rest_config(mock), tmp_path, metrics)
-    try:
-        await _deliver(sink, spooled(bodies))
+    async with rest_sink(rest_config(mock), tmp_path, metrics) as sink:
+        await deliver(sink, spooled(bodies))
         old = mock.entity("pipeline", "spark.orders_daily")
         assert old is not None
-        async with (
-            aiohttp.ClientSession() as http,
-            http.delete(
-                f"{mock.url}/v1/pipelines/{old['id']}?hardDelete=true",
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            ) as response,
-        ):
-            assert response.status == 200
+        assert await _api(mock, "DELETE", f"/v1/pipelines/{old['id']}?hardDelete=true") == 200
         # The next run of the application: new run ids, the caches still name the old pipeline.
         again = [
             body.replace(b"0193a1f2-7c4e", b"0193a1f2-7c4f").replace(
@@ -563,9 +469,7 @@ async def test_a_pipeline_deleted_behind_the_relays_back_is_made_again(
             )
             for body in bodies
         ]
-        await _deliver(sink, spooled(again))
-    finally:
-        await sink.aclose()
+        await deliver(sink, spooled(again))
     new = mock.entity("pipeline", "spark.orders_daily")
     assert new is not None and new["id"] != old["id"]
     state = await snapshot(mock)
@@ -577,17 +481,33 @@ async def test_a_pipeline_deleted_behind_the_relays_back_is_made_again(
 # -- helpers ------------------------------------------------------------------------------
 
 
-async def _create_revenue_table(mock: MockOpenMetadata) -> None:
-    import aiohttp
+def _with_decoy() -> tuple[dict[str, Any], str]:
+    """The catalog with a second Hive service holding the same database, schema and first
+    table; and that copy's FQN."""
+    catalog = _catalog()
+    catalog["databaseServices"].append({"name": "hive_decoy", "serviceType": "Hive"})
+    catalog["databases"].append({"name": "warehouse", "service": "hive_decoy"})
+    catalog["databaseSchemas"].append({"name": "sales", "database": "hive_decoy.warehouse"})
+    decoy = copy.deepcopy(catalog["tables"][0])
+    decoy["databaseSchema"] = "hive_decoy.warehouse.sales"
+    catalog["tables"].append(decoy)
+    return catalog, f"hive_decoy.warehouse.sales.{decoy['name']}"
 
-    (table,) = [t for t in read_catalog(CATALOG)["tables"] if t["name"] == "revenue_by_country"]
+
+async def _api(mock: MockOpenMetadata, method: str, path: str, body: Any = None) -> int:
+    """One authorised call to the mock's API, as an operator would make it; its status."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
     async with (
-        aiohttp.ClientSession() as http,
-        http.put(
-            f"{mock.url}/v1/tables", json=table, headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as response,
+        aiohttp.ClientSession(headers=headers) as http,
+        http.request(method, f"{mock.url}{path}", json=body) as response,
     ):
-        assert response.status == 201, await response.text()
+        await response.read()
+        return response.status
+
+
+async def _create_revenue_table(mock: MockOpenMetadata) -> None:
+    (table,) = [t for t in read_catalog(CATALOG)["tables"] if t["name"] == "revenue_by_country"]
+    assert await _api(mock, "PUT", "/v1/tables", table) == 201
 
 
 async def _wait_for(predicate: Any, within_s: float = 20.0) -> None:

@@ -10,24 +10,17 @@ import pytest
 from rest_support import (
     TOKEN,
     bodies_in,
+    deliver,
     interleaved,
-    make_rest_sink,
     rest_config,
+    rest_sink,
     snapshot,
     spooled,
 )
 
 from relay._config import MappingRule
-from relay._events import SpooledEvent
 from relay._observe.metrics import Metrics
-from relay._sinks.base import DELIVERED
 from relay.testing.mock_openmetadata import MockOpenMetadata
-
-
-async def _deliver(sink: Any, events: list[SpooledEvent]) -> None:
-    results = await sink.send(events)
-    assert list(results) == [DELIVERED] * len(events)
-
 
 DATAPROC = "spark-real/dataproc-hive-hdfs-1.23.0"
 CLL = "spark-real/cll-hive-ctas-with-logicalplan-1.19.0-SNAPSHOT"
@@ -53,11 +46,8 @@ async def test_the_reference_dataproc_events(shared_dir: Path, tmp_path: Path, s
     rule = MappingRule(namespace="hive://*", service="dataproc", database="hive")
     t1, t2 = "dataproc.hive.default.t1", "dataproc.hive.default.t2"
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
-        sink = make_rest_sink(rest_config(mock, mapping=(rule,)), tmp_path, Metrics())
-        try:
-            await _deliver(sink, spooled(bodies if not seed else interleaved(bodies, seed)))
-        finally:
-            await sink.aclose()
+        async with rest_sink(rest_config(mock, mapping=(rule,)), tmp_path, Metrics()) as sink:
+            await deliver(sink, spooled(bodies if not seed else interleaved(bodies, seed)))
         tasks = [
             "drop_table", "execute_create_hive_table_as_select_command.default_t2",
             "execute_create_table_command.warehouse_t1",
@@ -90,11 +80,8 @@ async def test_the_reference_column_lineage_events(shared_dir: Path, tmp_path: P
         f"local.spark_catalog.default.{t}" for t in ("cll_source1", "cll_source2", "tbl1")
     )
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
-        sink = make_rest_sink(rest_config(mock, mapping=(rule,)), tmp_path, Metrics())
-        try:
-            await _deliver(sink, spooled(bodies))
-        finally:
-            await sink.aclose()
+        async with rest_sink(rest_config(mock, mapping=(rule,)), tmp_path, Metrics()) as sink:
+            await deliver(sink, spooled(bodies))
         state = await snapshot(mock)
     pipeline = "spark.open_lineage_integration_create_table"
     assert state["pipelines"] == {
