@@ -1,4 +1,5 @@
-"""Plugin runtime test helpers: a real local HTTP receiver and the OpenLineage spec check."""
+"""Plugin runtime test helpers: a real local HTTP receiver, the plugin enabled towards it on
+the shared session, and the OpenLineage spec check."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from spark_plugin import _state, enable
+
+Events = list[dict[str, Any]]
 
 
 @dataclass
@@ -100,6 +105,34 @@ def receiving(**kwargs: Any) -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.close()
+
+
+def events_per_action(
+    spark: Any, actions: dict[str, Callable[[], None]]
+) -> tuple[Events, dict[str, Events]]:
+    """Enable the plugin on `spark` towards a receiver, run each action and flush after it.
+
+    Returns the events sent before the first action (the application's START) and, by name,
+    the events each action caused. The handle is closed at the end."""
+    _state.reset()  # no handle left open by another module on the shared session
+    per_action: dict[str, Events] = {}
+    with receiving() as receiver:
+        handle = enable(spark, url=receiver.url)
+        try:
+            assert handle.flush(30)
+            at_start = receiver.events()
+            for name, action in actions.items():
+                before = len(receiver.events())
+                action()
+                assert handle.flush(30), name
+                per_action[name] = receiver.events()[before:]
+        finally:
+            assert handle.close(30)
+    return at_start, per_action
+
+
+def dataset_names(datasets: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(d["namespace"], d["name"]) for d in datasets]
 
 
 def closed_port_url() -> str:

@@ -5,17 +5,14 @@ Spark integration names them; shown on the shared real SparkSession with the plu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_support import SpecValidator, receiving
+from plugin_support import Events, SpecValidator, dataset_names, events_per_action
 
-from spark_plugin import _state, enable
 from spark_plugin._rdd import glob_base, rdd_lineage
 
-Events = list[dict[str, Any]]
 APP = "lineage_relay_tests"
 
 
@@ -65,7 +62,7 @@ def text(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def shown(spark: Any, text: Path) -> Iterator[dict[str, Events]]:
+def shown(spark: Any, text: Path) -> dict[str, Events]:
     """{job kind: the run events its action caused}, each job run with the plugin enabled."""
     sc = spark.sparkContext
     out = text / "out"
@@ -133,22 +130,11 @@ def shown(spark: Any, text: Path) -> Iterator[dict[str, Events]]:
         "failing": failing,
         "dataframe_and_collect": dataframe_and_collect,
     }
-    _state.reset()  # no handle left open by another module on the shared session
-    per_job: dict[str, Events] = {}
-    with receiving() as receiver:
-        handle = enable(spark, url=receiver.url)
-        try:
-            assert handle.flush(30)
-            for kind, job in jobs.items():
-                before = len(receiver.events())
-                job()
-                assert handle.flush(30), kind
-                per_job[kind] = [
-                    e for e in receiver.events()[before:] if "parent" in e["run"]["facets"]
-                ]
-        finally:
-            assert handle.close(30)
-    yield per_job
+    _, per_job = events_per_action(spark, jobs)
+    return {
+        kind: [e for e in events if "parent" in e["run"]["facets"]]
+        for kind, events in per_job.items()
+    }
 
 
 def _one_run(events: Events) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -163,17 +149,13 @@ def _one_run(events: Events) -> tuple[dict[str, Any], dict[str, Any]]:
     return start, end
 
 
-def _names(datasets: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(d["namespace"], d["name"]) for d in datasets]
-
-
 @pytest.mark.spark
 def test_text_file_to_save_as_text_file(shown: dict[str, Events], text: Path) -> None:
     start, end = _one_run(shown["word_count"])
     assert end["eventType"] == "COMPLETE"
     for event in (start, end):
-        assert _names(event["inputs"]) == [("file", str(text / "words"))]
-        assert _names(event["outputs"]) == [("file", str(text / "out" / "counts"))]
+        assert dataset_names(event["inputs"]) == [("file", str(text / "words"))]
+        assert dataset_names(event["outputs"]) == [("file", str(text / "out" / "counts"))]
     stats = end["outputs"][0]["outputFacets"]["outputStatistics"]
     assert stats["rowCount"] == 8 and stats["size"] > 0  # distinct words longer than one letter
     assert end["job"]["name"].endswith(".out_counts")
@@ -183,24 +165,24 @@ def test_text_file_to_save_as_text_file(shown: dict[str, Events], text: Path) ->
 def test_parallelize_has_no_input(shown: dict[str, Events], text: Path) -> None:
     _, end = _one_run(shown["parallelize"])
     assert end["inputs"] == []
-    assert _names(end["outputs"]) == [("file", str(text / "out" / "numbers"))]
+    assert dataset_names(end["outputs"]) == [("file", str(text / "out" / "numbers"))]
     assert "parallel_collection" in end["job"]["name"]
 
 
 @pytest.mark.spark
 def test_union_of_two_text_files(shown: dict[str, Events], text: Path) -> None:
     _, end = _one_run(shown["union"])
-    assert sorted(_names(end["inputs"])) == [
+    assert sorted(dataset_names(end["inputs"])) == [
         ("file", str(text / "more.txt")),
         ("file", str(text / "words" / "a.txt")),
     ]
-    assert _names(end["outputs"]) == [("file", str(text / "out" / "union"))]
+    assert dataset_names(end["outputs"]) == [("file", str(text / "out" / "union"))]
 
 
 @pytest.mark.spark
 def test_glob_input_named_by_its_directory(shown: dict[str, Events], text: Path) -> None:
     _, end = _one_run(shown["glob"])
-    assert _names(end["inputs"]) == [("file", str(text / "words"))]
+    assert dataset_names(end["inputs"]) == [("file", str(text / "words"))]
 
 
 @pytest.mark.spark
@@ -212,10 +194,10 @@ def test_hadoop_output_formats_and_sequence_file_input(
     assert len(runs) == 2, [(e["eventType"], e["job"]["name"]) for e in events]
     _, new_api = _one_run(runs[0])
     assert new_api["inputs"] == []
-    assert _names(new_api["outputs"]) == [("file", str(text / "out" / "seq_new"))]
+    assert dataset_names(new_api["outputs"]) == [("file", str(text / "out" / "seq_new"))]
     _, old_api = _one_run(runs[1])
-    assert _names(old_api["inputs"]) == [("file", str(text / "out" / "seq_new"))]
-    assert _names(old_api["outputs"]) == [("file", str(text / "out" / "seq_old"))]
+    assert dataset_names(old_api["inputs"]) == [("file", str(text / "out" / "seq_new"))]
+    assert dataset_names(old_api["outputs"]) == [("file", str(text / "out" / "seq_old"))]
 
 
 @pytest.mark.spark
@@ -223,7 +205,7 @@ def test_failing_rdd_job_gives_fail(shown: dict[str, Events], text: Path) -> Non
     _, end = _one_run(shown["failing"])
     assert end["eventType"] == "FAIL"
     assert "boom in an RDD job" in end["run"]["facets"]["errorMessage"]["message"]
-    assert _names(end["outputs"]) == [("file", str(text / "out" / "never"))]
+    assert dataset_names(end["outputs"]) == [("file", str(text / "out" / "never"))]
 
 
 @pytest.mark.spark
@@ -231,13 +213,7 @@ def test_no_double_reporting_and_silent_reads(shown: dict[str, Events], text: Pa
     events = shown["dataframe_and_collect"]
     assert len(events) == 2, [(e["eventType"], e["job"]["name"]) for e in events]
     assert {e["job"]["facets"]["jobType"]["jobType"] for e in events} == {"SQL_JOB"}
-    assert _names(events[-1]["outputs"]) == [("file", str(text / "out" / "frame"))]
-
-
-@pytest.fixture(scope="module")
-def validator(shared_dir: Path) -> SpecValidator:
-    pytest.importorskip("jsonschema")
-    return SpecValidator(shared_dir / "openlineage-samples" / "spec")
+    assert dataset_names(events[-1]["outputs"]) == [("file", str(text / "out" / "frame"))]
 
 
 @pytest.mark.spark

@@ -7,7 +7,6 @@ facet, job names and facets, and validity against the OpenLineage JSON Schema.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -370,12 +369,6 @@ def test_application_start_and_complete(shown: dict[str, Any]) -> None:
     assert (job_type["jobType"], job_type["processingType"]) == ("APPLICATION", "NONE")
     assert "parent" not in start["run"]["facets"]  # no parent configured
     assert (handle.emitted, handle.dropped, handle.failed_posts) == (len(shown["all"]), 0, 0)
-
-
-@pytest.fixture(scope="module")
-def validator(shared_dir: Path) -> SpecValidator:
-    pytest.importorskip("jsonschema")
-    return SpecValidator(shared_dir / "openlineage-samples" / "spec")
 
 
 @pytest.mark.parametrize("kind", ["app", *JOB_KINDS])

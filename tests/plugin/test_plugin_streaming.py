@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_support import SpecValidator, receiving
+from plugin_support import Events, SpecValidator, dataset_names, events_per_action
 
-from spark_plugin import _state, enable
 from spark_plugin._naming import kafka_datasets
 from spark_plugin._plans import lineage_from_digest
 
-Events = list[dict[str, Any]]
 APP = "lineage_relay_tests"
 
 
@@ -91,7 +88,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def shown(spark: Any, source: Path) -> Iterator[dict[str, Events]]:
+def shown(spark: Any, source: Path) -> dict[str, Events]:
     """{query kind: the streaming run events it caused}."""
     base = source
 
@@ -161,22 +158,8 @@ def shown(spark: Any, source: Path) -> Iterator[dict[str, Events]]:
         "foreach_batch": foreach_batch,
         "failing": failing,
     }
-    _state.reset()  # no handle left open by another module on the shared session
-    per_query: dict[str, Events] = {}
-    with receiving() as receiver:
-        handle = enable(spark, url=receiver.url)
-        try:
-            assert handle.flush(30)
-            app_start = receiver.events()
-            for kind, query in queries.items():
-                before = len(receiver.events())
-                query()
-                assert handle.flush(30), kind
-                per_query[kind] = receiver.events()[before:]
-        finally:
-            assert handle.close(30)
-        per_query["app"] = app_start
-    yield per_query
+    app_start, per_query = events_per_action(spark, queries)
+    return {**per_query, "app": app_start}
 
 
 def _run(events: Events) -> list[dict[str, Any]]:
@@ -194,18 +177,14 @@ def _run(events: Events) -> list[dict[str, Any]]:
     return events
 
 
-def _names(datasets: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(d["namespace"], d["name"]) for d in datasets]
-
-
 @pytest.mark.spark
 def test_json_source_to_parquet_sink(shown: dict[str, Events], source: Path) -> None:
     events = _run(shown["json_to_parquet"])
     start, *running, end = events
     assert end["eventType"] == "COMPLETE" and running
     for event in events:
-        assert _names(event["inputs"]) == [("file", str(source / "json_in"))]
-        assert _names(event["outputs"]) == [("file", str(source / "json_out"))]
+        assert dataset_names(event["inputs"]) == [("file", str(source / "json_in"))]
+        assert dataset_names(event["outputs"]) == [("file", str(source / "json_out"))]
     # no name: named after the sink and its output
     assert start["job"]["name"] == f"{APP}.file_stream_sink.{source.name}_json_out"
     stats = [r["outputs"][0]["outputFacets"]["outputStatistics"] for r in running]
@@ -221,8 +200,8 @@ def test_json_source_to_parquet_sink(shown: dict[str, Events], source: Path) -> 
 def test_csv_source_named_query(shown: dict[str, Events], source: Path) -> None:
     events = _run(shown["csv_to_parquet_named"])
     assert events[0]["job"]["name"] == f"{APP}.nightly_csv_copy"
-    assert _names(events[-1]["inputs"]) == [("file", str(source / "csv_in"))]
-    assert _names(events[-1]["outputs"]) == [("file", str(source / "csv_out"))]
+    assert dataset_names(events[-1]["inputs"]) == [("file", str(source / "csv_in"))]
+    assert dataset_names(events[-1]["outputs"]) == [("file", str(source / "csv_out"))]
     running = [e for e in events if e["eventType"] == "RUNNING"]
     assert running[0]["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 2
 
@@ -234,8 +213,8 @@ def test_foreach_batch_writes_are_outputs(shown: dict[str, Events], source: Path
     running = [e for e in events if e["eventType"] == "RUNNING"]
     assert running
     for event in events:
-        assert _names(event["inputs"]) == [("file", str(source / "json_in"))]
-        assert _names(event["outputs"]) == [("file", str(source / "batches_out"))]
+        assert dataset_names(event["inputs"]) == [("file", str(source / "json_in"))]
+        assert dataset_names(event["outputs"]) == [("file", str(source / "batches_out"))]
     assert (
         sum(r["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] for r in running) == 3
     )
@@ -256,12 +235,6 @@ def test_micro_batches_are_no_runs_of_their_own(shown: dict[str, Events]) -> Non
     for kind in ("json_to_parquet", "csv_to_parquet_named", "foreach_batch", "failing"):
         for event in shown[kind]:
             assert event["job"]["facets"]["jobType"]["processingType"] == "STREAMING", kind
-
-
-@pytest.fixture(scope="module")
-def validator(shared_dir: Path) -> SpecValidator:
-    pytest.importorskip("jsonschema")
-    return SpecValidator(shared_dir / "openlineage-samples" / "spec")
 
 
 @pytest.mark.spark

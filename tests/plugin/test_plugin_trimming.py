@@ -194,12 +194,6 @@ def test_trimmed_datasets_with_the_same_facets_become_one() -> None:
     assert NameTrimming().apply(untouched) is untouched
 
 
-@pytest.fixture(scope="module")
-def validator(shared_dir: Path) -> SpecValidator:
-    pytest.importorskip("jsonschema")
-    return SpecValidator(shared_dir / "openlineage-samples" / "spec")
-
-
 def test_subset_facet_is_valid_openlineage(validator: SpecValidator) -> None:
     lineage = ExecutionLineage(
         node_name="execute_insert_into_hadoop_fs_relation_command",
