@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
+from relay_support import RelayStarter, forwarding_settings, relay_settings
 
 from relay._observe.metrics import Metrics
 from relay.testing.mock_openmetadata import MockOpenMetadata
+from relay.testing.spark import local_session
 
 REPO = Path(__file__).resolve().parent.parent
 # Reference material beside the checkout; never needed at run time, only by some tests.
@@ -60,6 +62,28 @@ async def mock() -> AsyncIterator[MockOpenMetadata]:
         yield server
 
 
+@pytest.fixture
+async def start_relay(tmp_path: Path) -> AsyncIterator[RelayStarter]:
+    """`await start_relay(**{"section.key": value})` -> a started in-process relay with a spool
+    of its own and no delivery (`delivery=True`: forwarding towards a port where nothing
+    listens); every one closed at teardown."""
+    starter = RelayStarter(lambda n: relay_settings(tmp_path / f"spool{n}"), delivery=False)
+    yield starter
+    await starter.aclose()
+
+
+@pytest.fixture
+async def start_forwarding_relay(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> AsyncIterator[RelayStarter]:
+    """`await start_forwarding_relay(**{"section.key": value})` -> a started in-process relay
+    forwarding to `mock` (relay_support.forwarding_settings), a spool of its own each; every
+    one closed at teardown."""
+    starter = RelayStarter(lambda n: forwarding_settings(tmp_path / f"relay{n}", mock.url))
+    yield starter
+    await starter.aclose()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The read-only reference folder; tests that need it skip when it is absent (one reason,
@@ -76,26 +100,8 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local SparkSession (Hive support, embedded Derby metastore) for every Spark test."""
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    base = tmp_path_factory.mktemp("spark")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
-        .appName("lineage relay tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", str(base / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={base}")
-        .config(
-            "spark.hadoop.javax.jdo.option.ConnectionURL",
-            f"jdbc:derby:;databaseName={base / 'metastore_db'};create=true",
-        )
-        .enableHiveSupport()
-    )
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    pytest.importorskip("pyspark.sql")
+    session = local_session("lineage relay tests", base=tmp_path_factory.mktemp("spark"))
     try:
         yield session
     finally:

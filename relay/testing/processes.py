@@ -118,6 +118,21 @@ class _Child:
     def pid(self) -> int:
         return self._proc.pid if self._proc is not None else 0
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send `sig` (SIGKILL for a crash, SIGTERM or SIGINT for a stop); `wait()` for the end."""
+        if self._proc is None:
+            raise RuntimeError("the process is not running")
+        self._proc.send_signal(sig)
+
+    def wait(self, timeout_s: float = _STOP_TIMEOUT_S) -> int:
+        """Wait up to `timeout_s` for the process to end by itself; its exit status."""
+        proc = self._proc
+        if proc is None:
+            return self.returncode if self.returncode is not None else 0
+        self.returncode = proc.wait(timeout_s)
+        self._proc = None
+        return self.returncode
+
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> int:
         """SIGTERM, wait up to `timeout_s`, then SIGKILL; the exit status. Idempotent."""
         proc = self._proc
@@ -200,7 +215,8 @@ class MockProcess(_Child):
 class RelayProcess(_Child):
     """`lineage-relay serve` on an ephemeral loopback port, spool in `spool_dir`.
 
-    `env` adds `LINEAGE_RELAY_*` settings (the parent's own are not inherited)."""
+    `env` adds `LINEAGE_RELAY_*` settings (the parent's own are not inherited); `program`
+    replaces `python -m relay` (the installed `lineage-relay` console script, say)."""
 
     def __init__(
         self,
@@ -210,11 +226,12 @@ class RelayProcess(_Child):
         config: Path | None = None,
         env: Mapping[str, str] | None = None,
         name: str = "relay",
+        program: Sequence[str] = (),
     ) -> None:
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_RELAY_")}
         child_env.update(env or {})
-        command = [sys.executable, "-m", "relay", "serve", "--listen", "127.0.0.1:0",
-                   "--spool-dir", str(spool_dir)]  # fmt: skip
+        command = [*(program or (sys.executable, "-m", "relay")), "serve",
+                   "--listen", "127.0.0.1:0", "--spool-dir", str(spool_dir)]  # fmt: skip
         if config is not None:
             command += ["--config", str(config)]
         super().__init__(command, log_dir / f"{name}.log", child_env)

@@ -9,23 +9,16 @@ from typing import Any
 
 import aiohttp
 from app_support import EVENTS
+from relay_support import relay_config
 
 from relay._app import Relay
-from relay._config import Config, load_config
+from relay._config import Config
 from relay._events import EventKey
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
 from relay._spool.integrity import VERIFY_AT_OPEN_BYTES
 
 COMPLETE = (EVENTS / "spark" / "04_COMPLETE_insert_revenue_by_country.json").read_bytes()
-
-
-def make_config(tmp_path: Path) -> Config:
-    return load_config(
-        None,
-        environ={},
-        overrides={"relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / "spool")},
-    )
 
 
 async def fill_big_spool(config: Config) -> int:
@@ -46,7 +39,7 @@ async def health(http: aiohttp.ClientSession, relay: Relay) -> tuple[int, dict[s
 
 
 async def test_health_and_ingest_answer_while_the_integrity_scan_runs(tmp_path: Path) -> None:
-    config = make_config(tmp_path)
+    config = relay_config(tmp_path / "spool")
     backlog = await fill_big_spool(config)
     gate = threading.Event()  # holds the scan: the relay must serve without it
     relay = Relay(config, delivery=False, spool_scan_gate=gate)
@@ -73,7 +66,7 @@ async def test_health_and_ingest_answer_while_the_integrity_scan_runs(tmp_path: 
 async def test_a_small_spool_is_checked_at_open_and_health_says_nothing_of_a_scan(
     tmp_path: Path,
 ) -> None:
-    relay = Relay(make_config(tmp_path), delivery=False)
+    relay = Relay(relay_config(tmp_path / "spool"), delivery=False)
     async with relay, aiohttp.ClientSession() as http:
         status, document = await health(http, relay)
         assert status == 200

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from app_support import REPO, RelayProcess
+from app_support import REPO
+from relay_support import RelayProcess
 
 from relay._config import Config, load_config
 
@@ -50,8 +51,8 @@ def test_sample_config_documents_every_key_at_its_default() -> None:
 
 async def test_flags_win_over_the_environment(tmp_path: Path) -> None:
     relay = RelayProcess(
+        tmp_path,
         tmp_path / "spool",
-        tmp_path / "relay.log",
         env={
             "LINEAGE_RELAY_RELAY_LISTEN": "not-an-address",
             "LINEAGE_RELAY_SPOOL_DIR": str(tmp_path / "not-this-one"),
@@ -59,12 +60,12 @@ async def test_flags_win_over_the_environment(tmp_path: Path) -> None:
         },
     )
     try:
-        url = await asyncio.to_thread(relay.wait_listening)
+        url = (await asyncio.to_thread(relay.start)).url
         assert url.startswith("http://127.0.0.1:")
         async with aiohttp.ClientSession() as http, http.get(url + "/health") as resp:
             ingest = (await resp.json())["components"]["ingest"]
         assert ingest["max_concurrent_requests"] == 7  # the environment still applies
     finally:
-        relay.signal(signal.SIGTERM)
+        relay.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(relay.wait) == 0
     assert (tmp_path / "spool").is_dir() and not (tmp_path / "not-this-one").exists()

@@ -15,10 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 from app_support import EVENTS
+from relay_support import relay_config
 
 from relay._app import Relay
 from relay._cli import _run
-from relay._config import Config, Secret, load_config
+from relay._config import Secret
 from relay._observe.health import ComponentHealth
 from relay._observe.logging import configure_logging, register_secret, reset_logging
 from relay._observe.metrics import Metrics
@@ -26,16 +27,6 @@ from relay._parts import CONFIG, HEALTH, METRICS, SPOOL
 from relay._spool import Spool
 
 COMPLETE = (EVENTS / "spark" / "04_COMPLETE_insert_revenue_by_country.json").read_bytes()
-
-
-def make_config(tmp_path: Path, **overrides: Any) -> Config:
-    settings: dict[str, Any] = {
-        "relay.listen": "127.0.0.1:0",
-        "spool.dir": str(tmp_path / "spool"),
-        "openmetadata.host_port": "http://127.0.0.1:9/api",  # nothing listens: events stay
-    }
-    settings.update(overrides)
-    return load_config(None, environ={}, overrides=settings)
 
 
 def free_port() -> int:
@@ -61,7 +52,7 @@ async def test_parts_start_in_order_and_stop_in_reverse_with_the_spool_still_ope
         await spool.release([e.id for e in leased])
         seen.append(f"stop:{len(leased)}")
 
-    r = Relay(make_config(tmp_path), parts=[delivery], delivery=False)
+    r = Relay(relay_config(tmp_path / "spool"), parts=[delivery], delivery=False)
     with pytest.raises(RuntimeError, match="not started"):
         _ = r.url
     async with r:
@@ -77,7 +68,7 @@ async def test_parts_start_in_order_and_stop_in_reverse_with_the_spool_still_ope
     assert seen == ["start:0", "stop:1"]
     await r.aclose()  # idempotent
     # The events are still there for the next start.
-    async with Relay(make_config(tmp_path), delivery=False) as again:
+    async with Relay(relay_config(tmp_path / "spool"), delivery=False) as again:
         assert again.spool is not None and again.spool.stats().events == 1
 
 
@@ -93,7 +84,7 @@ async def test_spool_failure_stops_serve_with_a_nonzero_status(
     # The real spool, with its hook for a failing disk (an fsync error from now on).
     monkeypatch.setattr(Spool, "open", functools.partial(Spool.open, before_commit=before_commit))
     port = free_port()
-    config = make_config(tmp_path, **{"relay.listen": f"127.0.0.1:{port}"})
+    config = relay_config(tmp_path / "spool", **{"relay.listen": f"127.0.0.1:{port}"})
     serve = asyncio.create_task(_run(config))
     url = f"http://127.0.0.1:{port}/api/v1/lineage"
     async with aiohttp.ClientSession() as http:
@@ -161,7 +152,7 @@ async def test_request_log_lines_never_contain_the_ingest_token(
     tmp_path: Path, json_logs: io.StringIO
 ) -> None:
     token = "ingest-token-0123456789"
-    config = make_config(tmp_path, **{"ingest.token": token})
+    config = relay_config(tmp_path / "spool", **{"ingest.token": token})
     async with Relay(config) as r, aiohttp.ClientSession() as http:
         for presented in (token, token + "x", ""):
             headers = {"Authorization": f"Bearer {presented}", "User-Agent": presented}

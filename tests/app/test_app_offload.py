@@ -2,8 +2,8 @@
 
 Real processes: `lineage-relay serve` (SIGTERM) and `lineage-relay replay`; S3 is moto in
 server mode on loopback; OpenMetadata is the mock, in-process on loopback (or nothing at all:
-RelayProcess points the relay at a port where nothing listens). Conditions are polled with a
-bound, never slept for.
+relay_support.RelayProcess points the relay at a port where nothing listens). Conditions are
+polled with a bound, never slept for.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any, Final
 import aiohttp
 import orjson
 import pytest
-from app_support import REPO, RelayProcess, spool_config
+from app_support import REPO
+from relay_support import RelayProcess, relay_config
 
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
@@ -96,15 +97,15 @@ async def post_all(url: str, bodies: list[bytes]) -> None:
 async def post_and_stop(relay: RelayProcess, bodies: list[bytes]) -> None:
     """Post `bodies` to the relay process, then SIGTERM it; it must exit 0."""
     try:
-        url = await asyncio.to_thread(relay.wait_listening)
+        url = (await asyncio.to_thread(relay.start)).url
         await post_all(url, bodies)
     finally:
-        relay.signal(signal.SIGTERM)
+        relay.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(relay.wait) == 0
 
 
 async def spooled_events(spool_dir: Path) -> int:
-    async with await Spool.open(spool_config(spool_dir), metrics=Metrics()) as spool:
+    async with await Spool.open(relay_config(spool_dir).spool, metrics=Metrics()) as spool:
         return spool.stats().events
 
 
@@ -117,7 +118,7 @@ async def test_sigterm_with_openmetadata_down_offloads_and_replay_delivers_exact
         f'region = "{REGION}"\nmax_object_bytes = 4096\n'
     )
     bodies = run_event_pairs(20)
-    relay = RelayProcess(tmp_path / "spool", tmp_path / "relay.log", "--config", str(config))
+    relay = RelayProcess(tmp_path, tmp_path / "spool", config=config)
     await post_and_stop(relay, bodies)
     offloaded = [e for e in relay.logs() if e.get("msg", "").startswith("offloaded")]
     assert offloaded and offloaded[0]["offloaded_events"] == 40 and offloaded[0]["left"] == 0
@@ -142,21 +143,22 @@ async def test_sigterm_with_openmetadata_down_offloads_and_replay_delivers_exact
     token.write_text(TOKEN)
     async with MockOpenMetadata(tokens=[TOKEN]) as mock:
         delivering = RelayProcess(
+            tmp_path,
             fresh,
-            tmp_path / "fresh.log",
-            env={
-                "LINEAGE_RELAY_OPENMETADATA_HOST_PORT": mock.url,
-                "LINEAGE_RELAY_OPENMETADATA_JWT_TOKEN_FILE": str(token),
-                "LINEAGE_RELAY_OPENMETADATA_SINK": "openlineage",
+            name="fresh",
+            settings={
+                "openmetadata.host_port": mock.url,
+                "openmetadata.jwt_token_file": str(token),
+                "openmetadata.sink": "openlineage",
             },
         )
         try:
-            await asyncio.to_thread(delivering.wait_listening)
+            await asyncio.to_thread(delivering.start)
             async with asyncio.timeout(60):  # bounds a broken test only
                 while len(mock.openlineage_events) < 40:
                     await asyncio.sleep(0.05)
         finally:
-            delivering.signal(signal.SIGTERM)
+            delivering.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(delivering.wait) == 0
         delivered = Counter(map(identity, mock.openlineage_events))
     assert delivered == Counter(identity(orjson.loads(body)) for body in bodies)
@@ -170,22 +172,22 @@ async def test_sigterm_drains_what_openmetadata_takes_before_exiting(tmp_path: P
     async with MockOpenMetadata(tokens=[TOKEN]) as mock:
         await mock.set_faults({"mode": "down"})  # events pile up in the spool first
         relay = RelayProcess(
+            tmp_path,
             tmp_path / "spool",
-            tmp_path / "relay.log",
-            env={
-                "LINEAGE_RELAY_OPENMETADATA_HOST_PORT": mock.url,
-                "LINEAGE_RELAY_OPENMETADATA_JWT_TOKEN_FILE": str(token),
-                "LINEAGE_RELAY_OPENMETADATA_SINK": "openlineage",
-                "LINEAGE_RELAY_OPENMETADATA_RETRY_DELAY_MS": "50",
-                "LINEAGE_RELAY_OPENMETADATA_RETRY_MAX_DELAY_MS": "200",
-                "LINEAGE_RELAY_RELAY_DRAIN_TIMEOUT_S": "30",
+            settings={
+                "openmetadata.host_port": mock.url,
+                "openmetadata.jwt_token_file": str(token),
+                "openmetadata.sink": "openlineage",
+                "openmetadata.retry_delay_ms": 50,
+                "openmetadata.retry_max_delay_ms": 200,
+                "relay.drain_timeout_s": 30,
             },
         )
         try:
-            url = await asyncio.to_thread(relay.wait_listening)
+            url = (await asyncio.to_thread(relay.start)).url
             await post_all(url, bodies)
         finally:
-            relay.signal(signal.SIGTERM)  # while OpenMetadata is still down ...
+            relay.send_signal(signal.SIGTERM)  # while OpenMetadata is still down ...
         async with asyncio.timeout(30):
             while not any(
                 e.get("msg") == "draining: forwarding for up to 30 s" for e in relay.logs()
@@ -201,11 +203,7 @@ async def test_sigterm_drains_what_openmetadata_takes_before_exiting(tmp_path: P
 async def test_without_offload_the_drain_ends_and_the_spool_keeps_the_events(
     tmp_path: Path,
 ) -> None:
-    relay = RelayProcess(
-        tmp_path / "spool",
-        tmp_path / "relay.log",
-        env={"LINEAGE_RELAY_RELAY_DRAIN_TIMEOUT_S": "0.5"},
-    )
+    relay = RelayProcess(tmp_path, tmp_path / "spool", settings={"relay.drain_timeout_s": 0.5})
     await post_and_stop(relay, run_event_pairs(3))
     assert await spooled_events(tmp_path / "spool") == 6  # delivered at the next start
 
@@ -214,13 +212,12 @@ async def test_offload_to_a_missing_bucket_keeps_the_events_local(
     tmp_path: Path, moto_server: str
 ) -> None:
     relay = RelayProcess(
+        tmp_path,
         tmp_path / "spool",
-        tmp_path / "relay.log",
-        env={
-            "LINEAGE_RELAY_RELAY_DRAIN_TIMEOUT_S": "0",
-            "LINEAGE_RELAY_OFFLOAD_S3_URI": "s3://no-such-bucket/x",
-            "LINEAGE_RELAY_OFFLOAD_ENDPOINT_URL": moto_server,
-            "LINEAGE_RELAY_OFFLOAD_REGION": REGION,
+        settings={
+            "offload.s3_uri": "s3://no-such-bucket/x",
+            "offload.endpoint_url": moto_server,
+            "offload.region": REGION,
         },
     )
     await post_and_stop(relay, run_event_pairs(2))

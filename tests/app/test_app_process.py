@@ -13,7 +13,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from app_support import CONSOLE_SCRIPT, EVENTS, REPO, RelayProcess, spool_config
+from app_support import EVENTS, REPO
+from relay_support import CONSOLE_SCRIPT, RelayProcess, relay_config
 
 from relay._clock import SystemClock
 from relay._observe.metrics import Metrics
@@ -39,7 +40,7 @@ class _Later(SystemClock):
 
 async def spool_bodies(spool_dir: Path) -> list[bytes]:
     """Every pending event in the spool, whatever its retry time."""
-    spool = await Spool.open(spool_config(spool_dir), metrics=Metrics(), clock=_Later())
+    spool = await Spool.open(relay_config(spool_dir).spool, metrics=Metrics(), clock=_Later())
     async with spool:
         events = await spool.lease(max_events=1_000_000, max_bytes=1 << 40, lease_s=60)
     return [e.body for e in events]
@@ -51,9 +52,9 @@ async def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None
     acknowledged: set[bytes] = set()
     rounds = 5
     for round_no in range(rounds):
-        relay = RelayProcess(spool_dir, tmp_path / f"relay{round_no}.log")
+        relay = RelayProcess(tmp_path, spool_dir, name=f"relay{round_no}")
         try:
-            base = await asyncio.to_thread(relay.wait_listening)
+            base = (await asyncio.to_thread(relay.start)).url
             stop = asyncio.Event()
             acked_this_round = 0
 
@@ -87,12 +88,12 @@ async def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None
                 while acked_this_round < 5:
                     await asyncio.sleep(0.01)
                 await asyncio.sleep(rng.uniform(0.05, 0.6))
-                relay.signal(signal.SIGKILL)
+                relay.send_signal(signal.SIGKILL)
                 assert await asyncio.to_thread(relay.wait) == -signal.SIGKILL
                 stop.set()
                 await asyncio.gather(*clients)
         finally:
-            relay.kill()
+            relay.stop()
         stored = set(await spool_bodies(spool_dir))
         missing = acknowledged - stored
         assert not missing, f"round {round_no}: {len(missing)} acknowledged event(s) lost"
@@ -104,9 +105,9 @@ async def test_stop_signal_finishes_in_flight_requests_and_exits_0(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     spool_dir = tmp_path / "spool"
-    relay = RelayProcess(spool_dir, tmp_path / "relay.log", console_script=True)
+    relay = RelayProcess(tmp_path, spool_dir, console_script=True)
     try:
-        base = await asyncio.to_thread(relay.wait_listening)
+        base = (await asyncio.to_thread(relay.start)).url
         release = asyncio.Event()
         slow_body = unique_event()
 
@@ -124,7 +125,7 @@ async def test_stop_signal_finishes_in_flight_requests_and_exits_0(
 
             while (await health())[1]["components"]["ingest"]["in_flight"] != 1:  # type: ignore[index]
                 await asyncio.sleep(0.02)
-            relay.signal(sig)
+            relay.send_signal(sig)
             # New requests are refused while the in-flight one finishes.
             while True:
                 async with http.post(base + "/api/v1/lineage", data=unique_event()) as resp:
@@ -141,7 +142,7 @@ async def test_stop_signal_finishes_in_flight_requests_and_exits_0(
                 assert resp.status == 201
         assert await asyncio.to_thread(relay.wait) == 0
     finally:
-        relay.kill()
+        relay.stop()
     assert slow_body in await spool_bodies(spool_dir)
     messages = [entry["msg"] for entry in relay.logs()]
     assert f"received {sig.name}; stopping" in messages and messages[-1] == "relay stopped"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from app_support import spool_config
+from relay_support import relay_config
 
 from relay._cli import main
 from relay._observe.metrics import Metrics
@@ -30,7 +30,7 @@ async def replay(spool_dir: Path, *args: str) -> int:
 
 
 async def pending_bodies(spool_dir: Path) -> list[bytes]:
-    async with await Spool.open(spool_config(spool_dir), metrics=Metrics()) as spool:
+    async with await Spool.open(relay_config(spool_dir).spool, metrics=Metrics()) as spool:
         events = await spool.scan(after_id=0, max_events=10_000, max_bytes=1 << 30)
         return [event.body for event in events]
 
@@ -83,7 +83,7 @@ async def test_dead_letters_move_back_by_reason_and_by_id(
 
     spool_dir = tmp_path / "spool"
     bodies = run_event_pairs(2)
-    async with await Spool.open(spool_config(spool_dir), metrics=Metrics()) as spool:
+    async with await Spool.open(relay_config(spool_dir).spool, metrics=Metrics()) as spool:
         ids = await spool.append([(body, parse_event(body)) for body in bodies])
         await spool.lease(max_events=10, max_bytes=1 << 20, lease_s=60)
         await spool.move_to_dead_letters(ids[:2], "HTTP 400: unknown field")
@@ -105,7 +105,7 @@ async def test_replay_refuses_a_spool_a_relay_is_using(
     spool_dir = tmp_path / "spool"
     events = tmp_path / "events.ndjson"
     events.write_bytes(b"\n".join(run_event_pairs(1)))
-    async with await Spool.open(spool_config(spool_dir), metrics=Metrics()):  # the "relay"
+    async with await Spool.open(relay_config(spool_dir).spool, metrics=Metrics()):  # the "relay"
         assert await replay(spool_dir, "--file", str(events)) == 1
     err = capsys.readouterr().err
     assert "in use by another lineage-relay" in err and "stop the relay" in err

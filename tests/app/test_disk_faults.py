@@ -22,9 +22,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from relay_support import StartRelay, relay_config
 
 from relay._app import Relay
-from relay._config import load_config
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
 
@@ -61,15 +61,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def _start(spool_dir: Path) -> Relay:
-    config = load_config(
-        None, environ={}, overrides={"relay.listen": "127.0.0.1:0", "spool.dir": str(spool_dir)}
-    )
-    relay = Relay(config, delivery=False)
-    await relay.start()
-    return relay
-
-
 async def _post(
     http: aiohttp.ClientSession, relay: Relay, run_id: str
 ) -> tuple[int, dict[str, str], str]:
@@ -79,8 +70,7 @@ async def _post(
 
 
 async def _stored_run_ids(spool_dir: Path) -> set[str]:
-    config = load_config(None, environ={}, overrides={"spool.dir": str(spool_dir)}).spool
-    async with await Spool.open(config, metrics=Metrics()) as spool:
+    async with await Spool.open(relay_config(spool_dir).spool, metrics=Metrics()) as spool:
         events = await spool.lease(max_events=1_000_000, max_bytes=1 << 40, lease_s=60)
     return {json.loads(e.body)["run"]["runId"] for e in events}
 
@@ -98,10 +88,10 @@ def _fill(mountpoint: Path, leave_bytes: int) -> Path:
 
 
 async def test_a_full_disk_answers_503_and_recovers_when_space_returns(
-    small_fs: Path, http: aiohttp.ClientSession
+    small_fs: Path, http: aiohttp.ClientSession, start_relay: StartRelay
 ) -> None:
     spool_dir = small_fs / "spool"
-    relay = await _start(spool_dir)
+    relay = await start_relay(**{"spool.dir": str(spool_dir)})
     filler = _fill(small_fs, leave_bytes=1024 * 1024)
     acknowledged: list[str] = []
     refusals: list[tuple[int, str, str]] = []
@@ -140,7 +130,11 @@ async def test_a_full_disk_answers_503_and_recovers_when_space_returns(
 
 @pytest.mark.parametrize("errno_", [errno.EROFS, errno.EIO], ids=["read-only", "io-error"])
 async def test_a_failing_disk_stops_acknowledging_and_loses_nothing(
-    tmp_path: Path, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch, errno_: int
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+    start_relay: StartRelay,
+    monkeypatch: pytest.MonkeyPatch,
+    errno_: int,
 ) -> None:
     # A read-only remount is refused while the spool has files open for writing, so the
     # failure is injected at the file layer: the commit's write fails with this errno.
@@ -155,7 +149,7 @@ async def test_a_failing_disk_stops_acknowledging_and_loses_nothing(
         Spool, "open", lambda config, **kw: real_open(config, before_commit=commit, **kw)
     )
     spool_dir = tmp_path / "spool"
-    relay = await _start(spool_dir)
+    relay = await start_relay(**{"spool.dir": str(spool_dir)})
     acknowledged: list[str] = []
     try:
         for _ in range(20):

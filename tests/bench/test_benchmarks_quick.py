@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from benchmarks._runner import QUICK_TIMEOUT_S, benchmarks, run
+from _runner import QUICK_TIMEOUT_S, benchmarks, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.bench]
 

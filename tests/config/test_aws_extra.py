@@ -7,14 +7,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
+from relay_support import relay_config
 
 from relay._app import Relay
 from relay._aws import AWS_EXTRA, aws_keys_in_use
 from relay._cli import main
-from relay._config import load_config
 from relay._exceptions import ConfigError
 from relay._secrets import make_token_provider
 from relay.testing.fakes import FakeClock
@@ -29,15 +28,10 @@ def without_aiobotocore(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, name, None)
 
 
-def _config(tmp_path: Path, **overrides: Any) -> Any:
-    settings = {"relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / "spool"), **overrides}
-    return load_config(None, environ={}, overrides=settings)
-
-
 def test_only_aws_keys_need_aws(tmp_path: Path) -> None:
-    assert aws_keys_in_use(_config(tmp_path)) == []
-    config = _config(
-        tmp_path,
+    assert aws_keys_in_use(relay_config(tmp_path / "spool")) == []
+    config = relay_config(
+        tmp_path / "spool",
         **{
             "offload.s3_uri": "s3://bucket/relay",
             "openmetadata.aws_secret.secret_id": "om/jwt",
@@ -62,15 +56,15 @@ def test_an_aws_key_without_the_extra_is_refused_at_start(
     tmp_path: Path, overrides: dict[str, str], key: str
 ) -> None:
     with pytest.raises(ConfigError, match=rf"{key} needs AWS support") as info:
-        Relay(_config(tmp_path, **overrides))
+        Relay(relay_config(tmp_path / "spool", **overrides))
     assert f"pip install '{AWS_EXTRA}'" in str(info.value)
 
 
 @pytest.mark.usefixtures("without_aiobotocore")
 def test_the_token_source_asks_for_the_extra_too(tmp_path: Path) -> None:
     """The doctor and the delivery part build token providers without a Relay."""
-    config = _config(
-        tmp_path,
+    config = relay_config(
+        tmp_path / "spool",
         **{"openmetadata.aws_secret.secret_id": "om/jwt", "openmetadata.aws_secret.region": "r"},
     )
     with pytest.raises(ConfigError, match=r"lineage-relay\[aws\]"):

@@ -1,3 +1,3 @@
 """The ingest tests' fixtures (and hooks), defined in ingest_fixtures.py."""
 
-from ingest_fixtures import http, pytest_terminal_summary, relay, start_relay  # noqa: F401
+from ingest_fixtures import http, pytest_terminal_summary, relay  # noqa: F401

@@ -1,13 +1,13 @@
-"""A relay on its own thread, raw sockets to it, and what every answer must look like.
+"""Raw sockets to a relay, and what every answer must look like.
 
 The hostile-input tests talk to the relay as a misbehaving client would: bytes over a
-socket, no HTTP library in between. The relay runs on an event loop in a thread so
-the tests themselves (and hypothesis) can stay synchronous and block on sockets.
+socket, no HTTP library in between. The relay runs on an event loop in a thread
+(relay_support.ThreadedRelay) so the tests themselves (and hypothesis) can stay synchronous
+and block on sockets.
 """
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import io
 import json
@@ -16,16 +16,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from relay._app import Relay
-from relay._config import load_config
-from relay._events import SpooledEvent
-
-T = TypeVar("T")
+from typing import Any
 
 EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "events"
 COMPLETE = (EVENTS / "spark" / "04_COMPLETE_insert_revenue_by_country.json").read_bytes()
@@ -62,62 +55,6 @@ class Records(logging.Handler):
                 for r in self.records
                 if r.levelno >= logging.ERROR or r.exc_info
             ]
-
-
-class ThreadedRelay:
-    """A started `Relay` (no delivery) on an event loop in a daemon thread."""
-
-    def __init__(self, spool_dir: Path, **overrides: Any) -> None:
-        settings: dict[str, Any] = {"relay.listen": "127.0.0.1:0", "spool.dir": str(spool_dir)}
-        settings.update(overrides)
-        self.config = load_config(None, environ={}, overrides=settings)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.relay: Relay | None = None
-        self.port = 0
-
-    def __enter__(self) -> ThreadedRelay:
-        self.thread.start()
-        self.relay = self.run(self._start())
-        self.port = int(self.relay.url.rsplit(":", 1)[1])
-        return self
-
-    async def _start(self) -> Relay:
-        relay = Relay(self.config, delivery=False)
-        await relay.start()
-        return relay
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 60.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.relay is not None:
-            self.run(self.relay.aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
-        self.loop.close()
-
-    @property
-    def ingest_state(self) -> tuple[int, int, int]:
-        """(in flight, processing, body bytes held), read on the relay's loop."""
-        assert self.relay is not None
-
-        async def read() -> tuple[int, int, int]:
-            ingest = self.relay.ingest  # type: ignore[union-attr]
-            return ingest.in_flight, ingest.processing, ingest.body_bytes_in_flight
-
-        return self.run(read())
-
-    def spooled(self) -> list[SpooledEvent]:
-        assert self.relay is not None and self.relay.spool is not None
-        spool = self.relay.spool
-
-        async def read() -> list[SpooledEvent]:
-            events = await spool.lease(max_events=1_000_000, max_bytes=1 << 40, lease_s=60)
-            await spool.release([e.id for e in events])
-            return events
-
-        return self.run(read())
 
 
 @dataclass(frozen=True)

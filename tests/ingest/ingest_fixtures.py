@@ -6,30 +6,18 @@ type-checked under its own module name."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 from hostile_support import TALLY
-from relay_support import RelayStarter, StartRelay
+from relay_support import StartRelay
 
 from relay._app import Relay
 
 
 @pytest.fixture
-async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
-    """`await start_relay(**{"section.key": value})` -> a started Relay (no delivery, a spool
-    of its own), closed at teardown."""
-    starter = RelayStarter(
-        lambda n: {"relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / f"spool{n}")},
-        delivery=False,
-    )
-    yield starter
-    await starter.aclose()
-
-
-@pytest.fixture
 async def relay(start_relay: StartRelay) -> Relay:
+    """A relay of the root `start_relay` fixture: no delivery, a spool of its own."""
     return await start_relay()
 
 

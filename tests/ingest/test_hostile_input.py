@@ -22,7 +22,6 @@ import pytest
 from hostile_support import (
     COMPLETE,
     Records,
-    ThreadedRelay,
     WellBehavedClient,
     check_answer,
     event,
@@ -32,6 +31,7 @@ from hostile_support import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from relay_support import ThreadedRelay
 
 # Short limits so the slow-client cases take seconds, not the defaults' tens of seconds.
 LIMITS = {

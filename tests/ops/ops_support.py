@@ -1,4 +1,5 @@
-"""Helpers for the operations tests: events, an in-process relay next to the mock, polling."""
+"""Helpers for the operations tests: events, polling, metric names (relays start from the
+root fixtures, relay_support)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ from typing import Any
 
 import orjson
 from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
-
-from relay._app import Relay
-from relay._config import load_config
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CATALOG = MOCK_CATALOG  # the shared `mock` fixture's
@@ -47,33 +45,6 @@ def run_pair(job: str | None = None, run_id: str | None = None) -> list[bytes]:
         }
         bodies.append(orjson.dumps(event))
     return bodies
-
-
-def relay_settings(tmp_path: Path, mock_url: str, **overrides: Any) -> dict[str, Any]:
-    """Settings of a relay on an ephemeral port forwarding to `mock_url` with TOKEN."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    token_file = tmp_path / "om-token"
-    token_file.write_text(TOKEN)
-    settings: dict[str, Any] = {
-        "relay.listen": "127.0.0.1:0",
-        "spool.dir": str(tmp_path / "spool"),
-        "openmetadata.host_port": mock_url,
-        "openmetadata.sink": "openlineage",
-        "openmetadata.jwt_token_file": str(token_file),
-        "openmetadata.retry_delay_ms": 20,
-        "openmetadata.retry_max_delay_ms": 200,
-        "forwarder.linger_ms": 20,
-    }
-    settings.update(overrides)
-    return settings
-
-
-async def start_relay(tmp_path: Path, mock_url: str, **overrides: Any) -> Relay:
-    relay = Relay(
-        load_config(None, environ={}, overrides=relay_settings(tmp_path, mock_url, **overrides))
-    )
-    await relay.start()
-    return relay
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within_s: float = 20.0) -> None:

@@ -8,16 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ops_support import (
-    CATALOG,
-    INPUT_TABLE,
-    OUTPUT_TABLE,
-    TOKEN,
-    post_events,
-    run_pair,
-    start_relay,
-    wait_for,
-)
+from ops_support import INPUT_TABLE, OUTPUT_TABLE, TOKEN, post_events, run_pair, wait_for
+from relay_support import StartRelay
 
 from relay._config import AuditConfig, Config
 from relay._exceptions import ConfigError
@@ -39,20 +31,21 @@ def test_the_audit_log_is_off_by_default() -> None:
         AuditLog(AuditConfig())
 
 
-async def test_each_write_leaves_one_line_with_what_it_wrote_and_no_token(tmp_path: Path) -> None:
+async def test_each_write_leaves_one_line_with_what_it_wrote_and_no_token(
+    tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
+) -> None:
     audit = tmp_path / "audit" / "audit.jsonl"
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as mock:
-        relay = await start_relay(tmp_path, mock.url, **{"audit.path": str(audit)})
-        try:
-            async with aiohttp.ClientSession() as http:
-                first, second = run_pair(job="audited_one"), run_pair(job="audited_two")
-                await post_events(http, relay.url, first)
-                await wait_for(lambda: _async(len(mock.openlineage_events) == 2))
-                await post_events(http, relay.url, second)
-                await wait_for(lambda: _async(len(mock.openlineage_events) == 4))
-        finally:
-            await relay.aclose()  # flushes the audit writer
-        calls = [r for r in mock.requests if r["path"] == NATIVE_URL_END]
+    relay = await start_forwarding_relay(**{"audit.path": str(audit)})
+    try:
+        async with aiohttp.ClientSession() as http:
+            first, second = run_pair(job="audited_one"), run_pair(job="audited_two")
+            await post_events(http, relay.url, first)
+            await wait_for(lambda: _async(len(mock.openlineage_events) == 2))
+            await post_events(http, relay.url, second)
+            await wait_for(lambda: _async(len(mock.openlineage_events) == 4))
+    finally:
+        await relay.aclose()  # flushes the audit writer
+    calls = [r for r in mock.requests if r["path"] == NATIVE_URL_END]
 
     lines = audit_lines(audit)
     assert len(lines) == len(calls) >= 2  # one line per write call, not per event
@@ -76,23 +69,28 @@ async def test_each_write_leaves_one_line_with_what_it_wrote_and_no_token(tmp_pa
     assert TOKEN not in text and "Bearer" not in text and "eventTime" not in text  # no bodies
 
 
-async def test_refused_and_failed_writes_are_audited_too(tmp_path: Path) -> None:
+async def test_refused_and_failed_writes_are_audited_too(
+    tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
+) -> None:
     audit = tmp_path / "audit.jsonl"
-    async with MockOpenMetadata(tokens=["another-token"], catalog=CATALOG) as mock:
-        relay = await start_relay(tmp_path, mock.url, **{"audit.path": str(audit)})
-        try:
-            async with aiohttp.ClientSession() as http:
-                await post_events(http, relay.url, run_pair())
-                await wait_for(lambda: _async(any(r["status"] == 401 for r in mock.requests)))
-                await mock.set_faults({"mode": "down"})
-                await wait_for(
-                    lambda: _async(
-                        relay.metrics.connection_status._value.get() == 0
-                        and _lines_with(audit, "failed") > 0
-                    )
+    wrong_token = tmp_path / "wrong-token"
+    wrong_token.write_text("another-token")  # the mock takes TOKEN only
+    relay = await start_forwarding_relay(
+        **{"audit.path": str(audit), "openmetadata.jwt_token_file": str(wrong_token)}
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            await post_events(http, relay.url, run_pair())
+            await wait_for(lambda: _async(any(r["status"] == 401 for r in mock.requests)))
+            await mock.set_faults({"mode": "down"})
+            await wait_for(
+                lambda: _async(
+                    relay.metrics.connection_status._value.get() == 0
+                    and _lines_with(audit, "failed") > 0
                 )
-        finally:
-            await relay.aclose()
+            )
+    finally:
+        await relay.aclose()
     lines = audit_lines(audit)
     refused = [line for line in lines if line["outcome"] == "refused"]
     failed = [line for line in lines if line["outcome"] == "failed"]
@@ -141,27 +139,25 @@ async def _async(value: bool) -> bool:
     return value
 
 
-async def test_the_rest_sink_names_the_entities_and_the_run_of_each_write(tmp_path: Path) -> None:
+async def test_the_rest_sink_names_the_entities_and_the_run_of_each_write(
+    tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
+) -> None:
     audit = tmp_path / "audit.jsonl"
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as mock:
-        relay = await start_relay(
-            tmp_path, mock.url, **{"audit.path": str(audit), "openmetadata.sink": "rest"}
-        )
-        try:
-            async with aiohttp.ClientSession() as http:
-                pair = run_pair(job="audited_rest")
-                await post_events(http, relay.url, pair)
+    relay = await start_forwarding_relay(**{"audit.path": str(audit), "openmetadata.sink": "rest"})
+    try:
+        async with aiohttp.ClientSession() as http:
+            pair = run_pair(job="audited_rest")
+            await post_events(http, relay.url, pair)
 
-                def edge_written() -> bool:
-                    return any(
-                        r["method"] == "PUT" and r["path"] == "/api/v1/lineage"
-                        for r in mock.requests
-                    )
+            def edge_written() -> bool:
+                return any(
+                    r["method"] == "PUT" and r["path"] == "/api/v1/lineage" for r in mock.requests
+                )
 
-                await wait_for(lambda: _async(edge_written()))
-        finally:
-            await relay.aclose()
-        writes = [r for r in mock.requests if r["method"] != "GET"]
+            await wait_for(lambda: _async(edge_written()))
+    finally:
+        await relay.aclose()
+    writes = [r for r in mock.requests if r["method"] != "GET"]
 
     lines = audit_lines(audit)
     assert [(line["method"], line["status"]) for line in lines] == [

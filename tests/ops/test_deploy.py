@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 import yaml
 from ops_support import REPO, exported_series, queried_metrics, run_pair, wait_for
+from relay_support import StartRelay
 
-from relay._app import Relay
 from relay._cli import _parser
 from relay._config import load_config
 
@@ -197,19 +197,16 @@ def test_the_sidecar_mounts_ports_and_probes_match_its_configuration(tmp_path: P
 
 
 async def test_the_liveness_probe_command_passes_on_a_running_relay_and_fails_without(
-    tmp_path: Path,
+    start_relay: StartRelay,
 ) -> None:
     _, relay_container = sidecar_template()
     command = relay_container["livenessProbe"]["exec"]["command"]
     assert command[:2] == ["python3", "-c"]
     # Degraded (503: OpenMetadata unreachable, the breaker open) still counts as alive.
-    settings = {"relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / "spool"),
-                "openmetadata.host_port": "http://127.0.0.1:9/api",
-                "breaker.failure_threshold": 1, "forwarder.linger_ms": 0}  # fmt: skip
-    async with (
-        Relay(load_config(None, environ={}, overrides=settings)) as relay,
-        aiohttp.ClientSession() as http,
-    ):
+    relay = await start_relay(
+        delivery=True, **{"breaker.failure_threshold": 1, "forwarder.linger_ms": 0}
+    )
+    async with aiohttp.ClientSession() as http:
         async with http.post(
             f"{relay.url}/api/v1/lineage/batch", data=b"[" + b",".join(run_pair()) + b"]"
         ) as r:
@@ -223,6 +220,7 @@ async def test_the_liveness_probe_command_passes_on_a_running_relay_and_fails_wi
         port = relay.url.rsplit(":", 1)[1]
         script = command[2].replace("5055", port)
         alive = await _run_python(script)
+    await relay.aclose()
     assert alive == 0
     assert await _run_python(script) != 0  # nothing listens any more
 
@@ -297,15 +295,10 @@ def test_the_dashboard_is_a_grafana_dashboard_model() -> None:
 
 
 async def test_every_metric_the_dashboard_queries_is_exported_by_a_running_relay(
-    tmp_path: Path,
+    start_relay: StartRelay,
 ) -> None:
-    settings = {"relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / "spool"),
-                "openmetadata.host_port": "http://127.0.0.1:9/api"}  # fmt: skip
-    async with (
-        Relay(load_config(None, environ={}, overrides=settings)) as relay,
-        aiohttp.ClientSession() as http,
-        http.get(f"{relay.url}/metrics") as response,
-    ):
+    relay = await start_relay(delivery=True)
+    async with aiohttp.ClientSession() as http, http.get(f"{relay.url}/metrics") as response:
         exported = exported_series(await response.text())
     queried: set[str] = set()
     for panel in dashboard()["panels"]:

@@ -17,17 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from ops_support import (
-    CATALOG,
-    REPO,
-    TOKEN,
-    exported_series,
-    post_events,
-    queried_metrics,
-    run_pair,
-    start_relay,
-    wait_for,
-)
+from ops_support import REPO, exported_series, post_events, queried_metrics, run_pair, wait_for
+from relay_support import StartRelay
 
 from relay._observe.metrics import Metrics
 from relay.testing.mock_openmetadata import MockOpenMetadata
@@ -171,63 +162,64 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def test_a_real_prometheus_scrapes_the_relay_and_the_down_alert_goes_pending(
-    tmp_path: Path, http: aiohttp.ClientSession
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+    mock: MockOpenMetadata,
+    start_forwarding_relay: StartRelay,
 ) -> None:
     tool("prometheus")
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as mock:
-        relay = await start_relay(tmp_path, mock.url)
-        prometheus = PrometheusServer(tmp_path, relay.url.removeprefix("http://"))
-        try:
-            await wait_for(lambda: prometheus.ready(http), within_s=30)
+    relay = await start_forwarding_relay()
+    prometheus = PrometheusServer(tmp_path, relay.url.removeprefix("http://"))
+    try:
+        await wait_for(lambda: prometheus.ready(http), within_s=30)
 
-            # The rules load and evaluate; before any call OpenMetadata is not "down".
-            async def rules_evaluated() -> bool:
-                data = await prometheus.api(http, "rules")
-                loaded = [r for g in data["groups"] for r in g["rules"]]
-                return len(loaded) == 7 and all(r["health"] == "ok" for r in loaded)
-
-            async def alert_names() -> set[str]:
-                data = await prometheus.api(http, "alerts")
-                return {a["labels"]["alertname"] for a in data["alerts"]}
-
-            await wait_for(rules_evaluated, within_s=20)
-            assert "OpenMetadataDown" not in await alert_names()
-            await post_events(http, relay.url, run_pair())
-
-            async def sample(query: str) -> float | None:
-                result = await prometheus.api(http, "query", query=query)
-                series = result["result"]
-                return float(series[0]["value"][1]) if series else None
-
-            async def delivered_and_scraped() -> bool:
-                sent = await sample('openmetadata_lineage_events_sent_total{job="lineage-relay"}')
-                up = await sample('openmetadata_connection_status{job="lineage-relay"}')
-                return sent == 2 and up == 1
-
-            # The relay's metrics arrive, with their values.
-            await wait_for(delivered_and_scraped, within_s=20)
-            assert await sample("sum(lineage_relay_events_received_total)") == 2
-            assert await sample('up{job="lineage-relay"}') == 1
-
+        # The rules load and evaluate; before any call OpenMetadata is not "down".
+        async def rules_evaluated() -> bool:
             data = await prometheus.api(http, "rules")
-            assert {r["name"] for g in data["groups"] for r in g["rules"]} == {
-                rule["alert"] for rule in rules()
-            }
-            assert "OpenMetadataDown" not in await alert_names()
+            loaded = [r for g in data["groups"] for r in g["rules"]]
+            return len(loaded) == 7 and all(r["health"] == "ok" for r in loaded)
 
-            # OpenMetadata goes down: the next delivery fails and the alert goes pending.
-            await mock.set_faults({"mode": "down"})
-            await post_events(http, relay.url, run_pair())
+        async def alert_names() -> set[str]:
+            data = await prometheus.api(http, "alerts")
+            return {a["labels"]["alertname"] for a in data["alerts"]}
 
-            async def down_alert_pending() -> bool:
-                data = await prometheus.api(http, "alerts")
-                return any(
-                    a["labels"]["alertname"] == "OpenMetadataDown" and a["state"] == "pending"
-                    for a in data["alerts"]
-                )
+        await wait_for(rules_evaluated, within_s=20)
+        assert "OpenMetadataDown" not in await alert_names()
+        await post_events(http, relay.url, run_pair())
 
-            await wait_for(down_alert_pending, within_s=20)
-            assert await sample('openmetadata_connection_status{job="lineage-relay"}') == 0
-        finally:
-            await asyncio.to_thread(prometheus.stop)
-            await relay.aclose()
+        async def sample(query: str) -> float | None:
+            result = await prometheus.api(http, "query", query=query)
+            series = result["result"]
+            return float(series[0]["value"][1]) if series else None
+
+        async def delivered_and_scraped() -> bool:
+            sent = await sample('openmetadata_lineage_events_sent_total{job="lineage-relay"}')
+            up = await sample('openmetadata_connection_status{job="lineage-relay"}')
+            return sent == 2 and up == 1
+
+        # The relay's metrics arrive, with their values.
+        await wait_for(delivered_and_scraped, within_s=20)
+        assert await sample("sum(lineage_relay_events_received_total)") == 2
+        assert await sample('up{job="lineage-relay"}') == 1
+
+        data = await prometheus.api(http, "rules")
+        assert {r["name"] for g in data["groups"] for r in g["rules"]} == {
+            rule["alert"] for rule in rules()
+        }
+        assert "OpenMetadataDown" not in await alert_names()
+
+        # OpenMetadata goes down: the next delivery fails and the alert goes pending.
+        await mock.set_faults({"mode": "down"})
+        await post_events(http, relay.url, run_pair())
+
+        async def down_alert_pending() -> bool:
+            data = await prometheus.api(http, "alerts")
+            return any(
+                a["labels"]["alertname"] == "OpenMetadataDown" and a["state"] == "pending"
+                for a in data["alerts"]
+            )
+
+        await wait_for(down_alert_pending, within_s=20)
+        assert await sample('openmetadata_connection_status{job="lineage-relay"}') == 0
+    finally:
+        await asyncio.to_thread(prometheus.stop)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ops_support import INPUT_TABLE, OUTPUT_TABLE, REPO, TOKEN, start_relay
+from ops_support import INPUT_TABLE, OUTPUT_TABLE, REPO, TOKEN
+from relay_support import StartRelay
 
 from relay._app import Relay
 from relay._cli import _parser
@@ -59,12 +59,8 @@ async def smoke(config: Path, relay_url: str, *args: str, cli: bool = False) -> 
 
 
 @pytest.fixture
-async def relay(tmp_path: Path, mock: MockOpenMetadata) -> AsyncIterator[Relay]:
-    started = await start_relay(tmp_path, mock.url)
-    try:
-        yield started
-    finally:
-        await started.aclose()
+async def relay(start_forwarding_relay: StartRelay) -> Relay:
+    return await start_forwarding_relay()
 
 
 def edges_between(mock: MockOpenMetadata, source: str, target: str) -> list[dict[str, Any]]:
@@ -97,18 +93,18 @@ async def test_smoke_passes_through_the_relay_to_the_mock(
 
 
 async def test_an_older_edge_between_the_tables_is_not_taken_for_this_run(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
 ) -> None:
     # A relay that spools but does not deliver, after an earlier smoke left its edge.
     config = write_config(tmp_path, mock.url)
-    delivering = await start_relay(tmp_path / "a", mock.url)
+    delivering = await start_forwarding_relay()
     try:
         code, _ = await smoke(config, delivering.url, "--input", INPUT_TABLE,
                               "--output", OUTPUT_TABLE)  # fmt: skip
         assert code == 0
     finally:
         await delivering.aclose()
-    holding = await start_relay(tmp_path / "b", mock.url, **{"forwarder.enabled": False})
+    holding = await start_forwarding_relay(**{"forwarder.enabled": False})
     try:
         code, text = await smoke(config, holding.url, "--input", INPUT_TABLE,
                                  "--output", OUTPUT_TABLE, "--timeout", "2")  # fmt: skip
@@ -180,9 +176,9 @@ async def test_smoke_refuses_wrong_arguments_with_exit_2(tmp_path: Path) -> None
 
 
 async def test_with_the_rest_sink_smoke_also_sees_the_run_status(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
 ) -> None:
-    rest = await start_relay(tmp_path / "relay", mock.url, **{"openmetadata.sink": "rest"})
+    rest = await start_forwarding_relay(**{"openmetadata.sink": "rest"})
     try:
         config = write_config(tmp_path, mock.url, sink="rest")
         code, text = await smoke(config, rest.url, "--input", INPUT_TABLE,
@@ -206,13 +202,11 @@ async def test_with_the_rest_sink_smoke_also_sees_the_run_status(
 
 
 async def test_smoke_sends_the_ingest_token_the_relay_requires(
-    tmp_path: Path, mock: MockOpenMetadata
+    tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
 ) -> None:
     ingest_token = tmp_path / "ingest-token"
     ingest_token.write_text("smoke-ingest-secret\n")
-    guarded = await start_relay(
-        tmp_path / "relay", mock.url, **{"ingest.token_file": str(ingest_token)}
-    )
+    guarded = await start_forwarding_relay(**{"ingest.token_file": str(ingest_token)})
     try:
         without = write_config(tmp_path, mock.url)
         code, text = await smoke(without, guarded.url, "--input", INPUT_TABLE,

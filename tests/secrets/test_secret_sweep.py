@@ -26,8 +26,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from relay_support import RelayProcess
 
-from relay.testing.processes import MockProcess, RelayProcess
+from relay.testing.processes import MockProcess
 
 REPO = Path(__file__).resolve().parent.parent.parent
 EVENTS = REPO / "tests" / "fixtures" / "events"
@@ -115,22 +116,22 @@ def test_no_token_appears_in_any_output(tmp_path: Path) -> None:
     said: list[str] = []
 
     with MockProcess(tmp_path, token=jwt_new) as mock:
-        env = {
-            "LINEAGE_RELAY_INGEST_TOKEN_FILE": str(ingest_file),
-            "LINEAGE_RELAY_OPENMETADATA_HOST_PORT": mock.url,
-            "LINEAGE_RELAY_OPENMETADATA_JWT_TOKEN_FILE": str(jwt_file),
-            "LINEAGE_RELAY_OPENMETADATA_RETRY_DELAY_MS": "100",
-            "LINEAGE_RELAY_OPENMETADATA_RETRY_MAX_DELAY_MS": "200",
-            "LINEAGE_RELAY_RELAY_LOG_LEVEL": "debug",
-            "LINEAGE_RELAY_BREAKER_RECOVERY_TIMEOUT_S": "0.5",
-            "LINEAGE_RELAY_FORWARDER_LINGER_MS": "20",
+        settings = {
+            "ingest.token_file": str(ingest_file),
+            "openmetadata.host_port": mock.url,
+            "openmetadata.jwt_token_file": str(jwt_file),
+            "openmetadata.retry_delay_ms": 100,
+            "openmetadata.retry_max_delay_ms": 200,
+            "relay.log_level": "debug",
+            "breaker.recovery_timeout_s": 0.5,
+            "forwarder.linger_ms": 20,
         }
         config = tmp_path / "relay.toml"
         config.write_text(
             f'[ingest]\ntoken_file = "{ingest_file}"\n'
             f'[openmetadata]\nhost_port = "{mock.url}"\njwt_token_file = "{jwt_file}"\n'
         )
-        with RelayProcess(tmp_path, tmp_path / "spool", env=env) as relay:
+        with RelayProcess(tmp_path, tmp_path / "spool", settings=settings) as relay:
             url = relay.url + "/api/v1/lineage"
             good = {"Authorization": f"Bearer {ingest_old}", "Content-Type": "application/json"}
             said.append(_call(url, _event(), good))
