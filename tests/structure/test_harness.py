@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent.parent
+REPO = TESTS.parent
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -30,13 +31,15 @@ def test_no_test_module_imports_conftest_by_name() -> None:
 
 
 def test_helper_module_names_do_not_collide_across_folders() -> None:
-    """Folders are on sys.path side by side (no packages): two `x_support.py` would shadow."""
+    """Folders are on sys.path side by side (no packages), and so is benchmarks/ (pytest's
+    `pythonpath`, for tests/bench): two `x_support.py`, or a helper named like a benchmark
+    script, would shadow."""
     seen: dict[str, Path] = {}
     clashes: list[str] = []
-    for path in sorted(TESTS.rglob("*.py")):
+    for path in sorted([*TESTS.rglob("*.py"), *(REPO / "benchmarks").glob("*.py")]):
         if path.name == "conftest.py" or "fixtures" in path.parts:
             continue
         if path.name in seen:
-            clashes.append(f"{seen[path.name].relative_to(TESTS)} and {path.relative_to(TESTS)}")
+            clashes.append(f"{seen[path.name].relative_to(REPO)} and {path.relative_to(REPO)}")
         seen[path.name] = path
     assert clashes == []
