@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+# The local session the tests make too; a real driver needs spark_plugin only.
+from relay.testing.spark import local_session
 
 APP_NAME = "orders_daily"
 NAMESPACE = "demo"
@@ -50,36 +52,13 @@ def write_inputs(data: Path) -> None:
             out.write(json.dumps(order) + "\n")
 
 
-def session(data: Path) -> Any:
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName(APP_NAME)
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", str(data / "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={data}")
-        .config(
-            "spark.hadoop.javax.jdo.option.ConnectionURL",
-            f"jdbc:derby:;databaseName={data / 'metastore_db'};create=true",
-        )
-        .enableHiveSupport()
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("OFF")  # the failing action would print a stack trace
-    return spark
-
-
 def run(data: Path, relay_url: str) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     from spark_plugin import enable
 
-    spark = session(data)
+    # A Hive catalog under DIR; no Spark log: the failing action would print a stack trace.
+    spark = local_session(APP_NAME, base=data, log_level="OFF")
     # Every run does the same work, so their wall times compare: the tables are created anew
     # (replacing an existing Hive table costs more). Before enable: not part of the lineage.
     spark.sql("CREATE DATABASE IF NOT EXISTS sales")

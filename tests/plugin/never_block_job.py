@@ -20,32 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plugin_support import Receiver, closed_port_url
 from show_jobs import ShowData, jobs_for, prepare, verify
 
+from relay.testing.spark import local_session
 from spark_plugin import enable
 
 FLUSH_TIMEOUT_S = 1.0
-
-
-def session(app: str, base: Path) -> Any:
-    """A local session with Hive support; each case has its own warehouse and metastore."""
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName(app)
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", str(base / "warehouse"))
-        .config(
-            "spark.hadoop.javax.jdo.option.ConnectionURL",
-            f"jdbc:derby:;databaseName={base / 'metastore_db'};create=true",
-        )
-        .enableHiveSupport()
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("OFF")
-    return spark
 
 
 def run_jobs(spark: Any, data: ShowData) -> dict[str, Any]:
@@ -67,7 +45,7 @@ def show_data(base: Path, name: str) -> ShowData:
 
 def case(name: str, url: str, base: Path) -> dict[str, Any]:
     data = show_data(base, name)
-    spark = session(f"never block {name}", data.base)
+    spark = local_session(f"never block {name}", base=data.base, log_level="OFF")
     prepare(spark, data)
     # spilling off: these cases check that what cannot be sent is dropped and counted
     # (test_spill_job checks what a job leaves in the spill directory instead)
@@ -95,7 +73,7 @@ def main() -> None:
         hanging.close()
     # exit without spark.stop(): the interpreter's exit hook flushes within the deadline
     data = show_data(base, "exit")
-    spark = session("never block exit", data.base)
+    spark = local_session("never block exit", base=data.base, log_level="OFF")
     prepare(spark, data)
     enable(spark, url=exit_url, flush_timeout_s=FLUSH_TIMEOUT_S)
     print(json.dumps({"case": "exit", **run_jobs(spark, data)}), flush=True)

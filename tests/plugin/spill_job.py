@@ -13,26 +13,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout
 
+from relay.testing.spark import local_session
 from spark_plugin import enable
 
 FLUSH_TIMEOUT_S = 1.0
 
 
 def main() -> None:
-    from pyspark.sql import SparkSession
-
     url, spill_dir, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    spark = (
-        SparkSession.builder.master("local[1]")
-        .appName("spill job")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.lineageRelay.spill.dir", spill_dir)  # the SparkConf key, as users set it
-        .getOrCreate()
+    spark = local_session(
+        "spill job",
+        cores=1,
+        log_level="OFF",
+        conf={"spark.lineageRelay.spill.dir": spill_dir},  # the SparkConf key, as users set it
     )
-    spark.sparkContext.setLogLevel("OFF")
     handle = enable(spark, url=url, flush_timeout_s=FLUSH_TIMEOUT_S, timeout_s=2.0)
     spark.range(20).selectExpr("id", "id * 2 AS doubled").write.parquet(str(work / "out"))
     rows = spark.read.parquet(str(work / "out")).filter("id > 4").count()

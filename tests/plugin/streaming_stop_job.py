@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plugin_support import closed_port_url
 
+from relay.testing.spark import local_session
 from spark_plugin import enable
 
 FLUSH_TIMEOUT_S = 1.0
@@ -25,22 +26,11 @@ FIRST_BATCH_S = 90.0  # bound on waiting for the first micro-batch
 
 
 def main() -> None:
-    from pyspark.sql import SparkSession
-
     with tempfile.TemporaryDirectory(prefix="streaming-stop-") as tmp:
         base = Path(tmp)
         (base / "in").mkdir()
         (base / "in" / "a.json").write_text('{"id": 1}\n{"id": 2}\n')
-        spark = (
-            SparkSession.builder.master("local[2]")
-            .appName("streaming stop")
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.sql.shuffle.partitions", "2")
-            .getOrCreate()
-        )
-        spark.sparkContext.setLogLevel("OFF")
+        spark = local_session("streaming stop", log_level="OFF")
         # spilling off: the undelivered events are dropped and counted, no file is left behind
         lineage = enable(
             spark, url=closed_port_url(), flush_timeout_s=FLUSH_TIMEOUT_S, spill_max_bytes=0
