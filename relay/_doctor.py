@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 from ._admin import CallFailed, HttpCaller
 from ._check import Check
 from ._clock import SystemClock
-from ._config import Config, Secret, load_config
+from ._config import Config, Secret, is_loopback, load_config
 from ._exceptions import AuthError, ConfigError, OffloadError
 from ._observe.logging import redact
 from ._secrets import jwt_expiry, make_token_provider
-from ._sinks.tls import _is_loopback, make_ssl_context
+from ._sinks.tls import make_ssl_context
 from ._sparkconf import spark_checks
 
 __all__ = ["Check", "diagnose", "exit_status", "render", "run"]
@@ -112,7 +112,7 @@ async def diagnose(
 def _listen(config: Config) -> Check:
     host = config.relay.host
     token_set = bool(config.ingest.token or config.ingest.token_file)
-    if _is_loopback(host):
+    if is_loopback(host):
         return Check("listen address", "pass", f"{config.relay.listen} (loopback)")
     if not token_set:
         return Check(
@@ -213,7 +213,7 @@ def _tls(config: Config) -> list[Check]:
             ]
         bundle = f", CA bundle {om.ca_bundle}" if om.ca_bundle else ", system CAs"
         return [Check("TLS", "pass", f"https with certificate verification{bundle}")]
-    if _is_loopback(url.hostname or ""):
+    if is_loopback(url.hostname or ""):
         return [Check("TLS", "pass", "plain http to a server on this host")]
     return [
         Check(

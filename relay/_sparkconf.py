@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ._check import Check
+from ._config import is_loopback
 
 __all__ = ["LISTENERS", "SparkLineageSettings", "parse_spark_conf", "spark_checks"]
 
@@ -43,15 +44,6 @@ def parse_spark_conf(text: str) -> dict[str, str]:
         cut = min(separators)
         conf[line[:cut].strip()] = line[cut + 1 :].strip().lstrip("=").strip()
     return conf
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +109,9 @@ class SparkLineageSettings:
         if port != listen_port:
             return False
         if listen_host in ("0.0.0.0", "::"):  # noqa: S104 -- a wildcard listen takes loopback too
-            return _is_loopback(host)
+            return is_loopback(host)
         if host == "localhost":
-            return _is_loopback(listen_host)
+            return is_loopback(listen_host)
         try:
             return ipaddress.ip_address(host) == ipaddress.ip_address(listen_host)
         except ValueError:

@@ -24,7 +24,7 @@ from ._sections import (
     SpoolConfig,
     VaultConfig,
 )
-from ._values import DEFAULT_LISTEN, Secret, parse_host_port
+from ._values import DEFAULT_LISTEN, Secret, is_loopback, parse_host_port
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -42,6 +42,7 @@ __all__ = [
     "Secret",
     "SpoolConfig",
     "VaultConfig",
+    "is_loopback",
     "load_config",
     "parse_host_port",
 ]

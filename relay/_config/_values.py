@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from .._exceptions import ConfigError
 
-__all__ = ["DEFAULT_LISTEN", "Secret", "one_of", "parse_host_port", "positive"]
+__all__ = ["DEFAULT_LISTEN", "Secret", "is_loopback", "one_of", "parse_host_port", "positive"]
 
 DEFAULT_LISTEN = "127.0.0.1:5055"
 
@@ -44,6 +46,16 @@ def parse_host_port(value: str, *, key: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{key} = {value!r}: port must be between 0 and 65535")
     return host.strip("[]"), port
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, as `parse_host_port` gives it) is this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def positive(key: str, value: float, *, allow_zero: bool = False) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._aws import require_aws
 from .._config import AwsSecretConfig, Secret
 from .._exceptions import AuthError
-from ._source import MAX_DETAIL_CHARS, Source, clean_token
+from ._source import MAX_DETAIL_CHARS, Source, clean_token, token_in
 
 if TYPE_CHECKING:
     from types_aiobotocore_secretsmanager import SecretsManagerClient
@@ -127,16 +127,7 @@ class AwsSource(Source):
                 f"{self.where} is not JSON but openmetadata.aws_secret.field = {field!r} is set: "
                 "store a JSON object, or unset field for a plain-string secret"
             ) from None
-        if not isinstance(doc, dict) or field not in doc:
-            keys = ", ".join(sorted(map(str, doc))) if isinstance(doc, dict) else "none"
-            raise AuthError(
-                f"{self.where} has no key {field!r} (keys: {keys}): fix "
-                "openmetadata.aws_secret.field"
-            )
-        value = doc[field]
-        if not isinstance(value, str):
-            raise AuthError(f"{self.where}: key {field!r} is not a string")
-        return clean_token(value, f"{self.where}, key {field!r}")
+        return token_in(doc, field, self.where, noun="key", fix="fix openmetadata.aws_secret.field")
 
     def _client_error(self, exc: Any) -> str:
         error = exc.response.get("Error", {})

@@ -18,6 +18,7 @@ __all__ = [
     "StaticSource",
     "clean_token",
     "read_secret_file",
+    "token_in",
 ]
 
 # Error texts of a source's server are short; cap what we copy into our own messages.
@@ -41,6 +42,20 @@ def clean_token(raw: str, where: str) -> Secret:
             "characters): store only the OpenMetadata bot's JWT there"
         )
     return Secret(value)
+
+
+def token_in(doc: object, field: str, where: str, *, noun: str, fix: str) -> Secret:
+    """The token under `field` of a secret's JSON document (Vault's data, an AWS secret).
+
+    `noun` is what the store calls `field` ("key", "field"); `fix` ends the message when the
+    field is missing (which key to set). The message names the keys present, never a value."""
+    if not isinstance(doc, dict) or field not in doc:
+        keys = ", ".join(sorted(map(str, doc))) if isinstance(doc, dict) else "none"
+        raise AuthError(f"{where} has no {noun} {field!r} ({noun}s: {keys}): {fix}")
+    value = doc[field]
+    if not isinstance(value, str):
+        raise AuthError(f"{where}: {noun} {field!r} is not a string")
+    return clean_token(value, f"{where}, {noun} {field!r}")
 
 
 class Source(abc.ABC):

@@ -11,7 +11,7 @@ import aiohttp
 from .._config import Secret, VaultConfig
 from .._exceptions import AuthError, ConfigError
 from .._observe.logging import register_secret
-from ._source import MAX_DETAIL_CHARS, Source, clean_token, read_secret_file
+from ._source import MAX_DETAIL_CHARS, Source, clean_token, read_secret_file, token_in
 
 __all__ = ["VaultSource", "vault_ssl"]
 
@@ -130,16 +130,8 @@ class VaultSource(Source):
             raise AuthError(
                 f"{self.where}: the latest version is deleted or destroyed: write a new version"
             )
-        if not isinstance(data, dict) or field not in data:
-            keys = ", ".join(sorted(map(str, data))) if isinstance(data, dict) else "none"
-            raise AuthError(
-                f"{self.where} has no field {field!r} (fields: {keys}): set "
-                "openmetadata.vault.field to the key holding the token"
-            )
-        value = data[field]
-        if not isinstance(value, str):
-            raise AuthError(f"{self.where}: field {field!r} is not a string")
-        return clean_token(value, f"{self.where}, field {field!r}")
+        fix = "set openmetadata.vault.field to the key holding the token"
+        return token_in(data, field, self.where, noun="field", fix=fix)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -10,26 +10,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 from urllib.parse import urlsplit
 
-from .._config import OpenMetadataConfig
+from .._config import OpenMetadataConfig, is_loopback
 from .._exceptions import ConfigError
 
 __all__ = ["make_ssl_context"]
 
 log = logging.getLogger(__name__)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _has_token_source(config: OpenMetadataConfig) -> bool:
@@ -47,7 +37,7 @@ def make_ssl_context(config: OpenMetadataConfig) -> ssl.SSLContext | bool:
     url = urlsplit(config.host_port)
     if url.scheme == "http":
         host = url.hostname or ""
-        if _has_token_source(config) and not _is_loopback(host):
+        if _has_token_source(config) and not is_loopback(host):
             log.warning(
                 "openmetadata.host_port %r is plain http:// to %s: the bearer token crosses the "
                 "network unencrypted; use https://",
