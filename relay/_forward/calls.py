@@ -156,6 +156,7 @@ class CallOps(abc.ABC):
                 self._spool.schedule_retry([e.id for e in events], when, self.last_error),
                 "schedule a batch again",
             )
+            self._note_retry_due(when)
             retry_at = {e.id: when for e in events}
         finally:
             self._planner.finished(events, retry_at=retry_at)

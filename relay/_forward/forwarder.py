@@ -30,11 +30,10 @@ spool's business (`spool.max_age_s`, off by default, drops what waited longer).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +56,9 @@ log = logging.getLogger(__name__)
 
 _IDLE_POLL_S = 1.0  # how often an idle forwarder looks for retries that came due
 _MIN_WAIT_S = 0.005
+# The clock ends the forwarder's waits (a fake one in tests, moved by hand); the time-out
+# given to the spool's `wait_for_events` is only a backstop, so real seconds end no wait.
+_SPOOL_WAIT_S = 3600.0
 
 
 class Forwarder(CallOps):
@@ -143,8 +145,8 @@ class Forwarder(CallOps):
             pending.add(self._dispatcher)
         if not pending:
             return True
-        _, not_done = await asyncio.wait(pending, timeout=wait_s)
-        return not not_done and not self._tasks
+        await _first_of(self._clock, wait_s, asyncio.wait(pending))
+        return all(task.done() for task in pending) and not self._tasks
 
     async def terminate(self) -> None:
         """Cancel whatever is still running and give every held event back to the spool."""
@@ -177,6 +179,7 @@ class Forwarder(CallOps):
             # events behind them, as they would have in the process that scheduled them.
             for run, until in (await self._spool.waiting_runs()).items():
                 self._planner.block(run, until)
+                self._note_retry_due(until)
             while not self._closing:
                 delay = self._must_wait()
                 if delay is not None:
@@ -226,8 +229,7 @@ class Forwarder(CallOps):
         if self._closing:
             return
         timeout = None if seconds == float("inf") else max(seconds, _MIN_WAIT_S)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        await _first_of(self._clock, timeout, self._wakeup.wait())
 
     async def _next_batch(self) -> list[SpooledEvent] | None:
         """The events of the next call (None: nothing to send now; we waited a little).
@@ -280,17 +282,9 @@ class Forwarder(CallOps):
         self._wakeup.clear()
         if self._closing:
             return
-        appended = asyncio.ensure_future(self._spool.wait_for_events(timeout_s))
-        woken = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait(
-                (appended, woken), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for fut in (appended, woken):
-                if not fut.done():
-                    fut.cancel()
-            await asyncio.gather(appended, woken, return_exceptions=True)
+        await _first_of(
+            self._clock, timeout_s, self._spool.wait_for_events(_SPOOL_WAIT_S), self._wakeup.wait()
+        )
 
     def _idle_wait_s(self, linger_until: float | None = None) -> float:
         if linger_until is not None:
@@ -375,6 +369,21 @@ class Forwarder(CallOps):
             "recovery_timeout_s": self.breaker.recovery_timeout_s,
             "in_flight_limit": self._limit,
         }
+
+
+async def _first_of(clock: Clock, timeout_s: float | None, *waits: Awaitable[object]) -> None:
+    """Until one of `waits` ends or `timeout_s` (None: no limit) passed on `clock`; the
+    waits still running are cancelled."""
+    futures = [asyncio.ensure_future(wait) for wait in waits]
+    if timeout_s is not None:
+        futures.append(asyncio.ensure_future(clock.sleep(timeout_s)))
+    try:
+        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()
+        await asyncio.gather(*futures, return_exceptions=True)
 
 
 def _iso(ts: float | None) -> str | None:

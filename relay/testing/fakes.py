@@ -7,7 +7,8 @@ lets forwarder tests run without OpenMetadata, and can be told how to answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from .._events import SpooledEvent
 from .._exceptions import SinkError
@@ -17,11 +18,17 @@ __all__ = ["FakeClock", "MemorySink"]
 
 
 class FakeClock:
-    """A `Clock` whose time moves only when told (`advance`), or when `sleep` is awaited."""
+    """A `Clock` whose time moves only when told (`advance`).
+
+    `sleep` waits until `advance` has moved the clock past its end (the end is fixed when
+    `sleep` is called, so an `advance` racing a task about to sleep cannot stretch it), and
+    `sleeps()` tells a test what the code under test is waiting for.
+    """
 
     def __init__(self, *, start: float = 1_700_000_000.0) -> None:
         self._wall = start
         self._mono = 1_000.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def time(self) -> float:
         return self._wall
@@ -30,13 +37,40 @@ class FakeClock:
         return self._mono
 
     def advance(self, seconds: float) -> None:
+        """Move both clocks forward and end every `sleep` that is due by then."""
         if seconds < 0:
             raise ValueError("time does not go backwards")
         self._wall += seconds
         self._mono += seconds
+        waiting: list[tuple[float, asyncio.Future[None]]] = []
+        for end, waiter in self._sleepers:
+            if waiter.done():
+                continue
+            if end <= self._mono:
+                waiter.set_result(None)
+            else:
+                waiting.append((end, waiter))
+        self._sleepers = waiting
 
-    async def sleep(self, seconds: float) -> None:
-        self.advance(max(0.0, seconds))
+    def sleeps(self) -> list[float]:
+        """Seconds until each pending `sleep` ends, soonest first."""
+        return sorted(end - self._mono for end, waiter in self._sleepers if not waiter.done())
+
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Wait until the clock was advanced `seconds` from now (no wait for seconds <= 0)."""
+        waiter = asyncio.get_running_loop().create_future()
+        if seconds <= 0:
+            waiter.set_result(None)
+        else:
+            self._sleepers.append((self._mono + seconds, waiter))
+        return self._until(waiter)
+
+    @staticmethod
+    async def _until(waiter: asyncio.Future[None]) -> None:
+        try:
+            await waiter
+        finally:
+            waiter.cancel()  # a cancelled sleep is no longer pending
         await asyncio.sleep(0)
 
 

@@ -1,4 +1,5 @@
-"""Fixtures for the forwarder's tests: a real spool on disk (helpers: forward_support.py).
+"""Fixtures for the forwarder's tests: a fake clock and a real spool on disk that reads it
+(helpers: forward_support.py).
 
 Registered for the folder by its conftest.py (which only imports them), so the code is
 type-checked under its own module name."""
@@ -14,11 +15,19 @@ from relay._config import SpoolConfig
 from relay._forward.forwarder import Forwarder
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
+from relay.testing.fakes import FakeClock
 
 
 @pytest.fixture
-async def spool(tmp_path: Path, metrics: Metrics) -> AsyncIterator[Spool]:
-    opened = await Spool.open(SpoolConfig(dir=tmp_path / "spool"), metrics=metrics)
+def clock() -> FakeClock:
+    """The time of the spool and of every forwarder a test makes: it moves only when the
+    test advances it, so backoff, breaker, budget and linger are decided by the test."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def spool(tmp_path: Path, metrics: Metrics, clock: FakeClock) -> AsyncIterator[Spool]:
+    opened = await Spool.open(SpoolConfig(dir=tmp_path / "spool"), metrics=metrics, clock=clock)
     try:
         yield opened
     finally:
@@ -27,8 +36,9 @@ async def spool(tmp_path: Path, metrics: Metrics) -> AsyncIterator[Spool]:
 
 @pytest.fixture
 async def running() -> AsyncIterator[list[Forwarder]]:
-    """Forwarders started by a test, closed at teardown."""
+    """Forwarders started by a test, closed at teardown (at once: their clock may be fake,
+    and a grace period on it would never end)."""
     started: list[Forwarder] = []
     yield started
     for forwarder in started:
-        await forwarder.aclose()
+        await forwarder.aclose(wait_s=0)

@@ -1,20 +1,21 @@
-"""Helpers for the forwarder's tests: the sample events, polling with a bound, a forwarder."""
+"""Helpers for the forwarder's tests: the sample events, polling with a bound, a forwarder on
+the fake clock, and when it is idle."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from relay._clock import Clock
 from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
 from relay._events import EventKey
 from relay._forward.forwarder import Forwarder
 from relay._ingest.envelope import parse_event
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
-from relay.testing.fakes import MemorySink
+from relay.testing.fakes import FakeClock, MemorySink
 
 SPARK_EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "events" / "spark"
 
@@ -58,7 +59,8 @@ def dataset_items(count: int) -> list[tuple[bytes, EventKey]]:
 
 
 async def wait_until(predicate: Callable[[], bool], *, within_s: float = 20.0) -> None:
-    """Poll a condition (no timing assertion: the bound only stops a broken test)."""
+    """Poll a condition (no timing assertion: the bound only stops a broken test). The spool
+    works in a thread of its own, so its progress is polled, not awaited."""
     async with asyncio.timeout(within_s):
         while not predicate():
             await asyncio.sleep(0.01)
@@ -72,18 +74,38 @@ async def wait_until_async(
             await asyncio.sleep(0.01)
 
 
-FAST_RETRY = OpenMetadataConfig(retry_delay_ms=1, retry_max_delay_ms=20)
+def idle(forwarder: Forwarder, clock: FakeClock) -> bool:
+    """Nothing left to do until the clock moves: no call in flight or being recorded, no
+    wake-up pending, and the dispatcher asleep on the clock. (Reads the forwarder's insides:
+    only the forwarder knows it is waiting; nothing appended meanwhile is assumed.)"""
+    return not forwarder._tasks and not forwarder._wakeup.is_set() and bool(clock.sleeps())
+
+
+def batches(metrics: Metrics, result: str) -> float:
+    """How many calls ended with `result` (delivered, retry, partial, dead_letter): each is
+    counted once its events were settled in the spool."""
+    return float(metrics.forward_batches.labels(result)._value.get())
+
+
+# Retries after exact binary fractions of a second (without jitter): 0.25 s, 0.5 s, 1 s, 2 s.
+RETRY = OpenMetadataConfig(retry_delay_ms=250, retry_max_delay_ms=2000)
+
+
+def no_jitter() -> float:
+    """The backoff's random source for tests: always the full delay, so times are exact."""
+    return 1.0
 
 
 def make_forwarder(
     spool: Spool,
     sink: MemorySink,
     metrics: Metrics,
+    clock: Clock,
     *,
     forwarder: ForwarderConfig | None = None,
-    openmetadata: OpenMetadataConfig = FAST_RETRY,
+    openmetadata: OpenMetadataConfig = RETRY,
     breaker: BreakerConfig | None = None,
-    rand: Callable[[], float] = random.random,
+    rand: Callable[[], float] = no_jitter,
 ) -> Forwarder:
     return Forwarder(
         spool,
@@ -92,5 +114,6 @@ def make_forwarder(
         openmetadata=openmetadata,
         breaker=breaker or BreakerConfig(),
         metrics=metrics,
+        clock=clock,
         rand=rand,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from forward_support import wait_until
 
 from relay._app import Relay
 from relay._config import load_config
@@ -66,12 +67,6 @@ def _catalog(source: Path, sink: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _wait(predicate: Any, within_s: float = 30.0) -> None:
-    async with asyncio.timeout(within_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
 def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_path: Path) -> None:
     source, sink = tmp_path / "source", tmp_path / "sink"
     loop = _LoopThread()
@@ -107,7 +102,7 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
 
         spool = relay.spool
         assert spool is not None
-        loop.run(_wait(lambda: spool.stats().events == 0))
+        loop.run(wait_until(lambda: spool.stats().events == 0, within_s=30))
         pipelines = [p for p in loop.run(_pipelines(mock)) if p["name"] != "openlineage"]
     finally:
         for table in (SRC_TABLE, DST_TABLE):

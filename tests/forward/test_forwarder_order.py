@@ -1,14 +1,20 @@
 """Per-run order across a restart, hold-backs that are not attempts, and how many calls are
 in flight: the pool size, and a ramp-up after the breaker closes (real spool on disk,
-in-memory sinks)."""
+in-memory sinks, the fake clock)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 
-from forward_support import dataset_items, make_forwarder, spark_samples, wait_until
+from forward_support import (
+    batches,
+    dataset_items,
+    idle,
+    make_forwarder,
+    spark_samples,
+    wait_until,
+)
 
 from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
 from relay._events import EventKey, SpooledEvent
@@ -19,7 +25,7 @@ from relay._ingest.envelope import parse_event
 from relay._observe.metrics import Metrics
 from relay._sinks.base import DELIVERED, EventResult
 from relay._spool import Spool
-from relay.testing.fakes import MemorySink
+from relay.testing.fakes import FakeClock, MemorySink
 
 
 def _run_items() -> list[tuple[bytes, EventKey]]:
@@ -31,24 +37,28 @@ def _run_items() -> list[tuple[bytes, EventKey]]:
 
 
 async def test_a_restart_keeps_a_run_behind_its_event_waiting_for_a_retry(
-    spool: Spool, metrics: Metrics, running: list[Forwarder]
+    spool: Spool, metrics: Metrics, clock: FakeClock, running: list[Forwarder]
 ) -> None:
     (start, start_key), (complete, complete_key) = _run_items()
     ids = await spool.append([(start, start_key), (complete, complete_key)])
     # The state a crash can leave: the START's failure was recorded (retry in a moment), the
     # COMPLETE, leased behind it, was not yet held back when the process died.
     await spool.lease(max_events=10, max_bytes=10**7, lease_s=30)
-    await spool.schedule_retry([ids[0]], time.time() + 0.5, "HTTP 503: maintenance")
+    await spool.schedule_retry([ids[0]], clock.time() + 0.5, "HTTP 503: maintenance")
     await spool.aclose()  # the restart: leases are void, the retry time is on disk
-    reopened = await Spool.open(spool._config, metrics=metrics)
+    reopened = await Spool.open(spool._config, metrics=metrics, clock=clock)
     try:
         # A client sends one more event of the same run to the restarted relay.
         rerun = complete.replace(b'"COMPLETE"', b'"OTHER"', 1)
         await reopened.append([(rerun, parse_event(rerun))])
         sink = MemorySink()
-        fwd = make_forwarder(reopened, sink, metrics, openmetadata=OpenMetadataConfig())
+        fwd = make_forwarder(reopened, sink, metrics, clock, openmetadata=OpenMetadataConfig())
         running.append(fwd)
         await fwd.start()
+        # The whole run waits for the START's retry time, and the forwarder knows when.
+        await wait_until(lambda: idle(fwd, clock) and clock.sleeps() == [0.5])
+        assert sink.events == []
+        clock.advance(0.5)
         await wait_until(lambda: reopened.stats().events == 0)
         assert [e.body for e in sink.events] == [start, complete, rerun]
         # The events held back behind the START were not sent: no attempt counted for them.
@@ -58,7 +68,7 @@ async def test_a_restart_keeps_a_run_behind_its_event_waiting_for_a_retry(
 
 
 async def test_held_back_events_count_no_attempt_towards_retry_attempts(
-    spool: Spool, metrics: Metrics, running: list[Forwarder]
+    spool: Spool, metrics: Metrics, clock: FakeClock, running: list[Forwarder]
 ) -> None:
     (start, start_key), (complete, complete_key) = _run_items()
     await spool.append([(start, start_key), (complete, complete_key)])
@@ -78,15 +88,18 @@ async def test_held_back_events_count_no_attempt_towards_retry_attempts(
 
     sink = MemorySink(responder=respond)
     fwd = make_forwarder(
-        spool, sink, metrics,
+        spool, sink, metrics, clock,
         forwarder=ForwarderConfig(max_batch_events=1, linger_ms=0),
         # One retry each: the COMPLETE, held back while the START retried, still has its own.
-        openmetadata=OpenMetadataConfig(retry_attempts=1, retry_delay_ms=50,
-                                        retry_max_delay_ms=50),
-        breaker=BreakerConfig(failure_threshold=50), rand=lambda: 1.0,
+        openmetadata=OpenMetadataConfig(retry_attempts=1, retry_delay_ms=250),
+        breaker=BreakerConfig(failure_threshold=50),
     )  # fmt: skip
     running.append(fwd)
     await fwd.start()
+    for failed in (1, 2):  # the START's first call, then the COMPLETE's: 0.25 s backoff each
+        await wait_until(lambda: batches(metrics, "retry") == failed)  # noqa: B023 - used at once
+        assert sent == [start, start, complete][: failed * 2 - 1]
+        clock.advance(0.25)
     await wait_until(lambda: spool.stats().events == 0)
     assert await spool.list_dead_letters() == []
     # The COMPLETE waited in the spool until its START was delivered (never sent before).
@@ -129,33 +142,33 @@ class _GatedSink(MemorySink):
 
     async def drain(self, spool: Spool) -> None:
         """Let every call through until the spool is empty."""
-        async with asyncio.timeout(20):
-            while spool.stats().events:
-                self.open_gates()
-                await asyncio.sleep(0.001)
+
+        def drained() -> bool:
+            self.open_gates()
+            return not spool.stats().events
+
+        await wait_until(drained)
 
 
 async def test_calls_in_flight_ramp_up_after_the_breaker_closes(
-    spool: Spool, metrics: Metrics, running: list[Forwarder]
+    spool: Spool, metrics: Metrics, clock: FakeClock, running: list[Forwarder]
 ) -> None:
     # Dataset events (no run order to keep), one per call: plenty of backlog for 8 calls.
     items = dataset_items(60)
     await spool.append(items)
     sink = _GatedSink()
     fwd = make_forwarder(
-        spool, sink, metrics,
+        spool, sink, metrics, clock,
         forwarder=ForwarderConfig(max_batch_events=1, linger_ms=0),
-        openmetadata=OpenMetadataConfig(connection_pool_size=8, retry_delay_ms=1,
-                                        retry_max_delay_ms=5),
-        breaker=BreakerConfig(failure_threshold=2, recovery_timeout_s=0.05),
+        openmetadata=OpenMetadataConfig(connection_pool_size=8, retry_delay_ms=250),
+        breaker=BreakerConfig(failure_threshold=2, recovery_timeout_s=4),
     )  # fmt: skip
     running.append(fwd)
     await fwd.start()
     # Open, and no call of the outage left to run: the next call is the half-open probe.
-    await wait_until(
-        lambda: fwd.breaker.state is not BreakerState.CLOSED and fwd._calls_in_flight == 0
-    )
+    await wait_until(lambda: fwd.breaker.state is BreakerState.OPEN and idle(fwd, clock))
     sink.down = False
+    clock.advance(4.0)
 
     # Let calls finish wave by wave, each wave once as many calls as the ramp allows are in.
     for wave in (1, 2, 4, 8, 8):
@@ -173,14 +186,14 @@ async def test_calls_in_flight_ramp_up_after_the_breaker_closes(
 
 
 async def test_a_cold_start_uses_the_whole_pool_and_never_more(
-    spool: Spool, metrics: Metrics, running: list[Forwarder]
+    spool: Spool, metrics: Metrics, clock: FakeClock, running: list[Forwarder]
 ) -> None:
     items = dataset_items(24)
     await spool.append(items)
     sink = _GatedSink()
     sink.down = False
     fwd = make_forwarder(
-        spool, sink, metrics,
+        spool, sink, metrics, clock,
         forwarder=ForwarderConfig(max_batch_events=1, linger_ms=0),
         openmetadata=OpenMetadataConfig(connection_pool_size=4),
     )  # fmt: skip
