@@ -610,16 +610,8 @@ public class LineageRelayPlanDigest {
             // a file stream source reads each batch's files with basePath = the source directory
             n.append(",\"base\":");
             str(n, optString(callArg(call(rel, "options"), "get", "basePath")));
-            n.append(",\"paths\":[");
-            Object location = call(rel, "location");
-            scala.collection.Iterator it = ((scala.collection.Iterable) call(location, "rootPaths")).iterator();
-            boolean first = true;
-            while (it.hasNext()) {
-                if (!first) n.append(',');
-                first = false;
-                str(n, it.next().toString());
-            }
-            n.append(']');
+            n.append(",\"paths\":");
+            strings(n, call(call(rel, "location"), "rootPaths"));
         } else if (rk.equals("JDBCRelation")) {
             Object opts = call(rel, "jdbcOptions");
             n.append("{\"t\":\"jdbc\",\"url\":");
@@ -662,15 +654,8 @@ public class LineageRelayPlanDigest {
         Object fileIndex = callOrNull(t, "fileIndex");
         if (fileIndex != null) {
             // file sources read through DataSource V2 (spark.sql.sources.useV1SourceList)
-            n.append(",\"paths\":[");
-            scala.collection.Iterator it = ((scala.collection.Iterable) call(fileIndex, "rootPaths")).iterator();
-            boolean first = true;
-            while (it.hasNext()) {
-                if (!first) n.append(',');
-                first = false;
-                str(n, it.next().toString());
-            }
-            n.append(']');
+            n.append(",\"paths\":");
+            strings(n, call(fileIndex, "rootPaths"));
         }
         Object jdbc = callOrNull(t, "jdbcOptions");
         if (jdbc != null) {
@@ -857,15 +842,8 @@ public class LineageRelayPlanDigest {
     private void cols(StringBuilder n, LogicalPlan p) {
         Object names = callOrNull(p, "outputColumnNames");
         if (names instanceof scala.collection.Iterable) {
-            n.append(",\"cols\":[");
-            scala.collection.Iterator it = ((scala.collection.Iterable) names).iterator();
-            boolean first = true;
-            while (it.hasNext()) {
-                if (!first) n.append(',');
-                first = false;
-                str(n, String.valueOf(it.next()));
-            }
-            n.append(']');
+            n.append(",\"cols\":");
+            strings(n, names);
         }
     }
 
@@ -1119,6 +1097,19 @@ public class LineageRelayPlanDigest {
     private static Object call2(Object o, String name, Object a, Object b) throws Exception {
         Object[] args = new Object[] {a, b};
         return method(o.getClass(), name, args).invoke(o, args);
+    }
+
+    /** A JSON array of the strings of a Scala collection's elements (paths, column names). */
+    private static void strings(StringBuilder b, Object iterable) {
+        b.append('[');
+        scala.collection.Iterator it = ((scala.collection.Iterable) iterable).iterator();
+        boolean first = true;
+        while (it.hasNext()) {
+            if (!first) b.append(',');
+            first = false;
+            str(b, String.valueOf(it.next()));
+        }
+        b.append(']');
     }
 
     private static void str(StringBuilder b, String s) {
