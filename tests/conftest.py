@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
+from relay_support import RelayStarter, forwarding_settings, relay_settings
 
 from relay._observe.metrics import Metrics
 from relay.testing.mock_openmetadata import MockOpenMetadata
@@ -59,6 +60,28 @@ async def mock() -> AsyncIterator[MockOpenMetadata]:
     folder or file needing another defines its own `mock`)."""
     async with MockOpenMetadata(tokens=[MOCK_TOKEN], catalog=MOCK_CATALOG) as server:
         yield server
+
+
+@pytest.fixture
+async def start_relay(tmp_path: Path) -> AsyncIterator[RelayStarter]:
+    """`await start_relay(**{"section.key": value})` -> a started in-process relay with a spool
+    of its own and no delivery (`delivery=True`: forwarding towards a port where nothing
+    listens); every one closed at teardown."""
+    starter = RelayStarter(lambda n: relay_settings(tmp_path / f"spool{n}"), delivery=False)
+    yield starter
+    await starter.aclose()
+
+
+@pytest.fixture
+async def start_forwarding_relay(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> AsyncIterator[RelayStarter]:
+    """`await start_forwarding_relay(**{"section.key": value})` -> a started in-process relay
+    forwarding to `mock` (relay_support.forwarding_settings), a spool of its own each; every
+    one closed at teardown."""
+    starter = RelayStarter(lambda n: forwarding_settings(tmp_path / f"relay{n}", mock.url))
+    yield starter
+    await starter.aclose()
 
 
 @pytest.fixture(scope="session")
