@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from forward_support import fresh_copies, wait_until
+from forward_support import fresh_copies, wait_until, wait_until_async
 
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
@@ -99,9 +99,11 @@ async def test_sigkill_mid_drain_then_restart_delivers_everything(tmp_path: Path
         try:
             url = await asyncio.to_thread(second.url)
             async with aiohttp.ClientSession() as http:
-                async with asyncio.timeout(60):
-                    while await spool_events(http, url):
-                        await asyncio.sleep(0.05)
+
+                async def drained() -> bool:
+                    return await spool_events(http, url) == 0
+
+                await wait_until_async(drained, within_s=60)
         finally:
             second.stop(signal.SIGTERM)
         assert second.proc.returncode == 0

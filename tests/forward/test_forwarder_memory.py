@@ -422,8 +422,8 @@ async def test_the_retry_budget_keeps_retries_near_a_fifth_of_calls(
     assert (fwd.calls, fwd.retry_calls) == (60, 0)
     clock.advance(0.25)
     # All 45 are due; the budget lets through its reserve (3) and a fifth of the 60 first
-    # attempts (12, less a rounding hair: 11), then defers the rest (at least 1 s: the time
-    # allowance is 1 token a second).
+    # attempts (12, less a rounding hair: 11), and defers the rest (to their next backoff,
+    # 0.5 s, or later: the budget's time allowance earns 1 token a second).
     await wait_until(lambda: idle(fwd, clock))
     assert fwd.retry_calls == 3 + 11
     clock.advance(1.0)  # the time allowance earns one more retry, and only one
