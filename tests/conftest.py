@@ -19,6 +19,7 @@ from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
 from relay_support import RelayStarter, forwarding_settings, relay_settings
 
 from relay._observe.metrics import Metrics
+from relay.testing.fakes import FakeClock
 from relay.testing.mock_openmetadata import MockOpenMetadata
 from relay.testing.spark import local_session
 
@@ -55,10 +56,23 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-async def mock() -> AsyncIterator[MockOpenMetadata]:
-    """The mock OpenMetadata on loopback, seeded with MOCK_CATALOG, accepting MOCK_TOKEN (a
-    folder or file needing another defines its own `mock`)."""
-    async with MockOpenMetadata(tokens=[MOCK_TOKEN], catalog=MOCK_CATALOG) as server:
+def clock() -> FakeClock:
+    """The time of what a test builds on it (spool, forwarder, breaker, token sources): it
+    moves only when the test advances it, so every wait is decided by the test."""
+    return FakeClock()
+
+
+@pytest.fixture
+def mock_catalog() -> Path | dict[str, Any]:
+    """What `mock` is seeded with: MOCK_CATALOG, unless a test parametrizes `mock_catalog`."""
+    return MOCK_CATALOG
+
+
+@pytest.fixture
+async def mock(mock_catalog: Path | dict[str, Any]) -> AsyncIterator[MockOpenMetadata]:
+    """The mock OpenMetadata on loopback, seeded with `mock_catalog`, accepting MOCK_TOKEN (a
+    folder or file needing another token or server defines its own `mock`)."""
+    async with MockOpenMetadata(tokens=[MOCK_TOKEN], catalog=mock_catalog) as server:
         yield server
 
 

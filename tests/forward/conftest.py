@@ -1,3 +1,3 @@
 """The forward tests' fixtures (and hooks), defined in forward_fixtures.py."""
 
-from forward_fixtures import clock, running, spool  # noqa: F401
+from forward_fixtures import running, spool  # noqa: F401

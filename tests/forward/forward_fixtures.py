@@ -1,5 +1,5 @@
-"""Fixtures for the forwarder's tests: a fake clock and a real spool on disk that reads it
-(helpers: forward_support.py).
+"""Fixtures for the forwarder's tests: a real spool on disk on the shared fake clock (`clock`
+in tests/conftest.py) and the forwarders a test started (helpers: forward_support.py).
 
 Registered for the folder by its conftest.py (which only imports them), so the code is
 type-checked under its own module name."""
@@ -16,13 +16,6 @@ from relay._forward.forwarder import Forwarder
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
 from relay.testing.fakes import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """The time of the spool and of every forwarder a test makes: it moves only when the
-    test advances it, so backoff, breaker, budget and linger are decided by the test."""
-    return FakeClock()
 
 
 @pytest.fixture

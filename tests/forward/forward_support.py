@@ -1,11 +1,10 @@
-"""Helpers for the forwarder's tests: the sample events, polling with a bound, a forwarder on
-the fake clock, and when it is idle."""
+"""Helpers for the forwarder's tests: the sample events, a forwarder on the fake clock, and when
+it is idle (polling with a bound: wait_support.wait_until)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from relay._clock import Clock
@@ -56,22 +55,6 @@ def dataset_items(count: int) -> list[tuple[bytes, EventKey]]:
                   body_hash=str(i)))
         for i in range(count)
     ]  # fmt: skip
-
-
-async def wait_until(predicate: Callable[[], bool], *, within_s: float = 20.0) -> None:
-    """Poll a condition (no timing assertion: the bound only stops a broken test). The spool
-    works in a thread of its own, so its progress is polled, not awaited."""
-    async with asyncio.timeout(within_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-async def wait_until_async(
-    predicate: Callable[[], Awaitable[bool]], *, within_s: float = 20.0
-) -> None:
-    async with asyncio.timeout(within_s):
-        while not await predicate():
-            await asyncio.sleep(0.01)
 
 
 def idle(forwarder: Forwarder, clock: FakeClock) -> bool:

@@ -10,11 +10,6 @@ from relay._observe.metrics import Metrics
 from relay.testing.fakes import FakeClock
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def make(clock: FakeClock, metrics: Metrics | None = None, **config: float) -> CircuitBreaker:
     return CircuitBreaker(
         BreakerConfig(**config),  # type: ignore[arg-type]

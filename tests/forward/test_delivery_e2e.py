@@ -1,7 +1,8 @@
 """Events posted to a real relay reach the mock OpenMetadata's native endpoint (real HTTP).
 
-Each test runs an in-process `Relay` (ingest, spool on disk, forwarder) and an in-process
-`MockOpenMetadata` on loopback ports, and waits for conditions (never for durations).
+Each test runs an in-process `Relay` (ingest, spool on disk, forwarder; the shared
+`start_forwarding_relay` fixture) and the in-process `MockOpenMetadata` (`mock`) on loopback
+ports, and waits for conditions (never for durations).
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
-from forward_support import fresh_copies, spark_samples, wait_until, wait_until_async
+from forward_support import fresh_copies, spark_samples
 from openmetadata_support import MOCK_TOKEN
 from prometheus_client.parser import text_string_to_metric_families
-from relay_support import RelayStarter, StartRelay
+from relay_support import StartRelay
+from wait_support import wait_until
 
 from relay._app import Relay
 from relay._events import EventKey
@@ -27,28 +28,6 @@ from relay.testing.mock_openmetadata import MockOpenMetadata
 
 TOKEN = MOCK_TOKEN  # the shared `mock` fixture's
 NATIVE = "/api/v1/openlineage/lineage/batch"
-
-
-@pytest.fixture
-async def start_relay(tmp_path: Path, mock: MockOpenMetadata) -> AsyncIterator[StartRelay]:
-    """`await start_relay(**{"section.key": value})`: a relay forwarding to the mock; each one
-    started uses the same spool (a restart finds what the one before left)."""
-    token_file = tmp_path / "om-token"
-    token_file.write_text(TOKEN)
-    starter = RelayStarter(
-        lambda _: {
-            "relay.listen": "127.0.0.1:0",
-            "spool.dir": str(tmp_path / "spool"),
-            "openmetadata.host_port": mock.url,
-            "openmetadata.sink": "openlineage",
-            "openmetadata.jwt_token_file": str(token_file),
-            "openmetadata.retry_delay_ms": 20,
-            "openmetadata.retry_max_delay_ms": 200,
-            "forwarder.linger_ms": 50,
-        }
-    )
-    yield starter
-    await starter.aclose()
 
 
 @pytest.fixture
@@ -106,9 +85,10 @@ def counter(relay: Relay, name: str, **labels: str) -> float:
 
 
 async def test_posted_events_arrive_in_batches_exactly_once(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
-    relay = await start_relay()
+    # A linger long enough to gather several of the client's posts into one call.
+    relay = await start_forwarding_relay(**{"forwarder.linger_ms": 50})
     items = fresh_copies(30)  # 150 events, 60 runs
     bodies = [body for body, _ in items]
     for start in range(0, len(bodies), 25):
@@ -129,10 +109,10 @@ async def test_posted_events_arrive_in_batches_exactly_once(
 
 
 async def test_outage_breaker_opens_then_backlog_drains_without_loss(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     await mock.set_faults({"mode": "down"})
-    relay = await start_relay(**{
+    relay = await start_forwarding_relay(**{
         "openmetadata.connection_pool_size": 2,
         "breaker.failure_threshold": 3,
         "breaker.recovery_timeout_s": 0.2,
@@ -154,7 +134,7 @@ async def test_outage_breaker_opens_then_backlog_drains_without_loss(
         doc = await health(http, relay)
         return bool(doc["components"]["breaker"]["times_opened"] >= 3)
 
-    await wait_until_async(breaker_reopened)
+    await wait_until(breaker_reopened)
     doc = await health(http, relay)
     assert doc["status"] == "degraded"
     assert doc["components"]["breaker"]["state"] in ("open", "half-open")
@@ -181,12 +161,15 @@ async def test_outage_breaker_opens_then_backlog_drains_without_loss(
 
 @pytest.mark.parametrize("status", [429, 503])
 async def test_retry_after_is_honoured(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession, status: int
+    start_forwarding_relay: StartRelay,
+    mock: MockOpenMetadata,
+    http: aiohttp.ClientSession,
+    status: int,
 ) -> None:
     await mock.set_faults(
         {"mode": "error", "status": status, "retry_after_s": 1, "path": NATIVE, "times": 1}
     )
-    relay = await start_relay()
+    relay = await start_forwarding_relay()
     bodies = spark_samples()
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: pending(relay) == 0)
@@ -200,10 +183,10 @@ async def test_retry_after_is_honoured(
 
 
 async def test_a_hanging_server_is_cut_by_the_read_timeout(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     await mock.set_faults({"mode": "hang", "path": NATIVE, "times": 1})
-    relay = await start_relay(**{"openmetadata.read_timeout_ms": 300})
+    relay = await start_forwarding_relay(**{"openmetadata.read_timeout_ms": 300})
     bodies = spark_samples()
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: pending(relay) == 0)
@@ -222,7 +205,7 @@ async def test_a_hanging_server_is_cut_by_the_read_timeout(
 
 
 async def test_a_refused_event_is_dead_lettered_and_the_rest_delivered(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     items = fresh_copies(3)
     bad_run = items[6][1].run_id  # the child run of the second copy
@@ -231,7 +214,7 @@ async def test_a_refused_event_is_dead_lettered_and_the_rest_delivered(
         {"run_id": bad_run, "event_type": "COMPLETE", "reason": "invalid columnLineage facet",
          "retriable": False}
     )  # fmt: skip
-    relay = await start_relay()
+    relay = await start_forwarding_relay()
     bodies = [body for body, _ in items]
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: pending(relay) == 0)
@@ -246,7 +229,7 @@ async def test_a_refused_event_is_dead_lettered_and_the_rest_delivered(
 
 
 async def test_partial_success_retries_only_the_retriable_events(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     items = fresh_copies(2)
     flaky: EventKey = items[3][1]  # COMPLETE of the first child run
@@ -254,7 +237,7 @@ async def test_partial_success_retries_only_the_retriable_events(
         {"run_id": flaky.run_id, "event_type": "COMPLETE", "reason": "search index busy",
          "retriable": True, "times": 1}
     )  # fmt: skip
-    relay = await start_relay()
+    relay = await start_forwarding_relay()
     bodies = [body for body, _ in items]
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: pending(relay) == 0)
@@ -275,12 +258,12 @@ async def test_partial_success_retries_only_the_retriable_events(
     ],
 )
 async def test_a_setup_problem_keeps_events_degrades_health_and_says_what_to_fix(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
     caplog: pytest.LogCaptureFixture, status: int, fix: str,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.ERROR, logger="relay._forward.forwarder")
     await mock.set_faults({"mode": "error", "status": status, "path": NATIVE})
-    relay = await start_relay(**{"breaker.failure_threshold": 100})
+    relay = await start_forwarding_relay(**{"breaker.failure_threshold": 100})
     bodies = spark_samples()
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: len(native_calls(mock)) >= 2)
@@ -303,7 +286,7 @@ async def test_a_setup_problem_keeps_events_degrades_health_and_says_what_to_fix
 
 
 async def test_a_restart_in_the_middle_of_a_drain_delivers_the_rest(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     await mock.set_faults({"mode": "slow", "latency_ms": 100, "path": NATIVE})
     settings = {
@@ -311,7 +294,7 @@ async def test_a_restart_in_the_middle_of_a_drain_delivers_the_rest(
         "forwarder.linger_ms": 0,
         "openmetadata.connection_pool_size": 1,
     }
-    first = await start_relay(**settings)
+    first = await start_forwarding_relay(**settings)
     bodies = [body for body, _ in fresh_copies(16)]  # 80 events, 16 calls at 100 ms each
     assert await post_batch(http, first, bodies) in (200, 201)
     await wait_until(lambda: len(mock.openlineage_events) >= 15)
@@ -319,7 +302,7 @@ async def test_a_restart_in_the_middle_of_a_drain_delivers_the_rest(
     left = pending(first)
     assert 0 < left < len(bodies)
 
-    second = await start_relay(**settings)  # same spool directory
+    second = await start_forwarding_relay(**settings, **{"spool.dir": str(first.config.spool.dir)})
     assert pending(second) == left
     await wait_until(lambda: pending(second) == 0)
     # A graceful stop lets the call in flight finish and be acked: nothing twice, nothing lost.
@@ -327,11 +310,11 @@ async def test_a_restart_in_the_middle_of_a_drain_delivers_the_rest(
 
 
 async def test_no_token_keeps_events_and_names_the_source(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.delenv("RELAY_TEST_OM_TOKEN", raising=False)
-    relay = await start_relay(**{
+    relay = await start_forwarding_relay(**{
         "openmetadata.jwt_token_file": "",
         "openmetadata.jwt_token_env": "RELAY_TEST_OM_TOKEN",
         "breaker.failure_threshold": 100,
@@ -343,7 +326,7 @@ async def test_no_token_keeps_events_and_names_the_source(
         doc = await health(http, relay)
         return "problem" in doc["components"]["openmetadata"]
 
-    await wait_until_async(degraded)
+    await wait_until(degraded)
     doc = await health(http, relay)
     assert "RELAY_TEST_OM_TOKEN" in doc["components"]["openmetadata"]["problem"]
     assert pending(relay) == len(bodies)
@@ -351,7 +334,7 @@ async def test_no_token_keeps_events_and_names_the_source(
 
 
 async def test_an_event_the_server_refuses_with_400_is_isolated_and_the_rest_delivered(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     # The relay checks only the envelope; OpenMetadata refuses the whole batch (400, no
     # per-event results) because one runId is not a UUID: the relay splits to find it.
@@ -361,7 +344,7 @@ async def test_an_event_the_server_refuses_with_400_is_isolated_and_the_rest_del
     bad = items[7][0].replace(run.encode(), b"not-a-uuid")
     bodies = [body for body, _ in items]
     bodies[7] = bad
-    relay = await start_relay(**{"forwarder.linger_ms": 200})
+    relay = await start_forwarding_relay(**{"forwarder.linger_ms": 200})
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: pending(relay) == 0)
 
@@ -387,7 +370,7 @@ def _families(text: str) -> dict[str, tuple[str, set[tuple[str, tuple[str, ...]]
 
 
 async def test_the_delivery_metrics_and_health_components_are_exported(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     # One retried call (503) and one dead letter, so every labelled series has a sample.
     await mock.set_faults({"mode": "error", "status": 503, "path": NATIVE, "times": 1})
@@ -396,7 +379,7 @@ async def test_the_delivery_metrics_and_health_components_are_exported(
     mock.set_openlineage_failures(
         {"run_id": refused_run, "reason": "unknown table", "retriable": False}
     )
-    relay = await start_relay()
+    relay = await start_forwarding_relay()
     bodies = [body for body, _ in items]
     assert await post_batch(http, relay, bodies) in (200, 201)
     await wait_until(lambda: pending(relay) == 0)
@@ -452,11 +435,13 @@ async def test_the_delivery_metrics_and_health_components_are_exported(
 
 
 async def test_health_turns_degraded_when_the_oldest_event_is_older_than_max_lag_s(
-    start_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
     # Delivery held up (403, events kept, breaker stays closed): only the lag changes.
     await mock.set_faults({"mode": "error", "status": 403, "path": NATIVE})
-    relay = await start_relay(**{"breaker.failure_threshold": 100, "forwarder.max_lag_s": 1})
+    relay = await start_forwarding_relay(
+        **{"breaker.failure_threshold": 100, "forwarder.max_lag_s": 1}
+    )
     assert await post_batch(http, relay, spark_samples()) in (200, 201)
 
     async def lag() -> dict[str, Any]:
@@ -470,6 +455,6 @@ async def test_health_turns_degraded_when_the_oldest_event_is_older_than_max_lag
     async def degraded() -> bool:
         return bool((await lag())["status"] == "degraded")
 
-    await wait_until_async(degraded)
+    await wait_until(degraded)
     component = await lag()
     assert component["oldest_event_age_s"] > 1 and "max_lag_s" in component["error"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from forward_support import wait_until
+from wait_support import wait_until
 
 from relay._app import Relay
 from relay._config import load_config

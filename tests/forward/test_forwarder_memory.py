@@ -14,9 +14,8 @@ from forward_support import (
     idle,
     make_forwarder,
     spark_samples,
-    wait_until,
-    wait_until_async,
 )
+from wait_support import wait_until
 
 from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
 from relay._events import SpooledEvent
@@ -285,7 +284,7 @@ async def test_retry_attempts_limit_dead_letters_when_set(
     async def dead() -> bool:
         return bool(await spool.list_dead_letters())
 
-    await wait_until_async(dead)
+    await wait_until(dead)
     [(event, reason)] = await spool.list_dead_letters()
     assert event.body == body
     assert reason == "gave up after 3 attempts: HTTP 503: maintenance"

@@ -13,8 +13,8 @@ from forward_support import (
     idle,
     make_forwarder,
     spark_samples,
-    wait_until,
 )
+from wait_support import wait_until
 
 from relay._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
 from relay._events import EventKey, SpooledEvent

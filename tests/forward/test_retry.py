@@ -24,8 +24,7 @@ def test_backoff_is_full_jitter_under_an_exponential_ceiling() -> None:
     assert 6 < sum(delays) / len(delays) < 10
 
 
-def test_retry_budget_keeps_retries_near_the_ratio() -> None:
-    clock = FakeClock()
+def test_retry_budget_keeps_retries_near_the_ratio(clock: FakeClock) -> None:
     budget = RetryBudget(ratio=0.2, reserve=3.0, min_per_s=0.0, clock=clock)
     # The reserve lets a few isolated retries through at once.
     assert [budget.try_retry() for _ in range(4)] == [True, True, True, False]
@@ -38,8 +37,7 @@ def test_retry_budget_keeps_retries_near_the_ratio() -> None:
     assert allowed == 200
 
 
-def test_retry_budget_refills_its_reserve_over_time() -> None:
-    clock = FakeClock()
+def test_retry_budget_refills_its_reserve_over_time(clock: FakeClock) -> None:
     budget = RetryBudget(ratio=0.2, reserve=3.0, min_per_s=0.5, clock=clock)
     while budget.try_retry():
         pass
@@ -57,8 +55,7 @@ def test_retry_budget_rejects_a_wrong_ratio() -> None:
         RetryBudget(ratio=1.5, clock=FakeClock())
 
 
-def test_retry_budget_says_how_long_until_the_next_token() -> None:
-    clock = FakeClock()
+def test_retry_budget_says_how_long_until_the_next_token(clock: FakeClock) -> None:
     budget = RetryBudget(ratio=0.2, reserve=2.0, min_per_s=0.5, clock=clock)
     assert budget.wait_s() == 0.05  # a token is there now
     while budget.try_retry():

@@ -8,9 +8,7 @@ spilled events to OpenMetadata is `tests/plugin/test_spill_job.py`.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +16,11 @@ import aiohttp
 import pytest
 from ingest_support import spooled
 from relay_support import StartRelay
+from wait_support import wait_until
 
 from relay._app import Relay
 from relay.testing.events import run_event_pairs
 from spark_plugin._spill import Spill
-
-
-async def wait_until(predicate: Callable[[], bool], *, within_s: float = 20.0) -> None:
-    """Poll a condition; the bound only stops a broken test."""
-    async with asyncio.timeout(within_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture

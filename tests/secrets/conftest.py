@@ -1,3 +1,3 @@
 """The secrets tests' fixtures (and hooks), defined in secrets_fixtures.py."""
 
-from secrets_fixtures import _make_jwt_fixture, clock, vault  # noqa: F401
+from secrets_fixtures import _make_jwt_fixture, vault  # noqa: F401

@@ -1,5 +1,5 @@
-"""Fixtures for the token sources: a fake clock and a Vault stand-in (the moto server and the
-fake AWS credentials are shared: `moto_server` and `aws_env` in tests/conftest.py).
+"""Fixtures for the token sources: a Vault stand-in (the fake clock, the moto server and the
+fake AWS credentials are shared: `clock`, `moto_server` and `aws_env` in tests/conftest.py).
 
 Registered for the folder by its conftest.py (which only imports them), so the code is
 type-checked under its own module name.
@@ -20,12 +20,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from relay._config import Secret
-from relay.testing.fakes import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @dataclass

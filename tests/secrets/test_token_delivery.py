@@ -3,7 +3,6 @@ sink against the mock OpenMetadata, which refuses expired JWTs with 401 as the r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 from secrets_fixtures import MakeJwt, VaultStandIn
+from wait_support import wait_until
 
 from relay._clock import SystemClock
 from relay._config import (
@@ -200,13 +200,6 @@ async def test_env_token_refetched_on_401_and_a_restart_delivers(
     assert expired not in caplog.text
 
 
-async def _wait_until(predicate: Any, within_s: float = 20.0) -> None:
-    """Poll a condition (the bound only stops a broken test; nothing is timed)."""
-    async with asyncio.timeout(within_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 async def test_forwarder_keeps_events_through_401s_and_delivers_after_rotation(
     mock: MockOpenMetadata, tmp_path: Path, make_jwt: MakeJwt
 ) -> None:
@@ -239,11 +232,11 @@ async def test_forwarder_keeps_events_through_401s_and_delivers_after_rotation(
             )
             await forwarder.start()
             try:
-                await _wait_until(lambda: _batch_statuses(mock).count(401) >= 2)
+                await wait_until(lambda: _batch_statuses(mock).count(401) >= 2)
                 assert spool.stats().events == len(bodies)  # all kept
                 assert spool.stats().dead_letters == 0
                 token_path.write_text(_valid(make_jwt))  # the secret is rotated
-                await _wait_until(lambda: spool.stats().events == 0)
+                await wait_until(lambda: spool.stats().events == 0)
             finally:
                 await forwarder.aclose()
         assert spool.stats().dead_letters == 0

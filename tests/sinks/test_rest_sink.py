@@ -25,6 +25,7 @@ from rest_support import (
     spooled,
     writes,
 )
+from wait_support import wait_until
 
 from relay._config import MappingRule
 from relay._events import SpooledEvent
@@ -223,7 +224,7 @@ async def test_an_unknown_output_parks_its_edges_until_the_table_exists(
             assert metrics.registry.get_sample_value("lineage_relay_unresolved_total", labels) == 1
             assert await sink.retry_parked() == 0  # still missing: nothing written
             await _create_revenue_table(mock)
-            await _wait_for(
+            await wait_until(
                 lambda: metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
             )
         assert await snapshot(mock) == EXPECTED
@@ -239,7 +240,7 @@ async def test_a_parked_edge_survives_a_restart(tmp_path: Path, metrics: Metrics
         await _create_revenue_table(mock)
         async with rest_sink(rest_config(mock), tmp_path, Metrics()) as again:
             await again.start()
-            await _wait_for(lambda: len(mock.lineage_edges) == 2)
+            await wait_until(lambda: len(mock.lineage_edges) == 2)
         assert await snapshot(mock) == EXPECTED
 
 
@@ -260,8 +261,8 @@ async def test_a_parked_edge_is_dead_lettered_after_the_retention(
             await deliver(sink, events)
             # Two edges (orders and customers to the missing table), RUNNING and COMPLETE
             # parked as one row each: one dead letter for the event.
-            await _wait_for(lambda: len(buried) == 1)
-            await _wait_for(
+            await wait_until(lambda: len(buried) == 1)
+            await wait_until(
                 lambda: metrics.registry.get_sample_value("lineage_relay_unresolved_datasets") == 0
             )
     event, reason = buried[0]
@@ -508,11 +509,3 @@ async def _api(mock: MockOpenMetadata, method: str, path: str, body: Any = None)
 async def _create_revenue_table(mock: MockOpenMetadata) -> None:
     (table,) = [t for t in read_catalog(CATALOG)["tables"] if t["name"] == "revenue_by_country"]
     assert await _api(mock, "PUT", "/v1/tables", table) == 201
-
-
-async def _wait_for(predicate: Any, within_s: float = 20.0) -> None:
-    import asyncio
-
-    async with asyncio.timeout(within_s):
-        while not predicate():
-            await asyncio.sleep(0.01)

@@ -19,11 +19,6 @@ from relay.testing.fakes import FakeClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def open_spool(tmp_path: Path, metrics: Metrics, clock: FakeClock) -> AsyncIterator[Opener]:
     """Open spools in tmp_path/spool (closed at teardown); keyword arguments go to SpoolConfig
     except `metrics`, `clock`, `before_commit` and `scan_gate`."""
