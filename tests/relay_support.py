@@ -131,6 +131,11 @@ class ThreadedRelay:
         return self.relay.config
 
     @property
+    def url(self) -> str:
+        assert self.relay is not None
+        return self.relay.url
+
+    @property
     def ingest_state(self) -> tuple[int, int, int]:
         """(in flight, processing, body bytes held), read on the relay's loop."""
         assert self.relay is not None

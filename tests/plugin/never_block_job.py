@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plugin_support import Receiver, closed_port_url
-from show_jobs import ShowData, jobs_for, prepare, verify
+from show_jobs import ShowData, jobs_for, prepare, show_data, verify
 
 from relay.testing.spark import local_session
 from spark_plugin import enable
@@ -33,14 +33,6 @@ def run_jobs(spark: Any, data: ShowData) -> dict[str, Any]:
         job(spark, data)
         ran.append(kind)
     return {"ran": ran, "rows": verify(spark, data)}
-
-
-def show_data(base: Path, name: str) -> ShowData:
-    folder = base / name
-    folder.mkdir(parents=True)
-    return ShowData(
-        base=folder, prefix=name, derby=f"jdbc:derby:memory:{name};create=true", hive=True
-    )
 
 
 def case(name: str, url: str, base: Path) -> dict[str, Any]:

@@ -60,6 +60,16 @@ def _tables(data: ShowData) -> list[str]:
     return [data.table(n) for n in names]
 
 
+def show_data(base: Path, name: str) -> ShowData:
+    """A run named `name` (its table prefix and Derby database) in a new folder below `base`,
+    on a session with Hive support."""
+    folder = base / name
+    folder.mkdir(parents=True)
+    return ShowData(
+        base=folder, prefix=name, derby=f"jdbc:derby:memory:{name};create=true", hive=True
+    )
+
+
 def prepare(spark: Any, data: ShowData) -> None:
     """Inputs and target tables; no lineage is enabled yet."""
     people = spark.createDataFrame(

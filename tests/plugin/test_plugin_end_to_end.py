@@ -2,79 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from show_jobs import ShowData, cleanup, jobs_for, prepare
+from relay_support import ThreadedRelay
+from show_jobs import cleanup, jobs_for, prepare, show_data
 
-from relay._app import Relay
-from relay._config import load_config
-from relay._events import SpooledEvent
 from spark_plugin import _state, enable
 
 pytestmark = pytest.mark.spark
 
-T = TypeVar("T")
-
-
-class RelayThread:
-    """A real Relay on 127.0.0.1:<ephemeral>, its event loop on a thread of its own, so the
-    plugin's sender thread can post to it while the test thread drives Spark."""
-
-    def __init__(self, spool_dir: Path) -> None:
-        config = load_config(
-            None,
-            environ={},
-            overrides={
-                "relay.listen": "127.0.0.1:0",
-                "spool.dir": str(spool_dir),
-                "openmetadata.host_port": "http://127.0.0.1:9/api",
-            },
-        )
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self.relay = Relay(config, delivery=False)  # events stay in the spool for the check
-        self.run(self.relay.start())
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
-    def spooled(self) -> list[SpooledEvent]:
-        spool = self.relay.spool
-        assert spool is not None
-        return self.run(spool.lease(max_events=1000, max_bytes=64 << 20, lease_s=60))
-
-    def close(self) -> None:
-        try:
-            self.run(self.relay.aclose())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self.loop.close()
-
 
 @pytest.fixture
-def relay_thread(tmp_path: Path) -> Iterator[RelayThread]:
-    relay = RelayThread(tmp_path / "spool")
-    try:
+def relay_thread(tmp_path: Path) -> Iterator[ThreadedRelay]:
+    """A relay on its own loop thread, so the plugin's sender thread can post to it while the
+    test thread drives Spark; no delivery: the events stay in the spool for the check."""
+    with ThreadedRelay(tmp_path / "spool") as relay:
         yield relay
-    finally:
-        relay.close()
 
 
 @pytest.mark.parametrize("compression", ["", "gzip"])
 def test_plugin_events_are_accepted_and_spooled_by_the_relay(
-    spark: Any, relay_thread: RelayThread, tmp_path: Path, compression: str
+    spark: Any, relay_thread: ThreadedRelay, tmp_path: Path, compression: str
 ) -> None:
     _state.reset()
-    handle = enable(spark, url=relay_thread.relay.url, compression=compression)
+    handle = enable(spark, url=relay_thread.url, compression=compression)
     source = tmp_path / "source"
     spark.range(20).selectExpr("id", "id * 3 AS tripled").write.mode("overwrite").parquet(
         str(source)
@@ -105,20 +61,15 @@ def test_plugin_events_are_accepted_and_spooled_by_the_relay(
 
 
 def test_every_job_kind_is_accepted_and_spooled(
-    spark: Any, relay_thread: RelayThread, tmp_path_factory: pytest.TempPathFactory
+    spark: Any, relay_thread: ThreadedRelay, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Issue 2's job kinds (the FAIL, Hive symlinks, JDBC and column-lineage events included),
     gzip-compressed, through the real ingest path into the spool."""
     _state.reset()
-    data = ShowData(
-        base=tmp_path_factory.mktemp("e2e_jobs"),
-        prefix="e2e",
-        derby="jdbc:derby:memory:e2e_jobs;create=true",
-        hive=True,
-    )
+    data = show_data(tmp_path_factory.mktemp("e2e_jobs"), "e2e")
     prepare(spark, data)
     try:
-        handle = enable(spark, url=relay_thread.relay.url, compression="gzip")
+        handle = enable(spark, url=relay_thread.url, compression="gzip")
         for job in jobs_for(data).values():
             job(spark, data)
         assert handle.close(30)

@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 from plugin_support import SpecValidator, receiving
-from show_jobs import CTAS, HIVE_INSERT, JOBS, WINDOW_EXPLODE, ShowData, cleanup, jobs_for, prepare
+from show_jobs import (
+    CTAS,
+    HIVE_INSERT,
+    JOBS,
+    WINDOW_EXPLODE,
+    ShowData,
+    cleanup,
+    jobs_for,
+    prepare,
+    show_data,
+)
 
 from spark_plugin import _state, enable
 
@@ -27,12 +37,7 @@ JOB_KINDS = list(JOBS)
 def shown(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """{job kind: the events its action caused}, plus "app" (application START/COMPLETE)."""
     _state.reset()  # no handle left open by another module on the shared session
-    data = ShowData(
-        base=tmp_path_factory.mktemp("show"),
-        prefix="show",
-        derby="jdbc:derby:memory:show_jobs;create=true",
-        hive=True,
-    )
+    data = show_data(tmp_path_factory.mktemp("show"), "show")
     prepare(spark, data)
     per_job: dict[str, Events] = {}
     with receiving() as receiver:
@@ -273,7 +278,7 @@ def test_jdbc_to_derby(shown: dict[str, Any]) -> None:
     assert end["job"]["name"] == f"{APP}.execute_save_into_data_source_command.APP_WHO"
     people = ("file", str(data.people))
     assert datasets(end, "inputs") == [people]
-    derby = "derby:memory:show_jobs"
+    derby = "derby:memory:show"
     assert datasets(end, "outputs") == [(derby, "APP.WHO")]
     (output,) = end["outputs"]
     assert schema(output) == [("id", "integer"), ("who", "string")]
@@ -289,7 +294,7 @@ def test_jdbc_to_derby(shown: dict[str, Any]) -> None:
 def test_jdbc_from_derby(shown: dict[str, Any]) -> None:
     data: ShowData = shown["data"]
     start, end = one_run(shown, "jdbc_read")
-    source = ("derby:memory:show_jobs", "APP.PEOPLE")
+    source = ("derby:memory:show", "APP.PEOPLE")
     assert datasets(end, "inputs") == [source]
     assert schema(start["inputs"][0]) == [("id", "integer"), ("name", "string")]
     assert datasets(end, "outputs") == [("file", str(data.base / "from_jdbc"))]

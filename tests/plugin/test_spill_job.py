@@ -2,8 +2,9 @@
 afterwards delivers those events to OpenMetadata (the mock) exactly once.
 
 The job runs in a child process with real Spark (it must call `spark.stop()`, which the shared
-session cannot); the relay and the mock run in-process on loopback. How long `spark.stop()`
-takes is measured by `benchmarks/spark_overhead.py`; here the bound only catches a hang.
+session cannot); the relay and the mock run in-process on loopback (the `start_forwarding_relay`
+and `mock` fixtures). How long `spark.stop()` takes is measured by
+`benchmarks/spark_overhead.py`; here the bound only catches a hang.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import Any
 import orjson
 import pytest
 from plugin_support import closed_port_url
+from relay_support import StartRelay
 
-from relay._app import Relay
-from relay._config import load_config
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -29,7 +29,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 CHILD = Path(__file__).resolve().parent / "spill_job.py"
 FLUSH_TIMEOUT_S = 1.0  # what the child configures
 HANG_GUARD_S = 5.0
-TOKEN = "spill-job-bot-token"
 
 
 @pytest.fixture(scope="module")
@@ -73,30 +72,14 @@ def test_everything_the_job_emitted_is_in_one_spill_file(job: dict[str, Any]) ->
 
 
 async def test_a_relay_started_afterwards_delivers_them_exactly_once(
-    job: dict[str, Any], tmp_path: Path
+    job: dict[str, Any], mock: MockOpenMetadata, start_forwarding_relay: StartRelay
 ) -> None:
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN)
-    async with MockOpenMetadata(tokens=[TOKEN]) as mock:
-        config = load_config(
-            None,
-            environ={},
-            overrides={
-                "relay.listen": "127.0.0.1:0",
-                "spool.dir": str(tmp_path / "spool"),
-                "ingest.spill_dir": str(job["spill_dir"]),
-                "openmetadata.host_port": mock.url,
-                "openmetadata.sink": "openlineage",
-                "openmetadata.jwt_token_file": str(token_file),
-                "forwarder.linger_ms": 20,
-            },
-        )
-        async with Relay(config) as relay:
-            async with asyncio.timeout(30):  # bounds a broken test only
-                while len(mock.openlineage_events) < len(job["events"]) or (
-                    relay.spool is not None and relay.spool.stats().events
-                ):
-                    await asyncio.sleep(0.02)
-            assert not list(Path(job["spill_dir"]).glob("*.ndjson*"))  # deleted once spooled
-        delivered = Counter(map(identity, mock.openlineage_events))
+    relay = await start_forwarding_relay(**{"ingest.spill_dir": str(job["spill_dir"])})
+    async with asyncio.timeout(30):  # bounds a broken test only
+        while len(mock.openlineage_events) < len(job["events"]) or (
+            relay.spool is not None and relay.spool.stats().events
+        ):
+            await asyncio.sleep(0.02)
+    assert not list(Path(job["spill_dir"]).glob("*.ndjson*"))  # deleted once spooled
+    delivered = Counter(map(identity, mock.openlineage_events))
     assert delivered == Counter(map(identity, job["events"]))  # each exactly once
