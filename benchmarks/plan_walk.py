@@ -29,7 +29,6 @@ Ends with `RESULT plan_walk_ms_30_nodes=<median describe ms>`, `RESULT plan_walk
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from relay.testing.spark import local_session
 from spark_plugin._plans import PlanWalker, lineage_from_digest
 from spark_plugin._trimming import NameTrimming
 
@@ -169,23 +169,14 @@ def main() -> None:
     args = parser.parse_args()
     repeat = args.repeat or (30 if args.quick else 200)
 
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.java_gateway import ensure_callback_server_started
-    from pyspark.sql import SparkSession
 
     with tempfile.TemporaryDirectory(prefix="plan-walk-") as tmp:
         base = Path(tmp)
-        spark = (
-            SparkSession.builder.master("local[2]")
-            .appName("plan walk benchmark")
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.sql.shuffle.partitions", "2")
-            .config("spark.sql.warehouse.dir", str(base / "wh"))
-            .getOrCreate()
+        # in-memory catalog: no `base` for local_session (that would bring Hive)
+        spark = local_session(
+            "plan walk benchmark", conf={"spark.sql.warehouse.dir": str(base / "wh")}
         )
-        spark.sparkContext.setLogLevel("ERROR")
         try:
             gateway = spark.sparkContext._gateway
             ensure_callback_server_started(gateway)  # type: ignore[no-untyped-call]

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from relay.testing.processes import MockProcess, RelayProcess, exit_on_sigterm
+from relay.testing.spark import local_session
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"  # noqa: S105 -- what the mock accepts, not a secret
@@ -128,24 +128,16 @@ class _SyncBaseline:
 
 
 def _session(warehouse: Path) -> Any:
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("spark overhead benchmark")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", str(warehouse))
-        # where spark_plugin spills what a dead relay could not take (not the shared temp dir)
-        .config("spark.lineageRelay.spill.dir", str(warehouse.parent / "spill"))
-        .getOrCreate()
+    """local[2], in-memory catalog (no Hive: `base` is not given)."""
+    return local_session(
+        "spark overhead benchmark",
+        conf={
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.warehouse.dir": str(warehouse),
+            # where spark_plugin spills what a dead relay could not take (not the shared temp dir)
+            "spark.lineageRelay.spill.dir": str(warehouse.parent / "spill"),
+        },
     )
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
 
 
 def _job(spark: Any, out: Path, case: str, units: int) -> None:
