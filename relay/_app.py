@@ -54,7 +54,8 @@ from ._spool.ledger import Ledger
 __all__ = ["Relay"]
 
 log = logging.getLogger(__name__)
-
+# How often a shutdown drain looks whether the spool is empty yet.
+_DRAIN_POLL_S = 0.05
 
 
 class _State(enum.Enum):
@@ -203,12 +204,16 @@ class Relay:
         left = spool.stats().events
         if left:
             log.info("draining: forwarding for up to %.0f s", timeout_s, extra={"events": left})
-        deadline = self.clock.monotonic() + timeout_s
-        while True:
-            if not spool.stats().events or spool.failed or self.clock.monotonic() >= deadline:
-                break
-            # The spool publishes its counts with each commit; nothing signals "empty".
-            await asyncio.sleep(0.05)
+        # The deadline passes on the relay's clock (a test's fake one too), while the spool's
+        # counts are polled in real time: it publishes them with each commit from its own
+        # thread, and nothing signals "empty".
+        deadline = asyncio.ensure_future(self.clock.sleep(timeout_s))
+        try:
+            while spool.stats().events and not spool.failed and not deadline.done():
+                await asyncio.wait([deadline], timeout=_DRAIN_POLL_S)
+        finally:
+            deadline.cancel()
+            await asyncio.gather(deadline, return_exceptions=True)
         if left:
             log.info("drain over", extra={"events_left": spool.stats().events})
 

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from app_support import EVENTS
 from relay_support import relay_config
+from wait_support import wait_until
 
 from relay._app import Relay
 from relay._cli import _run
@@ -25,6 +26,7 @@ from relay._observe.logging import configure_logging, register_secret, reset_log
 from relay._observe.metrics import Metrics
 from relay._parts import CONFIG, HEALTH, METRICS, SPOOL
 from relay._spool import Spool
+from relay.testing.fakes import FakeClock
 
 COMPLETE = (EVENTS / "spark" / "04_COMPLETE_insert_revenue_by_country.json").read_bytes()
 
@@ -166,3 +168,29 @@ async def test_request_log_lines_never_contain_the_ingest_token(
     assert requests[0]["events"] == 1 and requests[0]["endpoint"] == "/api/v1/lineage"
     assert requests[1]["reason"] == "unauthorized" and "bearer token" in requests[1]["error"]
     assert token not in json_logs.getvalue()
+
+
+async def test_a_drain_on_a_fake_clock_ends_once_drain_timeout_s_has_passed_on_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # Delivering towards a port where nothing listens: the event stays in the spool.
+    config = relay_config(tmp_path / "spool", **{"relay.drain_timeout_s": 45})
+    relay = Relay(config, clock=clock)
+    await relay.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(relay.url + "/api/v1/lineage", data=COMPLETE) as resp,
+        ):
+            assert resp.status == 201
+        closing = asyncio.create_task(relay.aclose(drain=True))
+        await wait_until(lambda: 45.0 in clock.sleeps())  # the drain waits on the clock
+        clock.advance(44.5)
+        await wait_until(lambda: 0.5 in clock.sleeps())  # not over: 0.5 s to go
+        assert not closing.done()
+        clock.advance(0.5)
+        async with asyncio.timeout(20):  # bounds a broken test only
+            await closing
+    finally:
+        await relay.aclose()
+    assert relay.spool is not None and relay.spool.stats().events == 1
