@@ -393,42 +393,37 @@ def _disabled() -> web.Response:
     return json_response(body, 503)
 
 
-async def _openlineage_single(request: web.Request) -> web.Response:
+async def _openlineage(request: web.Request, *, batch: bool) -> web.Response:
+    """One event (`/lineage`) or `{"events": [...]}` (`/lineage/batch`): checked against the
+    server version's model, recorded, then processed one event at a time."""
     state = request.app[STATE_KEY]
     _openlineage_available(state)
+    if batch:
+        model = _models_v2.OPENLINEAGE_BATCH if state.server_v2 else OPENLINEAGE_BATCH
+    else:
+        model = _models_v2.OPENLINEAGE_RUN_EVENT if state.server_v2 else OPENLINEAGE_RUN_EVENT
     raw = await request.read()
     with _gc_paused(len(raw)):
         body = decode(raw)
-        validate(
-            _models_v2.OPENLINEAGE_RUN_EVENT if state.server_v2 else OPENLINEAGE_RUN_EVENT,
-            body,
-        )
+        validate(model, body)
         if not state.openlineage.settings.enabled:
             return _disabled()
-        state.events.append(body)
-        state.events_received += 1
-        status, answer = single_response(state.openlineage.process(body))
-        return json_response(answer, status)
-
-
-async def _openlineage_batch(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    _openlineage_available(state)
-    raw = await request.read()
-    with _gc_paused(len(raw)):
-        body = decode(raw)
-        validate(
-            _models_v2.OPENLINEAGE_BATCH if state.server_v2 else OPENLINEAGE_BATCH, body
-        )
-        if not state.openlineage.settings.enabled:
-            return _disabled()
-        events = body["events"]
+        events = body["events"] if batch else [body]
         state.events.extend(events)
         state.events_received += len(events)
-        status, answer = batch_response([state.openlineage.process(e) for e in events])
+        results = [state.openlineage.process(e) for e in events]
+        status, answer = batch_response(results) if batch else single_response(results[0])
         response = json_response(answer, status)
         del body, events  # freed here, while the GC is paused: never walked by it
         return response
+
+
+async def _openlineage_single(request: web.Request) -> web.Response:
+    return await _openlineage(request, batch=False)
+
+
+async def _openlineage_batch(request: web.Request) -> web.Response:
+    return await _openlineage(request, batch=True)
 
 
 async def _not_found(request: web.Request) -> web.Response:

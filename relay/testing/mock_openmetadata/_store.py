@@ -34,6 +34,9 @@ class EntityKind:
     parent_type: str | None = None
     # Fields OpenMetadata only returns when asked for with ``?fields=``.
     optional_fields: frozenset[str] = frozenset({"owners", "tags", "followers"})
+    # The parent's fields a child entity carries too (a table: its database, service and
+    # serviceType; most: the serviceType of the service it is under).
+    inherits: tuple[str, ...] = ("serviceType",)
 
 
 KINDS: dict[str, EntityKind] = {
@@ -49,8 +52,16 @@ KINDS: dict[str, EntityKind] = {
             _models.CREATE_DATABASE_SCHEMA,
             "database",
             "database",
+            inherits=("service", "serviceType"),
         ),
-        EntityKind("table", "tables", _models.CREATE_TABLE, "databaseSchema", "databaseSchema"),
+        EntityKind(
+            "table",
+            "tables",
+            _models.CREATE_TABLE,
+            "databaseSchema",
+            "databaseSchema",
+            inherits=("database", "service", "serviceType"),
+        ),
         EntityKind(
             "container",
             "containers",
@@ -375,28 +386,11 @@ class Store:
         self, kind: EntityKind, entity: dict[str, Any], parents: dict[str, dict[str, Any]]
     ) -> None:
         """Embed parent references as OpenMetadata does (service, database, schema)."""
-        if kind.type == "database":
-            service = parents["databaseService"]
-            entity["service"] = reference(service, "databaseService")
-            entity["serviceType"] = service["serviceType"]
-        elif kind.type == "databaseSchema":
-            database = parents["database"]
-            entity["database"] = reference(database, "database")
-            entity["service"] = database["service"]
-            entity["serviceType"] = database["serviceType"]
-        elif kind.type == "table":
-            schema = parents["databaseSchema"]
-            entity["databaseSchema"] = reference(schema, "databaseSchema")
-            entity["database"] = schema["database"]
-            entity["service"] = schema["service"]
-            entity["serviceType"] = schema["serviceType"]
-        elif kind.type == "container":
-            service = parents["storageService"]
-            entity["service"] = reference(service, "storageService")
-            entity["serviceType"] = service["serviceType"]
-            if "container" in parents:
-                entity["parent"] = reference(parents["container"], "container")
-        elif kind.type == "pipeline":
-            service = parents["pipelineService"]
-            entity["service"] = reference(service, "pipelineService")
-            entity["serviceType"] = service["serviceType"]
+        if kind.parent_field is None or kind.parent_type is None:
+            return
+        parent = parents[kind.parent_type]
+        entity[kind.parent_field] = reference(parent, kind.parent_type)
+        for key in kind.inherits:
+            entity[key] = parent[key]
+        if "container" in parents:  # a container inside another
+            entity["parent"] = reference(parents["container"], "container")
