@@ -3,8 +3,8 @@ from, and three ways to run one on them.
 
 - `RelayStarter` (the `start_relay` and `start_forwarding_relay` fixtures): in-process, on the
   test's event loop; the usual way.
-- `ThreadedRelay`: in-process on an event loop in a thread, for synchronous tests that block on
-  sockets.
+- `ThreadedRelay`: in-process on an event loop in a thread (with the mock it forwards to, if
+  given), for synchronous tests that block on sockets or drive Spark.
 - `RelayProcess`: `lineage-relay serve` as a child process, for what only a process shows (kill
   -9, stop signals, flags, the console script); `relay.testing.processes` runs it.
 """
@@ -25,6 +25,7 @@ from relay._app import Relay
 from relay._config import Config, load_config
 from relay._events import SpooledEvent
 from relay.testing import processes
+from relay.testing.mock_openmetadata import MockOpenMetadata
 
 T = TypeVar("T")
 
@@ -99,12 +100,21 @@ class RelayStarter:
 
 
 class ThreadedRelay:
-    """A started relay (no delivery, `relay_settings`) on an event loop in a daemon thread."""
+    """A started relay on an event loop in a daemon thread: without delivery (`relay_settings`),
+    or, given a `mock` not yet started, forwarding to it (`forwarding_settings`, the token file
+    beside `spool_dir`): the mock starts first on the same loop and closes after the relay."""
 
-    def __init__(self, spool_dir: Path, **overrides: Any) -> None:
-        self._starter = RelayStarter(
-            lambda _: relay_settings(spool_dir, **overrides), delivery=False
-        )
+    def __init__(
+        self, spool_dir: Path, mock: MockOpenMetadata | None = None, /, **overrides: Any
+    ) -> None:
+        def settings(_: int) -> dict[str, Any]:
+            if mock is None:
+                return relay_settings(spool_dir, **overrides)
+            given = {"spool.dir": str(spool_dir), **overrides}
+            return forwarding_settings(spool_dir.parent, mock.url, **given)
+
+        self._starter = RelayStarter(settings, delivery=mock is not None)
+        self.mock = mock
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.relay: Relay | None = None
@@ -112,7 +122,13 @@ class ThreadedRelay:
 
     def __enter__(self) -> ThreadedRelay:
         self.thread.start()
-        self.relay = self.run(self._starter())
+        try:
+            if self.mock is not None:
+                self.run(self.mock.start())
+            self.relay = self.run(self._starter())
+        except BaseException:
+            self.__exit__()
+            raise
         self.port = int(self.relay.url.rsplit(":", 1)[1])
         return self
 
@@ -120,10 +136,14 @@ class ThreadedRelay:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
     def __exit__(self, *exc_info: object) -> None:
-        self.run(self._starter.aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
-        self.loop.close()
+        try:
+            self.run(self._starter.aclose())
+            if self.mock is not None:
+                self.run(self.mock.aclose())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
+            self.loop.close()
 
     @property
     def config(self) -> Config:

@@ -5,42 +5,19 @@ column lineage."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import aiohttp
 import pytest
+from openmetadata_support import MOCK_TOKEN
+from relay_support import ThreadedRelay
 from wait_support import wait_until
 
-from relay._app import Relay
-from relay._config import load_config
 from relay.testing.mock_openmetadata import MockOpenMetadata
 from spark_plugin import _state, enable
 
 pytestmark = pytest.mark.spark
-
-TOKEN = "relay-bot-token"
-T = TypeVar("T")
-
-
-class _LoopThread:
-    """An event loop on a thread: the relay and the mock live there while Spark runs here."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
 
 SRC_TABLE, DST_TABLE = "rest_sink_src", "rest_sink_dst"
 # The session's embedded metastore names tables in the warehouse's location (file:/...).
@@ -69,48 +46,39 @@ def _catalog(source: Path, sink: Path) -> dict[str, Any]:
 
 def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_path: Path) -> None:
     source, sink = tmp_path / "source", tmp_path / "sink"
-    loop = _LoopThread()
-    mock = MockOpenMetadata(tokens=[TOKEN], catalog=_catalog(source, sink))
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN)
-    relay: Relay | None = None
+    mock = MockOpenMetadata(tokens=[MOCK_TOKEN], catalog=_catalog(source, sink))
     try:
-        loop.run(mock.start())
-        config = load_config(None, environ={}, overrides={
-            "relay.listen": "127.0.0.1:0", "spool.dir": str(tmp_path / "spool"),
-            "openmetadata.host_port": mock.url, "openmetadata.jwt_token_file": str(token_file),
-            "openmetadata.mapping": [CATALOG_RULE], "forwarder.linger_ms": 20,
-        })  # fmt: skip
-        relay = Relay(config)
-        loop.run(relay.start())
+        # The relay and the mock on a loop thread of their own, while Spark runs here.
+        with ThreadedRelay(
+            tmp_path / "spool",
+            mock,
+            **{"openmetadata.sink": "rest", "openmetadata.mapping": [CATALOG_RULE]},
+        ) as threaded:
+            _state.reset()
+            handle = enable(spark, url=threaded.url)
+            spark.range(20).selectExpr("id", "id * 3 AS tripled").write.mode("overwrite").parquet(
+                str(source)
+            )
+            spark.read.parquet(str(source)).where("tripled > 9").write.mode("overwrite").parquet(
+                str(sink)
+            )
+            spark.read.parquet(str(source)).write.mode("overwrite").saveAsTable(SRC_TABLE)
+            spark.table(SRC_TABLE).where("tripled > 9").write.mode("overwrite").saveAsTable(
+                DST_TABLE
+            )
+            failing = spark.read.parquet(str(source)).selectExpr("raise_error('boom') AS x")
+            with pytest.raises(Exception, match="boom"):
+                failing.write.mode("overwrite").parquet(str(tmp_path / "never_written"))
+            assert handle.close(30)
+            assert handle.dropped == 0  # (a failed POST under load is retried: `failed` counts it)
 
-        _state.reset()
-        handle = enable(spark, url=relay.url)
-        spark.range(20).selectExpr("id", "id * 3 AS tripled").write.mode("overwrite").parquet(
-            str(source)
-        )
-        spark.read.parquet(str(source)).where("tripled > 9").write.mode("overwrite").parquet(
-            str(sink)
-        )
-        spark.read.parquet(str(source)).write.mode("overwrite").saveAsTable(SRC_TABLE)
-        spark.table(SRC_TABLE).where("tripled > 9").write.mode("overwrite").saveAsTable(DST_TABLE)
-        failing = spark.read.parquet(str(source)).selectExpr("raise_error('boom') AS x")
-        with pytest.raises(Exception, match="boom"):
-            failing.write.mode("overwrite").parquet(str(tmp_path / "never_written"))
-        assert handle.close(30)
-        assert handle.dropped == 0  # (a failed POST under load is retried: `failed` counts it)
-
-        spool = relay.spool
-        assert spool is not None
-        loop.run(wait_until(lambda: spool.stats().events == 0, within_s=30))
-        pipelines = [p for p in loop.run(_pipelines(mock)) if p["name"] != "openlineage"]
+            assert threaded.relay is not None and threaded.relay.spool is not None
+            spool = threaded.relay.spool
+            threaded.run(wait_until(lambda: spool.stats().events == 0, within_s=30))
+            pipelines = [p for p in threaded.run(_pipelines(mock)) if p["name"] != "openlineage"]
     finally:
         for table in (SRC_TABLE, DST_TABLE):
             spark.sql(f"DROP TABLE IF EXISTS {table}")
-        if relay is not None:
-            loop.run(relay.aclose())
-        loop.run(mock.aclose())
-        loop.close()
 
     (pipeline,) = pipelines
     assert pipeline["fullyQualifiedName"] == "spark.lineage_relay_tests"
@@ -145,13 +113,11 @@ def test_a_pyspark_job_becomes_a_pipeline_a_status_and_an_edge(spark: Any, tmp_p
 
 
 async def _pipelines(mock: MockOpenMetadata) -> list[dict[str, Any]]:
-    import aiohttp
-
     async with (
         aiohttp.ClientSession() as http,
         http.get(
             f"{mock.url}/v1/pipelines?fields=tasks&limit=100",
-            headers={"Authorization": f"Bearer {TOKEN}"},
+            headers={"Authorization": f"Bearer {MOCK_TOKEN}"},
         ) as response,
     ):
         data: list[dict[str, Any]] = (await response.json())["data"]
