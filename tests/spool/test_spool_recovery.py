@@ -35,6 +35,22 @@ async def fill(open_spool: Opener, n: int, *, close: bool = True) -> dict[int, b
     return written
 
 
+def crash_image(spool_dir: Path, image: Path) -> Path:
+    """The files of an open spool copied into `image`, as a crash leaves them (its commits in
+    the WAL); returns the copy's WAL."""
+    image.mkdir()
+    for name in (DB_NAME, DB_NAME + "-wal"):
+        shutil.copy(spool_dir / name, image / name)
+    return image / (DB_NAME + "-wal")
+
+
+def flip_a_bit_in_wal(wal: Path, marker: bytes) -> None:
+    """Flip one bit inside the body marked `marker` in the WAL."""
+    raw = bytearray(wal.read_bytes())
+    raw[raw.index(marker) + 5] ^= 0x40
+    wal.write_bytes(bytes(raw))
+
+
 async def everything(spool: Spool) -> dict[int, bytes]:
     events = await spool.lease(max_events=100_000, max_bytes=10**9, lease_s=60)
     return {e.id: e.body for e in events}
@@ -92,11 +108,7 @@ async def test_torn_wal_tail_keeps_the_intact_prefix_and_counts(
     # events are in the WAL; then tear the WAL at a random point.
     written = await fill(open_spool, 40, close=False)
     image = tmp_path / "image"
-    image.mkdir()
-    src = tmp_path / "spool"
-    shutil.copy(src / DB_NAME, image / DB_NAME)
-    shutil.copy(src / (DB_NAME + "-wal"), image / (DB_NAME + "-wal"))
-    wal = image / (DB_NAME + "-wal")
+    wal = crash_image(tmp_path / "spool", image)
     size = wal.stat().st_size
     assert size > 40 * 1000  # the events really are in the WAL
     cut = random.Random(seed).randrange(size // 4, size - 100)
@@ -118,13 +130,7 @@ async def test_bit_flip_in_the_wal_is_counted(
 ) -> None:
     written = await fill(open_spool, 30, close=False)
     image = tmp_path / "image"
-    image.mkdir()
-    for name in (DB_NAME, DB_NAME + "-wal"):
-        shutil.copy(tmp_path / "spool" / name, image / name)
-    wal = image / (DB_NAME + "-wal")
-    raw = bytearray(wal.read_bytes())
-    raw[raw.index(b"MARK000020") + 5] ^= 0x40
-    wal.write_bytes(bytes(raw))
+    flip_a_bit_in_wal(crash_image(tmp_path / "spool", image), b"MARK000020")
 
     spool = await open_spool(dir=image)
     got = await everything(spool)
@@ -256,22 +262,14 @@ async def test_wal_damage_is_counted_once_not_again_after_the_next_crash(
 ) -> None:
     await fill(open_spool, 30, close=False)
     image = tmp_path / "image"
-    image.mkdir()
-    for name in (DB_NAME, DB_NAME + "-wal"):
-        shutil.copy(tmp_path / "spool" / name, image / name)
-    wal = image / (DB_NAME + "-wal")
-    raw = bytearray(wal.read_bytes())
-    raw[raw.index(b"MARK000010") + 5] ^= 0x40
-    wal.write_bytes(bytes(raw))
+    flip_a_bit_in_wal(crash_image(tmp_path / "spool", image), b"MARK000010")
     first_metrics = Metrics()
     spool = await open_spool(dir=image, metrics=first_metrics)
     assert counter(first_metrics, CORRUPT) >= 1
     await spool.append([(marked(100), key(100))])
     # Crash again (copy the files while open), then start: nothing new is damaged.
     second = tmp_path / "second"
-    second.mkdir()
-    for name in (DB_NAME, DB_NAME + "-wal"):
-        shutil.copy(image / name, second / name)
+    crash_image(image, second)
     again = Metrics()
     reopened = await open_spool(dir=second, metrics=again)
     assert counter(again, CORRUPT) == 0
