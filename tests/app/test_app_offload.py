@@ -22,7 +22,8 @@ import aiohttp
 import orjson
 import pytest
 from app_support import REPO
-from relay_support import RelayProcess, relay_config
+from relay_support import RelayProcess, forwarding_settings, relay_config
+from wait_support import wait_until
 
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
@@ -32,7 +33,6 @@ from relay.testing.mock_openmetadata import MockOpenMetadata
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("aws_env")]
 
 BUCKET = "lineage-offload"
-TOKEN = "offload-test-bot-token"
 REGION: Final = "eu-west-1"  # as the aws_env fixture sets
 
 
@@ -110,7 +110,7 @@ async def spooled_events(spool_dir: Path) -> int:
 
 
 async def test_sigterm_with_openmetadata_down_offloads_and_replay_delivers_exactly_once(
-    tmp_path: Path, s3: Any, moto_server: str
+    tmp_path: Path, s3: Any, moto_server: str, mock: MockOpenMetadata
 ) -> None:
     config = tmp_path / "relay.toml"
     config.write_text(
@@ -139,63 +139,40 @@ async def test_sigterm_with_openmetadata_down_offloads_and_replay_delivers_exact
     assert "0 event(s) queued, 40 queued before" in again.stdout  # idempotent
     assert await spooled_events(fresh) == 40
 
-    token = tmp_path / "token"
-    token.write_text(TOKEN)
-    async with MockOpenMetadata(tokens=[TOKEN]) as mock:
-        delivering = RelayProcess(
-            tmp_path,
-            fresh,
-            name="fresh",
-            settings={
-                "openmetadata.host_port": mock.url,
-                "openmetadata.jwt_token_file": str(token),
-                "openmetadata.sink": "openlineage",
-            },
-        )
-        try:
-            await asyncio.to_thread(delivering.start)
-            async with asyncio.timeout(60):  # bounds a broken test only
-                while len(mock.openlineage_events) < 40:
-                    await asyncio.sleep(0.05)
-        finally:
-            delivering.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(delivering.wait) == 0
-        delivered = Counter(map(identity, mock.openlineage_events))
+    settings = forwarding_settings(tmp_path, mock.url)
+    delivering = RelayProcess(tmp_path, fresh, name="fresh", settings=settings)
+    try:
+        await asyncio.to_thread(delivering.start)
+        await wait_until(lambda: len(mock.openlineage_events) >= 40, within_s=60)
+    finally:
+        delivering.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(delivering.wait) == 0
+    delivered = Counter(map(identity, mock.openlineage_events))
     assert delivered == Counter(identity(orjson.loads(body)) for body in bodies)
     assert set(delivered.values()) == {1}
 
 
-async def test_sigterm_drains_what_openmetadata_takes_before_exiting(tmp_path: Path) -> None:
-    token = tmp_path / "token"
-    token.write_text(TOKEN)
+async def test_sigterm_drains_what_openmetadata_takes_before_exiting(
+    tmp_path: Path, mock: MockOpenMetadata
+) -> None:
     bodies = run_event_pairs(10)
-    async with MockOpenMetadata(tokens=[TOKEN]) as mock:
-        await mock.set_faults({"mode": "down"})  # events pile up in the spool first
-        relay = RelayProcess(
-            tmp_path,
-            tmp_path / "spool",
-            settings={
-                "openmetadata.host_port": mock.url,
-                "openmetadata.jwt_token_file": str(token),
-                "openmetadata.sink": "openlineage",
-                "openmetadata.retry_delay_ms": 50,
-                "openmetadata.retry_max_delay_ms": 200,
-                "relay.drain_timeout_s": 30,
-            },
-        )
-        try:
-            url = (await asyncio.to_thread(relay.start)).url
-            await post_all(url, bodies)
-        finally:
-            relay.send_signal(signal.SIGTERM)  # while OpenMetadata is still down ...
-        async with asyncio.timeout(30):
-            while not any(
-                e.get("msg") == "draining: forwarding for up to 30 s" for e in relay.logs()
-            ):
-                await asyncio.sleep(0.05)
-        await mock.clear_faults()  # ... and back during the drain
-        assert await asyncio.to_thread(relay.wait, 60) == 0
-        delivered = Counter(map(identity, mock.openlineage_events))
+    await mock.set_faults({"mode": "down"})  # events pile up in the spool first
+    settings = forwarding_settings(tmp_path, mock.url, **{
+        "openmetadata.retry_delay_ms": 50,
+        "openmetadata.retry_max_delay_ms": 200,
+        "relay.drain_timeout_s": 30,
+    })  # fmt: skip
+    relay = RelayProcess(tmp_path, tmp_path / "spool", settings=settings)
+    try:
+        url = (await asyncio.to_thread(relay.start)).url
+        await post_all(url, bodies)
+    finally:
+        relay.send_signal(signal.SIGTERM)  # while OpenMetadata is still down ...
+    draining = "draining: forwarding for up to 30 s"
+    await wait_until(lambda: any(e.get("msg") == draining for e in relay.logs()), within_s=30)
+    await mock.clear_faults()  # ... and back during the drain
+    assert await asyncio.to_thread(relay.wait, 60) == 0
+    delivered = Counter(map(identity, mock.openlineage_events))
     assert delivered == Counter(identity(orjson.loads(body)) for body in bodies)
     assert await spooled_events(tmp_path / "spool") == 0
 

@@ -3,9 +3,7 @@ root fixtures, relay_support)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,13 +43,6 @@ def run_pair(job: str | None = None, run_id: str | None = None) -> list[bytes]:
         }
         bodies.append(orjson.dumps(event))
     return bodies
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within_s: float = 20.0) -> None:
-    """Poll a condition; the bound only stops a broken test (no timing assertion)."""
-    async with asyncio.timeout(within_s):
-        while not await predicate():
-            await asyncio.sleep(0.02)
 
 
 def exported_series(exposition: str) -> set[str]:

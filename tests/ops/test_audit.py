@@ -8,8 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ops_support import INPUT_TABLE, OUTPUT_TABLE, TOKEN, post_events, run_pair, wait_for
+from ops_support import INPUT_TABLE, OUTPUT_TABLE, TOKEN, post_events, run_pair
 from relay_support import StartRelay
+from wait_support import wait_until
 
 from relay._config import AuditConfig, Config
 from relay._exceptions import ConfigError
@@ -40,9 +41,9 @@ async def test_each_write_leaves_one_line_with_what_it_wrote_and_no_token(
         async with aiohttp.ClientSession() as http:
             first, second = run_pair(job="audited_one"), run_pair(job="audited_two")
             await post_events(http, relay.url, first)
-            await wait_for(lambda: _async(len(mock.openlineage_events) == 2))
+            await wait_until(lambda: len(mock.openlineage_events) == 2)
             await post_events(http, relay.url, second)
-            await wait_for(lambda: _async(len(mock.openlineage_events) == 4))
+            await wait_until(lambda: len(mock.openlineage_events) == 4)
     finally:
         await relay.aclose()  # flushes the audit writer
     calls = [r for r in mock.requests if r["path"] == NATIVE_URL_END]
@@ -81,10 +82,10 @@ async def test_refused_and_failed_writes_are_audited_too(
     try:
         async with aiohttp.ClientSession() as http:
             await post_events(http, relay.url, run_pair())
-            await wait_for(lambda: _async(any(r["status"] == 401 for r in mock.requests)))
+            await wait_until(lambda: any(r["status"] == 401 for r in mock.requests))
             await mock.set_faults({"mode": "down"})
-            await wait_for(
-                lambda: _async(
+            await wait_until(
+                lambda: (
                     relay.metrics.connection_status._value.get() == 0
                     and _lines_with(audit, "failed") > 0
                 )
@@ -135,10 +136,6 @@ def _lines_with(path: Path, outcome: str) -> int:
     )
 
 
-async def _async(value: bool) -> bool:
-    return value
-
-
 async def test_the_rest_sink_names_the_entities_and_the_run_of_each_write(
     tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
 ) -> None:
@@ -154,7 +151,7 @@ async def test_the_rest_sink_names_the_entities_and_the_run_of_each_write(
                     r["method"] == "PUT" and r["path"] == "/api/v1/lineage" for r in mock.requests
                 )
 
-            await wait_for(lambda: _async(edge_written()))
+            await wait_until(edge_written)
     finally:
         await relay.aclose()
     writes = [r for r in mock.requests if r["method"] != "GET"]

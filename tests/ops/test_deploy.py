@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from ops_support import REPO, exported_series, queried_metrics, run_pair, wait_for
+from ops_support import REPO, exported_series, queried_metrics, run_pair
 from relay_support import StartRelay
+from wait_support import wait_until
 
 from relay._cli import _parser
 from relay._config import load_config
@@ -216,7 +217,7 @@ async def test_the_liveness_probe_command_passes_on_a_running_relay_and_fails_wi
             async with http.get(f"{relay.url}/health") as response:
                 return response.status == 503
 
-        await wait_for(degraded)
+        await wait_until(degraded)
         port = relay.url.rsplit(":", 1)[1]
         script = command[2].replace("5055", port)
         alive = await _run_python(script)

@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from ops_support import REPO, exported_series, post_events, queried_metrics, run_pair, wait_for
+from ops_support import REPO, exported_series, post_events, queried_metrics, run_pair
 from relay_support import StartRelay
+from wait_support import wait_until
 
 from relay._observe.metrics import Metrics
 from relay.testing.mock_openmetadata import MockOpenMetadata
@@ -171,7 +172,7 @@ async def test_a_real_prometheus_scrapes_the_relay_and_the_down_alert_goes_pendi
     relay = await start_forwarding_relay()
     prometheus = PrometheusServer(tmp_path, relay.url.removeprefix("http://"))
     try:
-        await wait_for(lambda: prometheus.ready(http), within_s=30)
+        await wait_until(lambda: prometheus.ready(http), within_s=30)
 
         # The rules load and evaluate; before any call OpenMetadata is not "down".
         async def rules_evaluated() -> bool:
@@ -183,7 +184,7 @@ async def test_a_real_prometheus_scrapes_the_relay_and_the_down_alert_goes_pendi
             data = await prometheus.api(http, "alerts")
             return {a["labels"]["alertname"] for a in data["alerts"]}
 
-        await wait_for(rules_evaluated, within_s=20)
+        await wait_until(rules_evaluated, within_s=20)
         assert "OpenMetadataDown" not in await alert_names()
         await post_events(http, relay.url, run_pair())
 
@@ -198,7 +199,7 @@ async def test_a_real_prometheus_scrapes_the_relay_and_the_down_alert_goes_pendi
             return sent == 2 and up == 1
 
         # The relay's metrics arrive, with their values.
-        await wait_for(delivered_and_scraped, within_s=20)
+        await wait_until(delivered_and_scraped, within_s=20)
         assert await sample("sum(lineage_relay_events_received_total)") == 2
         assert await sample('up{job="lineage-relay"}') == 1
 
@@ -219,7 +220,7 @@ async def test_a_real_prometheus_scrapes_the_relay_and_the_down_alert_goes_pendi
                 for a in data["alerts"]
             )
 
-        await wait_for(down_alert_pending, within_s=20)
+        await wait_until(down_alert_pending, within_s=20)
         assert await sample('openmetadata_connection_status{job="lineage-relay"}') == 0
     finally:
         await asyncio.to_thread(prometheus.stop)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from ops_support import REPO, TOKEN, post_events, run_pair, wait_for
+from ops_support import REPO, TOKEN, post_events, run_pair
 from relay_support import StartRelay
+from wait_support import wait_until
 
 from relay._status import quantile
 from relay.testing.mock_openmetadata import MockOpenMetadata
@@ -38,7 +39,7 @@ async def test_one_screen_of_a_healthy_relay_then_of_one_whose_openmetadata_is_d
     async with aiohttp.ClientSession() as http:
         for _ in range(3):
             await post_events(http, relay.url, run_pair())
-        await wait_for(lambda: _value(len(mock.openlineage_events) == 6))
+        await wait_until(lambda: len(mock.openlineage_events) == 6)
 
         code, screen, err = await status("--url", relay.url, "--interval", "0.3")
         assert code == 0, screen + err
@@ -62,7 +63,7 @@ async def test_one_screen_of_a_healthy_relay_then_of_one_whose_openmetadata_is_d
                 document = await response.json()
             return bool(document["components"]["breaker"]["state"] == "open")
 
-        await wait_for(breaker_open)
+        await wait_until(breaker_open)
         code, screen, err = await status("--url", relay.url, "--interval", "0.3")
         assert code == 1, screen + err
         assert screen.startswith(f"lineage-relay at {relay.url}: DEGRADED")
@@ -116,7 +117,3 @@ def test_quantiles_interpolate_within_buckets_as_prometheus_does(q: float, expec
     buckets = [(0.005, 0.0), (0.01, 10.0), (0.05, 18.0), (0.1, 20.0), (float("inf"), 20.0)]
     assert quantile(q, buckets) == pytest.approx(expected)
     assert quantile(0.5, [(0.1, 0.0), (float("inf"), 0.0)]) is None
-
-
-async def _value(value: bool) -> bool:
-    return value
