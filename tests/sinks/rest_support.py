@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
 
 from relay._clock import SystemClock
 from relay._config import MappingRule, OpenMetadataConfig
@@ -21,10 +22,10 @@ from relay._sinks.client import OpenMetadataClient
 from relay._sinks.rest import DeadLetter, RestSink
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
-TOKEN = "rest-sink-token"
+# The shared `mock` fixture's token and catalog (a test needing other ones starts its own).
+TOKEN, CATALOG = MOCK_TOKEN, MOCK_CATALOG
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SPARK = FIXTURES / "events" / "spark"
-CATALOG = FIXTURES / "openmetadata" / "catalog_spark.json"
 HIVE_RULE = MappingRule(namespace="hive://*", service="hive_prod", database="warehouse")
 # Collections whose entities the sink may only read (it creates only with auto_create).
 CATALOG_COLLECTIONS = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +74,6 @@ def _changed(body: bytes, change: Any) -> bytes:
     doc = json.loads(body)
     change(doc)
     return json.dumps(doc).encode()
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[MockOpenMetadata]:
-    async with MockOpenMetadata(tokens=[TOKEN], catalog=CATALOG) as server:
-        yield server
 
 
 async def test_the_samples_give_exactly_the_expected_pipeline_status_and_edges(
