@@ -415,8 +415,7 @@ async def test_drop_oldest_policy_keeps_accepting_and_counts_drops(
     assert metric(relay, "lineage_relay_events_dropped_total", reason="spool_full") == 2
 
 
-def test_token_file_rotation_is_picked_up(tmp_path: Path) -> None:
-    clock = FakeClock()
+def test_token_file_rotation_is_picked_up(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "token"
     path.write_text("first-token-value\n")
     token = IngestToken(

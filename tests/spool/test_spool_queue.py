@@ -15,7 +15,7 @@ from relay.testing.fakes import FakeClock
 
 
 async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(
-    open_spool: Opener,
+    open_spool: Opener, clock: FakeClock
 ) -> None:
     spool = await open_spool()
     first = await spool.append([(body(1), key(1)), (body(2), key(2))])
@@ -26,7 +26,7 @@ async def test_append_returns_increasing_ids_and_lease_hands_out_exact_bytes(
     assert [e.body for e in events] == [body(1), body(2), body(3)]
     assert events[0].key == key(1)
     assert events[0].attempts == 0
-    assert events[0].received_at == FakeClock().time()  # the injected clock, to the microsecond
+    assert events[0].received_at == clock.time()  # the injected clock, to the microsecond
 
 
 async def test_concurrent_appends_keep_each_requests_order_and_are_all_stored(
