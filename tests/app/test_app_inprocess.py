@@ -90,13 +90,16 @@ async def test_spool_failure_stops_serve_with_a_nonzero_status(
     serve = asyncio.create_task(_run(config))
     url = f"http://127.0.0.1:{port}/api/v1/lineage"
     async with aiohttp.ClientSession() as http:
-        while True:
+
+        async def accepted() -> bool:
             try:
                 async with http.post(url, data=COMPLETE) as resp:
                     assert resp.status == 201
-                    break
+                    return True
             except aiohttp.ClientConnectorError:
-                await asyncio.sleep(0.02)
+                return False  # not listening yet
+
+        await wait_until(accepted)
         disk_ok = False
         async with http.post(url, data=COMPLETE) as resp:
             assert resp.status == 503
