@@ -115,4 +115,3 @@ class PermanentSinkError(SinkError):
         super().__init__(message)
         self.status = status
         self.reason = reason or message
-

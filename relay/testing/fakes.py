@@ -105,9 +105,7 @@ class MemorySink:
         if self.fail_with is not None:
             raise self.fail_with
         results = self.responder(events) if self.responder else [DELIVERED] * len(events)
-        self.batches.append(
-            [e for e, r in zip(events, results, strict=True) if r is DELIVERED]
-        )
+        self.batches.append([e for e, r in zip(events, results, strict=True) if r is DELIVERED])
         return results
 
     async def aclose(self) -> None:
