@@ -168,10 +168,13 @@ async def test_sigterm_drains_what_openmetadata_takes_before_exiting(
         await post_all(url, bodies)
     finally:
         relay.send_signal(signal.SIGTERM)  # while OpenMetadata is still down ...
-    draining = "draining: forwarding for up to 30 s"
-    await wait_until(lambda: any(e.get("msg") == draining for e in relay.logs()), within_s=30)
-    await mock.clear_faults()  # ... and back during the drain
-    assert await asyncio.to_thread(relay.wait, 60) == 0
+    try:
+        draining = "draining: forwarding for up to 30 s"
+        await wait_until(lambda: any(e.get("msg") == draining for e in relay.logs()), within_s=30)
+        await mock.clear_faults()  # ... and back during the drain
+        assert await asyncio.to_thread(relay.wait, 60) == 0
+    finally:
+        await asyncio.to_thread(relay.stop)  # a failed test leaves no relay running
     delivered = Counter(map(identity, mock.openlineage_events))
     assert delivered == Counter(identity(orjson.loads(body)) for body in bodies)
     assert await spooled_events(tmp_path / "spool") == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import aiohttp
 import pytest
@@ -129,6 +130,23 @@ async def test_down_from_the_start() -> None:
             await _status(session, f"{down.url}/v1/system/version")
         await down.clear_faults()
         assert await _status(session, f"{down.url}/v1/system/version") == 200
+
+
+async def test_a_down_port_stays_the_mocks(mock: MockOpenMetadata) -> None:
+    # A relay binding port 0 or a client's ephemeral port once took the port while it was down,
+    # and the mock could not come back up (CI). While down, the port is bound, not listening.
+    port = mock.port
+    await mock.set_faults({"mode": "down"})
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers bind
+    with other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", port))
+    with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+        client.connect(("127.0.0.1", port))
+    await mock.clear_faults()
+    assert mock.port == port
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        assert await _status(session, f"{mock.url}/v1/system/version") == 200
 
 
 async def test_global_latency_and_error_rate() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -72,6 +74,7 @@ class MockOpenMetadata:
         self._api_runner: web.AppRunner | None = None
         self._control_runner: web.AppRunner | None = None
         self._api_site: web.TCPSite | None = None
+        self._held: socket.socket | None = None  # the API port while it is down
         self._host = "127.0.0.1"
         self._control_host = "127.0.0.1"
         self._port = 0
@@ -136,6 +139,7 @@ class MockOpenMetadata:
             return
         self._closed = True
         self._state.closing.set()
+        self._release_port()
         for runner in (self._api_runner, self._control_runner):
             if runner is not None:
                 await runner.cleanup()
@@ -278,6 +282,7 @@ class MockOpenMetadata:
     async def _listen(self) -> None:
         if self._api_site is not None or self._api_runner is None:
             return
+        self._release_port()
         site = web.TCPSite(self._api_runner, self._host, self._port, ssl_context=self._ssl_context)
         await site.start()
         self._api_site = site
@@ -293,6 +298,30 @@ class MockOpenMetadata:
             transport = protocol.transport
             if transport is not None:
                 transport.abort()
+        self._hold_port()
+
+    def _hold_port(self) -> None:
+        """Keep the down port bound, not listening: a connection to it is refused, and no
+        other socket can take it meanwhile (a client's ephemeral port, a relay binding port 0:
+        seen once in CI), so the port comes back up where clients expect it."""
+        held = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET)
+        try:
+            held.bind((self._host, self._port))
+        except OSError:
+            # A connection the mock closed may linger in TIME_WAIT on the port: bind beside it.
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                held.bind((self._host, self._port))
+            except OSError:
+                held.close()
+                return  # not held: coming back up may then find the port taken
+        self._held = held
+
+    def _release_port(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(OSError):
+                held.close()
 
 
 def _bound_port(site: web.TCPSite) -> int:
