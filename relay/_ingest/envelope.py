@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from .._events import EventKey
+from .._events import EventKey, EventKind
 from .._exceptions import IngestError
 
 __all__ = ["MalformedJson", "body_hash", "event_key", "parse_event", "split_batch"]
@@ -147,45 +147,37 @@ def event_key(obj: Any, body: bytes, *, where: str = "event") -> EventKey:
     event_type = obj.get("eventType")
     if not isinstance(event_type, str) or not (event_type.isascii() or _is_unicode(event_type)):
         event_type = None  # optional in the spec; a wrong type is not the envelope's business
-    digest = body_hash(body)
+    kind: EventKind
+    run_id: str | None = None
+    job: dict[str, Any] | None = None
     if "run" in obj:
         run = _required_obj(obj, "run", where)
-        run_id = _required_str(run, "runId", where, prefix="run.")
+        kind, run_id = "run", _required_str(run, "runId", where, prefix="run.")
         job = _required_obj(obj, "job", where)
-        return EventKey(
-            kind="run",
-            event_time=event_time,
-            producer=producer,
-            event_type=event_type,
-            run_id=run_id,
-            job_namespace=_required_str(job, "namespace", where, prefix="job."),
-            job_name=_required_str(job, "name", where, prefix="job."),
-            body_hash=digest,
-        )
-    if "dataset" in obj:
+    elif "dataset" in obj:
         _required_obj(obj, "dataset", where)
-        return EventKey(
-            kind="dataset",
-            event_time=event_time,
-            producer=producer,
-            event_type=event_type,
-            body_hash=digest,
+        kind = "dataset"
+    elif "job" in obj:
+        kind, job = "job", _required_obj(obj, "job", where)
+    else:
+        raise IngestError(
+            400,
+            f"{where} has none of run, dataset or job: a RunEvent needs run.runId and "
+            "job.namespace/job.name, a DatasetEvent needs dataset, a JobEvent needs job",
         )
-    if "job" in obj:
-        job = _required_obj(obj, "job", where)
-        return EventKey(
-            kind="job",
-            event_time=event_time,
-            producer=producer,
-            event_type=event_type,
-            job_namespace=_required_str(job, "namespace", where, prefix="job."),
-            job_name=_required_str(job, "name", where, prefix="job."),
-            body_hash=digest,
-        )
-    raise IngestError(
-        400,
-        f"{where} has none of run, dataset or job: a RunEvent needs run.runId and "
-        "job.namespace/job.name, a DatasetEvent needs dataset, a JobEvent needs job",
+    namespace = name = None
+    if job is not None:
+        namespace = _required_str(job, "namespace", where, prefix="job.")
+        name = _required_str(job, "name", where, prefix="job.")
+    return EventKey(
+        kind=kind,
+        event_time=event_time,
+        producer=producer,
+        event_type=event_type,
+        run_id=run_id,
+        job_namespace=namespace,
+        job_name=name,
+        body_hash=body_hash(body),
     )
 
 
