@@ -6,6 +6,7 @@ lone surrogate escapes, deep nesting, wrong envelope types) and compare the two 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,9 @@ TOKENS = [
 ]  # fmt: skip
 
 
-def _outcome(parse: object, body: bytes) -> EventKey | tuple[str, int, str]:
+def _outcome(parse: Callable[[bytes], EventKey], body: bytes) -> EventKey | tuple[str, int, str]:
     try:
-        return parse(body)  # type: ignore[operator,no-any-return]
+        return parse(body)
     except IngestError as exc:
         return (type(exc).__name__, exc.status, exc.message)
 
