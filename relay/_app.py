@@ -362,17 +362,7 @@ class Relay:
         return ComponentHealth(True, details)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        spool = self.spool
-        if spool is not None:  # gauges are fresh at scrape time, whatever the spool last did
-            stats = spool.stats()
-            self.metrics.spool_events.set(stats.events)
-            self.metrics.spool_bytes.set(stats.bytes)
-            self.metrics.dead_letters_held.set(stats.dead_letters)
-            self.metrics.spool_oldest_age.set(
-                0.0
-                if stats.oldest_received_at is None
-                else max(0.0, self.clock.time() - stats.oldest_received_at)
-            )
+        # The spool's gauges read its stats themselves, at this scrape (Spool._register_gauges).
         return web.Response(
             body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

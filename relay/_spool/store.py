@@ -78,7 +78,7 @@ class Spool:
         if worker.verified_at_open or worker.report.salvaged:
             self._scanned.set()
         self.recovery: schema.RecoveryReport = worker.report
-        self._publish(self._stats)
+        self._register_gauges()
 
     @classmethod
     async def open(
@@ -283,7 +283,7 @@ class Spool:
             # The thread answers when it is done; a thread that died (a bug) never will.
             await asyncio.wait([closing], timeout=0.1)
         await asyncio.to_thread(self._worker.thread.join)
-        self._metrics.spool_oldest_age.set_function(lambda: 0.0)
+        self._metrics.spool_oldest_age.set_function(lambda: 0.0)  # nothing waits in a closed spool
 
     async def __aenter__(self) -> Spool:
         return self
@@ -318,8 +318,8 @@ class Spool:
         self, answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
         stats: SpoolStats, appended: bool,
     ) -> None:  # fmt: skip
-        """On the loop: publish the batch's stats, then answer its callers."""
-        self._publish(stats)
+        """On the loop: keep the batch's stats (the gauges read them), then answer its callers."""
+        self._stats = stats
         for future, result, error in answers:
             if future.done():
                 continue  # the caller gave up (cancelled); the work is done all the same
@@ -334,13 +334,15 @@ class Spool:
         self._append_seq += 1
         self._appended.set()
 
-    def _publish(self, stats: SpoolStats) -> None:
-        self._stats = stats
+    def _register_gauges(self) -> None:
+        # Read when scraped, from the last commit's stats: setting four gauges after every
+        # commit cost more than the commit's own bookkeeping, for values nobody read.
         m = self._metrics
-        m.spool_events.set(stats.events)
-        m.spool_bytes.set(stats.bytes)
-        m.dead_letters_held.set(stats.dead_letters)
-        oldest, clock = stats.oldest_received_at, self._worker.clock
-        m.spool_oldest_age.set_function(
-            (lambda: 0.0) if oldest is None else (lambda: max(0.0, clock.time() - oldest))
-        )
+        m.spool_events.set_function(lambda: self._stats.events)
+        m.spool_bytes.set_function(lambda: self._stats.bytes)
+        m.dead_letters_held.set_function(lambda: self._stats.dead_letters)
+        m.spool_oldest_age.set_function(self._oldest_age)
+
+    def _oldest_age(self) -> float:
+        oldest = self._stats.oldest_received_at
+        return 0.0 if oldest is None else max(0.0, self._worker.clock.time() - oldest)
