@@ -1,13 +1,18 @@
 """Ingest throughput and latency: the relay against a bare aiohttp handler.
 
 Each server runs in its own process on 127.0.0.1; all are loaded in the same run,
-with the same real Spark COMPLETE event (the project's own sample under
-tests/fixtures), at 16 concurrent keep-alive connections:
+with a real Spark COMPLETE event (the project's own sample under tests/fixtures), at 16
+concurrent keep-alive connections. Every request carries its own runId, as real jobs'
+events do: one body posted again and again would be a client retry storm, which the
+forwarder drops as duplicates, and that work would be counted as ingest cost.
 
     bare      aiohttp POST handler: reads the body, answers 201 (no parsing, no storing)
-    envelope  the bare handler plus the relay's own envelope check (orjson parse, body
+    envelope  the bare handler plus the relay's own envelope check (msgspec parse, body
               hash) and its 201 JSON answer, still storing nothing: the ceiling of any
               relay that checks what it acknowledges, on this machine
+    floor     the envelope handler plus the relay's spool (`Spool.append`: SQLite, fsync'd
+              group commit) and nothing else: no admission, metrics, logging or delivery.
+              What any relay that checks and durably stores each event on this store costs
     relay     `lineage-relay serve` as shipped: envelope check, SQLite spool with fsync'd
               group commit, metrics, delivery part running (towards an address where
               nothing listens, so it backs off); log level info, as shipped
@@ -24,6 +29,7 @@ client in a separate process. Output: a table, then
     RESULT ingest_p99_ms=<relay p99 latency in ms>
     RESULT ingest_envelope_ratio=<envelope req/s / bare req/s>
     RESULT ingest_cpu_ratio=<relay CPU per acknowledged event / bare CPU per request>
+    RESULT ingest_floor_cpu_ratio=<floor CPU per acknowledged event / bare CPU per request>
     RESULT ingest_single_p50_over_limit_ms=<relay p50 - (bare p50 + 1.5 x fsync p50)>, 1 conn.
 
 (the last one is <= 0 when a lone client waits no longer than the bare handler plus one and a
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -81,11 +88,19 @@ class Result:
 # -- servers ------------------------------------------------------------------------------
 
 
-def serve_bare(check_envelope: bool) -> None:
+BASELINES = ("bare", "envelope", "floor")
+
+
+def serve_baseline(kind: str, spool_dir: str | None) -> None:
     """Child process: a baseline handler. Prints its port, serves until killed."""
     from aiohttp import web
 
+    from relay._config import SpoolConfig
     from relay._ingest.envelope import parse_event
+    from relay._observe.metrics import Metrics
+    from relay._spool.store import Spool
+
+    spool: Spool | None = None
 
     async def bare(request: web.Request) -> web.Response:
         await request.read()
@@ -95,9 +110,19 @@ def serve_bare(check_envelope: bool) -> None:
         parse_event(await request.read())
         return web.Response(status=201, body=b'{"received": 1}', content_type="application/json")
 
+    async def floor(request: web.Request) -> web.Response:
+        body = await request.read()
+        assert spool is not None
+        await spool.append([(body, parse_event(body))])
+        return web.Response(status=201, body=b'{"received": 1}', content_type="application/json")
+
     async def main() -> None:
+        nonlocal spool
+        if kind == "floor":
+            assert spool_dir is not None
+            spool = await Spool.open(SpoolConfig(dir=Path(spool_dir)), metrics=Metrics())
         app = web.Application()
-        app.router.add_post(PATH, envelope if check_envelope else bare)
+        app.router.add_post(PATH, {"bare": bare, "envelope": envelope, "floor": floor}[kind])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -108,11 +133,11 @@ def serve_bare(check_envelope: bool) -> None:
     asyncio.run(main())
 
 
-def start_bare(check_envelope: bool) -> tuple[subprocess.Popen[str], str]:
-    flag = "--serve-envelope" if check_envelope else "--serve-bare"
+def start_baseline(kind: str, spool_dir: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, flag], stdout=subprocess.PIPE, text=True, cwd=REPO
-    )
+        [sys.executable, __file__, "--serve", kind, str(spool_dir)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
     assert proc.stdout is not None
     port = int(proc.stdout.readline().strip())
     return proc, f"http://127.0.0.1:{port}"
@@ -149,13 +174,33 @@ def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
 
 # -- load generators ----------------------------------------------------------------------
 
+# Each request gets its own runId: the first 13 characters of the sample's ("0193a1f3-0b11")
+# become a request counter and the load run's number, so neither the warm-up and the measured
+# run nor two requests ever send the same event.
+_RUN_ID_FIELD = b'"runId":"'
+_RUN_ID_PREFIX_CHARS = 13
 _LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = assert(io.open(os.getenv("BENCH_EVENT"), "rb"))
-wrk.body = f:read("*a")
+local body = f:read("*a")
 f:close()
+local _, e = string.find(body, '"runId":"', 1, true)
+local head, tail = string.sub(body, 1, e), string.sub(body, e + 14)
+local run = tonumber(os.getenv("BENCH_RUN"))
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, head .. string.format("%08x-%04x", n, run) .. tail)
+end
 """
+_load_runs = itertools.count(1)
+
+
+def event_parts(body: bytes) -> tuple[bytes, bytes]:
+    """The sample event around the run id's first 13 characters (see `_LUA`)."""
+    start = body.index(_RUN_ID_FIELD) + len(_RUN_ID_FIELD)
+    return body[:start], body[start + _RUN_ID_PREFIX_CHARS :]
 
 
 def _ms(text: str) -> float:
@@ -169,7 +214,8 @@ def load_wrk(name: str, url: str, duration_s: int, connections: int, workdir: Pa
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", str(script),
          url + PATH],
-        capture_output=True, text=True, env={**os.environ, "BENCH_EVENT": str(EVENT)},
+        capture_output=True, text=True,
+        env={**os.environ, "BENCH_EVENT": str(EVENT), "BENCH_RUN": str(next(_load_runs) % 65536)},
         timeout=duration_s + 60, check=True,
     ).stdout  # fmt: skip
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -186,11 +232,12 @@ def load_wrk(name: str, url: str, duration_s: int, connections: int, workdir: Pa
     )
 
 
-def loadgen_child(url: str, duration_s: float, connections: int) -> None:
+def loadgen_child(url: str, duration_s: float, connections: int, run: int) -> None:
     """Child process: aiohttp client load; prints one JSON line of results."""
     import aiohttp
 
-    body = EVENT.read_bytes()
+    head, tail = event_parts(EVENT.read_bytes())
+    sent = itertools.count(1)
     latencies: list[float] = []
     counts = {"non_2xx": 0, "errors": 0}
 
@@ -198,6 +245,7 @@ def loadgen_child(url: str, duration_s: float, connections: int) -> None:
         while time.monotonic() < until:
             started = time.perf_counter()
             try:
+                body = head + b"%08x-%04x" % (next(sent), run) + tail
                 async with http.post(
                     url + PATH, data=body, headers={"Content-Type": "application/json"}
                 ) as resp:
@@ -227,7 +275,8 @@ def loadgen_child(url: str, duration_s: float, connections: int) -> None:
 
 def load_aiohttp(name: str, url: str, duration_s: int, connections: int) -> Result:
     out = subprocess.run(
-        [sys.executable, __file__, "--loadgen", url, str(duration_s), str(connections)],
+        [sys.executable, __file__, "--loadgen", url, str(duration_s), str(connections),
+         str(next(_load_runs) % 65536)],
         capture_output=True, text=True, timeout=duration_s + 60, check=True,
     ).stdout  # fmt: skip
     data = json.loads(out.strip().splitlines()[-1])
@@ -277,7 +326,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--tool", choices=("auto", "wrk", "aiohttp"), default="auto")
     args = parser.parse_args()
-    duration = args.duration or (8 if args.quick else 30)
+    duration = args.duration or (7 if args.quick else 30)
     use_wrk = args.tool == "wrk" or (args.tool == "auto" and shutil.which("wrk") is not None)
     tool = "wrk (1 thread, Lua POST script)" if use_wrk else "aiohttp client (separate process)"
     body = EVENT.read_bytes()
@@ -311,19 +360,19 @@ def main() -> int:
               f"(with {args.connections} connections, group commit caps the relay near "
               f"{args.connections * 1000 / fsync_p50:.0f} req/s)")  # fmt: skip
         many: list[Result] = []
-        for name, check in (("bare", False), ("envelope", True)):
-            proc, url = start_bare(check)
+        for kind in BASELINES:
+            proc, url = start_baseline(kind, workdir / f"{kind}-spool")
             try:
                 many.append(
-                    load(name, url, proc.pid, workdir, connections=args.connections,
+                    load(kind, url, proc.pid, workdir, connections=args.connections,
                          seconds=duration)
                 )  # fmt: skip
-                if not check:
+                if kind == "bare":
                     bare_one = load("bare", url, proc.pid, workdir, connections=1,
                                     seconds=single_s)  # fmt: skip
             finally:
                 stop(proc)
-        bare, envelope = many
+        bare, envelope, floor = many
         relay_proc, relay_url = start_relay(workdir / "spool", workdir / "relay.log")
         try:
             relay = load("relay", relay_url, relay_proc.pid, workdir,
@@ -342,8 +391,8 @@ def main() -> int:
     print(f"| {'server':<9} | {'conns':>5} | {'requests':>9} | {'req/s':>9} | {'p50 ms':>8} | "
           f"{'p99 ms':>8} | {'non-2xx':>8} | {'errors':>7} | {'CPU us/req':>10} |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    rows = ((bare, args.connections), (envelope, args.connections), (relay, args.connections),
-            (bare_one, 1), (relay_one, 1))  # fmt: skip
+    rows = ((bare, args.connections), (envelope, args.connections), (floor, args.connections),
+            (relay, args.connections), (bare_one, 1), (relay_one, 1))  # fmt: skip
     for r, conns in rows:
         print(f"| {r.name:<9} | {conns:>5} | {r.requests:>9} | {r.rps:>9.0f} | {r.p50_ms:>8.2f} | "
               f"{r.p99_ms:>8.2f} | {r.non_2xx:>8} | {r.errors:>7} | {cpu(r):>10} |")  # fmt: skip
@@ -356,22 +405,26 @@ def main() -> int:
         f"one connection: relay p50 {relay_one.p50_ms:.2f} ms against bare p50 "
         f"{bare_one.p50_ms:.2f} ms + 1.5 x fsync p50 {fsync_p50:.2f} ms = {limit_ms:.2f} ms"
     )
-    if relay.non_2xx or relay.errors or relay_one.non_2xx or relay_one.errors:
-        print("WARNING: the relay refused or dropped requests; the figures are not clean")
+    refused = [r.name for r, _ in rows if r.non_2xx or r.errors]
+    if refused:
+        names = ", ".join(refused)
+        print(f"WARNING: {names} refused or dropped requests; the figures are not clean")
     print(f"RESULT ingest_ratio={relay.rps / bare.rps:.3f}")
     print(f"RESULT ingest_p99_ms={relay.p99_ms:.2f}")
     print(f"RESULT ingest_envelope_ratio={envelope.rps / bare.rps:.3f}")
     relay_us, bare_us = relay.cpu_us_per_request, bare.cpu_us_per_request
-    if relay_us is not None and bare_us is not None:
+    floor_us = floor.cpu_us_per_request
+    if relay_us is not None and bare_us is not None and floor_us is not None:
         print(f"RESULT ingest_cpu_ratio={relay_us / bare_us:.2f}")
+        print(f"RESULT ingest_floor_cpu_ratio={floor_us / bare_us:.2f}")
     print(f"RESULT ingest_single_p50_over_limit_ms={relay_one.p50_ms - limit_ms:.2f}")
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] in (["--serve-bare"], ["--serve-envelope"]):
-        serve_bare(check_envelope=sys.argv[1] == "--serve-envelope")
+    if sys.argv[1:2] == ["--serve"]:
+        serve_baseline(sys.argv[2], sys.argv[3])
     elif sys.argv[1:2] == ["--loadgen"]:
-        loadgen_child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+        loadgen_child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     else:
         raise SystemExit(main())
