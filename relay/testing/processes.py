@@ -136,18 +136,13 @@ class _Child:
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> int:
         """SIGTERM, wait up to `timeout_s`, then SIGKILL; the exit status. Idempotent."""
         proc = self._proc
-        if proc is None:
-            return self.returncode if self.returncode is not None else 0
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.returncode = proc.returncode
-        self._proc = None
-        return self.returncode
+                proc.kill()  # wait() below reaps it: a killed process ends at once
+        return self.wait()
 
 
 class MockProcess(_Child):
