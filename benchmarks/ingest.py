@@ -18,9 +18,11 @@ forwarder drops as duplicates, and that work would be counted as ingest cost.
               nothing listens, so it backs off); log level info, as shipped
 
 Then bare and relay again at ONE connection: the latency of a lone client, which no group
-commit can hide. Each server's CPU time (user + system, all threads, from /proc) is read over
-the measured window, so what one acknowledged event costs the host is known, not only how many
-pass: the relay shares its host with a Spark driver.
+commit can hide. The servers run side by side and are loaded in turn, in 3 rounds (1 with
+--quick); every RESULT is the median over the rounds of the figure (ratios taken per round).
+Each server's CPU time (user + system, all threads, from /proc) is read over the measured
+window, so what one acknowledged event costs the host is known, not only how many pass: the
+relay shares its host with a Spark driver.
 
 The load generator is `wrk` with a Lua POST script when installed, else an aiohttp
 client in a separate process. Output: a table, then
@@ -47,10 +49,12 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -352,72 +356,99 @@ def main() -> int:
             result.cpu_s = after - before
         return result
 
-    single_s = max(3, duration // 2)
+    # The servers run side by side and are loaded in turn, round after round: the machine's
+    # speed drifts (other tenants, clock frequency) by more than the differences measured, and
+    # a server loaded only at the start and another only at the end would carry that drift.
+    # Each figure is the median over the rounds.
+    rounds = 1 if args.quick else 3
+    per_round = max(3, duration // rounds)
+    single_s = max(3, duration // 2 // rounds)
+    many: dict[str, list[Result]] = {}
+    one: dict[str, list[Result]] = {"bare": [], "relay": []}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
         fsync_p50, fsync_p99 = fsync_latency_ms(workdir)
         print(f"disk: fsync of an 8 KiB write p50 {fsync_p50:.2f} ms, p99 {fsync_p99:.2f} ms "
               f"(with {args.connections} connections, group commit caps the relay near "
               f"{args.connections * 1000 / fsync_p50:.0f} req/s)")  # fmt: skip
-        many: list[Result] = []
-        for kind in BASELINES:
-            proc, url = start_baseline(kind, workdir / f"{kind}-spool")
-            try:
-                many.append(
-                    load(kind, url, proc.pid, workdir, connections=args.connections,
-                         seconds=duration)
-                )  # fmt: skip
-                if kind == "bare":
-                    bare_one = load("bare", url, proc.pid, workdir, connections=1,
-                                    seconds=single_s)  # fmt: skip
-            finally:
-                stop(proc)
-        bare, envelope, floor = many
-        relay_proc, relay_url = start_relay(workdir / "spool", workdir / "relay.log")
+        print(f"{rounds} round(s): each server {per_round} s at {args.connections} connections, "
+              f"then bare and relay {single_s} s at one")  # fmt: skip
+        servers: dict[str, tuple[subprocess.Popen[str] | subprocess.Popen[bytes], str]] = {}
         try:
-            relay = load("relay", relay_url, relay_proc.pid, workdir,
-                         connections=args.connections, seconds=duration)  # fmt: skip
-            relay_one = load("relay", relay_url, relay_proc.pid, workdir, connections=1,
-                             seconds=single_s)  # fmt: skip
-            stored = received_by_relay(relay_url)
+            for kind in BASELINES:
+                servers[kind] = start_baseline(kind, workdir / f"{kind}-spool")
+            servers["relay"] = start_relay(workdir / "spool", workdir / "relay.log")
+            for _ in range(rounds):
+                for name, (proc, url) in servers.items():
+                    many.setdefault(name, []).append(
+                        load(name, url, proc.pid, workdir, connections=args.connections,
+                             seconds=per_round)
+                    )  # fmt: skip
+                for name, results in one.items():
+                    proc, url = servers[name]
+                    results.append(
+                        load(name, url, proc.pid, workdir, connections=1, seconds=single_s)
+                    )
+            stored = received_by_relay(servers["relay"][1])
         finally:
-            stop(relay_proc)
+            for proc, _ in servers.values():
+                stop(proc)
 
     def cpu(r: Result) -> str:
         us = r.cpu_us_per_request
         return "-" if us is None else f"{us:.0f}"
 
     print()
-    print(f"| {'server':<9} | {'conns':>5} | {'requests':>9} | {'req/s':>9} | {'p50 ms':>8} | "
-          f"{'p99 ms':>8} | {'non-2xx':>8} | {'errors':>7} | {'CPU us/req':>10} |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    rows = ((bare, args.connections), (envelope, args.connections), (floor, args.connections),
-            (relay, args.connections), (bare_one, 1), (relay_one, 1))  # fmt: skip
-    for r, conns in rows:
-        print(f"| {r.name:<9} | {conns:>5} | {r.requests:>9} | {r.rps:>9.0f} | {r.p50_ms:>8.2f} | "
-              f"{r.p99_ms:>8.2f} | {r.non_2xx:>8} | {r.errors:>7} | {cpu(r):>10} |")  # fmt: skip
+    print(f"| {'server':<9} | {'conns':>5} | {'round':>5} | {'requests':>9} | {'req/s':>9} | "
+          f"{'p50 ms':>8} | {'p99 ms':>8} | {'non-2xx':>8} | {'errors':>7} | "
+          f"{'CPU us/req':>10} |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [(r, args.connections, i) for results in many.values() for i, r in enumerate(results)]
+    rows += [(r, 1, i) for results in one.values() for i, r in enumerate(results)]
+    for r, conns, i in rows:
+        print(f"| {r.name:<9} | {conns:>5} | {i + 1:>5} | {r.requests:>9} | {r.rps:>9.0f} | "
+              f"{r.p50_ms:>8.2f} | {r.p99_ms:>8.2f} | {r.non_2xx:>8} | {r.errors:>7} | "
+              f"{cpu(r):>10} |")  # fmt: skip
     print(
-        f"relay acknowledged and spooled {stored} events (incl. warm-up), each fsync'd "
+        f"relay acknowledged and spooled {stored} events (incl. warm-ups), each fsync'd "
         "before its 201"
     )
-    limit_ms = bare_one.p50_ms + 1.5 * fsync_p50
+
+    def ratio(name: str, of: Callable[[Result], float | None]) -> float | None:
+        """Median over the rounds of `of(name's result) / of(bare's result)`."""
+        values = [(of(r), of(b)) for r, b in zip(many[name], many["bare"], strict=True)]
+        ratios = [a / b for a, b in values if a is not None and b]
+        return statistics.median(ratios) if ratios else None
+
+    def rps(r: Result) -> float:
+        return r.rps
+
+    def cpu_us(r: Result) -> float | None:
+        return r.cpu_us_per_request
+
+    relay_p99 = statistics.median(r.p99_ms for r in many["relay"])
+    bare_p50 = statistics.median(r.p50_ms for r in one["bare"])
+    relay_p50 = statistics.median(r.p50_ms for r in one["relay"])
+    limit_ms = bare_p50 + 1.5 * fsync_p50
     print(
-        f"one connection: relay p50 {relay_one.p50_ms:.2f} ms against bare p50 "
-        f"{bare_one.p50_ms:.2f} ms + 1.5 x fsync p50 {fsync_p50:.2f} ms = {limit_ms:.2f} ms"
+        f"one connection (medians): relay p50 {relay_p50:.2f} ms against bare p50 "
+        f"{bare_p50:.2f} ms + 1.5 x fsync p50 {fsync_p50:.2f} ms = {limit_ms:.2f} ms"
     )
-    refused = [r.name for r, _ in rows if r.non_2xx or r.errors]
+    refused = sorted({r.name for r, _, _ in rows if r.non_2xx or r.errors})
     if refused:
         names = ", ".join(refused)
         print(f"WARNING: {names} refused or dropped requests; the figures are not clean")
-    print(f"RESULT ingest_ratio={relay.rps / bare.rps:.3f}")
-    print(f"RESULT ingest_p99_ms={relay.p99_ms:.2f}")
-    print(f"RESULT ingest_envelope_ratio={envelope.rps / bare.rps:.3f}")
-    relay_us, bare_us = relay.cpu_us_per_request, bare.cpu_us_per_request
-    floor_us = floor.cpu_us_per_request
-    if relay_us is not None and bare_us is not None and floor_us is not None:
-        print(f"RESULT ingest_cpu_ratio={relay_us / bare_us:.2f}")
-        print(f"RESULT ingest_floor_cpu_ratio={floor_us / bare_us:.2f}")
-    print(f"RESULT ingest_single_p50_over_limit_ms={relay_one.p50_ms - limit_ms:.2f}")
+    figures = {
+        "ingest_ratio": ratio("relay", rps),
+        "ingest_p99_ms": relay_p99,
+        "ingest_envelope_ratio": ratio("envelope", rps),
+        "ingest_cpu_ratio": ratio("relay", cpu_us),
+        "ingest_floor_cpu_ratio": ratio("floor", cpu_us),
+        "ingest_single_p50_over_limit_ms": relay_p50 - limit_ms,
+    }
+    for name, value in figures.items():
+        if value is not None:
+            print(f"RESULT {name}={value:.3f}")
     return 0
 
 
