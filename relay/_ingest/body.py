@@ -73,7 +73,9 @@ async def read_body(request: web.BaseRequest, limits: BodyLimits, hold: Hold) ->
         if request.content.is_eof():
             # The whole body is already buffered (the usual case for an event of a few
             # KiB): taken in one piece, no read loop, and no timer (nothing can stall).
-            return _take_buffered(request, limits, hold, declared_gzip=declared_gzip)
+            body = _Accumulator(limits, hold, declared_gzip=declared_gzip)
+            body.feed(request.content.read_nowait())
+            return body.finish()
         loop = asyncio.get_running_loop()
         pace = Pace(loop.time(), limits.read_timeout_s, limits.min_bytes_per_s, limits.grace_s)
         progress = _Progress(pace)
@@ -103,69 +105,65 @@ class _Progress:
             self.timer.reschedule(self.pace.deadline(wire_bytes))
 
 
-def _take_buffered(
-    request: web.BaseRequest, limits: BodyLimits, hold: Hold, *, declared_gzip: bool
-) -> Body:
-    """`_read` for a body that has fully arrived: the same checks, on the whole of it."""
-    data = request.content.read_nowait()
-    wire = len(data)
-    gzip = declared_gzip or data.startswith(_GZIP_MAGIC)
-    wire_limit = limits.max_compressed_bytes if gzip else limits.max_body_bytes
-    if wire > wire_limit:
-        raise _too_large(wire, wire_limit, compressed=gzip)
-    if not gzip:
-        hold.grow_to(wire)
-        return Body(data, wire, False)
-    gunzip = _Gunzip(limits.max_body_bytes)
-    gunzip.feed(data)
-    hold.grow_to(gunzip.size)
-    return Body(gunzip.finish(), wire, True)
+class _Accumulator:
+    """The body as its bytes arrive: gzip recognised by its header or its magic bytes, the
+    size limit of either, the in-flight budget charged as the decompressed body grows."""
+
+    __slots__ = ("_gunzip", "_hold", "_limits", "_plain", "_undecided", "_wire_limit", "wire")
+
+    def __init__(self, limits: BodyLimits, hold: Hold, *, declared_gzip: bool) -> None:
+        self.wire = 0
+        self._limits = limits
+        self._hold = hold
+        self._gunzip: _Gunzip | None = _Gunzip(limits.max_body_bytes) if declared_gzip else None
+        # Without the header, the first two bytes decide; a chunk may hold just one of them.
+        self._undecided = not declared_gzip
+        self._plain = bytearray()
+        self._wire_limit = limits.max_compressed_bytes if declared_gzip else limits.max_body_bytes
+
+    def feed(self, chunk: bytes) -> None:
+        self.wire += len(chunk)
+        if self._undecided:
+            self._plain += chunk
+            if len(self._plain) < len(_GZIP_MAGIC):
+                return
+            self._undecided = False
+            if self._plain.startswith(_GZIP_MAGIC):
+                self._gunzip = _Gunzip(self._limits.max_body_bytes)
+                self._wire_limit = self._limits.max_compressed_bytes
+                chunk, self._plain = bytes(self._plain), bytearray()
+            else:
+                chunk = b""
+        if self.wire > self._wire_limit:
+            raise _too_large(self.wire, self._wire_limit, compressed=self._gunzip is not None)
+        if self._gunzip is not None:
+            self._gunzip.feed(chunk)
+            self._hold.grow_to(self._gunzip.size)
+        else:
+            self._plain += chunk
+            self._hold.grow_to(len(self._plain))
+
+    def finish(self) -> Body:
+        if self._gunzip is not None:
+            return Body(self._gunzip.finish(), self.wire, True)
+        return Body(bytes(self._plain), self.wire, False)
 
 
 async def _read(
     request: web.BaseRequest,
     limits: BodyLimits,
     hold: Hold,
-    progress: _Progress | None,
+    progress: _Progress,
     *,
     declared_gzip: bool,
 ) -> Body:
+    """The body of a request still arriving, chunk by chunk; `progress` moves its deadline."""
+    body = _Accumulator(limits, hold, declared_gzip=declared_gzip)
     stream = request.content
-    wire = 0
-    gunzip: _Gunzip | None = _Gunzip(limits.max_body_bytes) if declared_gzip else None
-    # Without the header, the first two bytes decide; a chunk may hold just one of them.
-    undecided = not declared_gzip
-    plain = bytearray()
-    wire_limit = limits.max_compressed_bytes if declared_gzip else limits.max_body_bytes
-    while True:
-        chunk = await stream.readany()
-        if not chunk:
-            break
-        wire += len(chunk)
-        if progress is not None:
-            progress.advance(wire)
-        if undecided:
-            plain += chunk
-            if len(plain) < len(_GZIP_MAGIC):
-                continue
-            undecided = False
-            if plain.startswith(_GZIP_MAGIC):
-                gunzip = _Gunzip(limits.max_body_bytes)
-                wire_limit = limits.max_compressed_bytes
-                chunk, plain = bytes(plain), bytearray()
-            else:
-                chunk = b""
-        if wire > wire_limit:
-            raise _too_large(wire, wire_limit, compressed=gunzip is not None)
-        if gunzip is not None:
-            gunzip.feed(chunk)
-            hold.grow_to(gunzip.size)
-        else:
-            plain += chunk
-            hold.grow_to(len(plain))
-    if gunzip is not None:
-        return Body(gunzip.finish(), wire, True)
-    return Body(bytes(plain), wire, False)
+    while chunk := await stream.readany():
+        body.feed(chunk)
+        progress.advance(body.wire)
+    return body.finish()
 
 
 class _Gunzip:
