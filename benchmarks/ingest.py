@@ -341,7 +341,7 @@ def main() -> int:
     def load(
         name: str, url: str, pid: int, workdir: Path, *, connections: int, seconds: int
     ) -> Result:
-        # A short warm-up so both servers are measured with warm connections and caches.
+        # A short warm-up so every server is measured with warm connections and caches.
         if use_wrk:
             load_wrk(name, url, 1, connections, workdir)
         else:
