@@ -38,7 +38,7 @@ import orjson
 from aiohttp import web
 
 from ._aws import aws_keys_in_use, require_aws
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, first_of
 from ._config import Config, parse_host_port
 from ._ingest.connection import Connection, ListenSite
 from ._ingest.routes import ROUTES as INGEST_ROUTES
@@ -204,16 +204,15 @@ class Relay:
         left = spool.stats().events
         if left:
             log.info("draining: forwarding for up to %.0f s", timeout_s, extra={"events": left})
-        # The deadline passes on the relay's clock (a test's fake one too), while the spool's
-        # counts are polled in real time: it publishes them with each commit from its own
-        # thread, and nothing signals "empty".
-        deadline = asyncio.ensure_future(self.clock.sleep(timeout_s))
-        try:
-            while spool.stats().events and not spool.failed and not deadline.done():
-                await asyncio.wait([deadline], timeout=_DRAIN_POLL_S)
-        finally:
-            deadline.cancel()
-            await asyncio.gather(deadline, return_exceptions=True)
+
+        async def emptied() -> None:
+            # Polled in real time: the spool publishes its counts with each commit from its
+            # own thread, and no event signals "empty".
+            while spool.stats().events and not spool.failed:  # noqa: ASYNC110
+                await asyncio.sleep(_DRAIN_POLL_S)
+
+        # The deadline passes on the relay's clock (a test's fake one too).
+        await first_of(self.clock, timeout_s, emptied())
         if left:
             log.info("drain over", extra={"events_left": spool.stats().events})
 

@@ -33,11 +33,11 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .._clock import Clock, SystemClock
+from .._clock import Clock, SystemClock, first_of
 from .._config import BreakerConfig, ForwarderConfig, OpenMetadataConfig
 from .._events import SpooledEvent
 from .._exceptions import (
@@ -145,7 +145,7 @@ class Forwarder(CallOps):
             pending.add(self._dispatcher)
         if not pending:
             return True
-        await _first_of(self._clock, wait_s, asyncio.wait(pending))
+        await first_of(self._clock, wait_s, asyncio.wait(pending))
         return all(task.done() for task in pending) and not self._tasks
 
     async def terminate(self) -> None:
@@ -229,7 +229,7 @@ class Forwarder(CallOps):
         if self._closing:
             return
         timeout = None if seconds == float("inf") else max(seconds, _MIN_WAIT_S)
-        await _first_of(self._clock, timeout, self._wakeup.wait())
+        await first_of(self._clock, timeout, self._wakeup.wait())
 
     async def _next_batch(self) -> list[SpooledEvent] | None:
         """The events of the next call (None: nothing to send now; we waited a little).
@@ -282,7 +282,7 @@ class Forwarder(CallOps):
         self._wakeup.clear()
         if self._closing:
             return
-        await _first_of(
+        await first_of(
             self._clock, timeout_s, self._spool.wait_for_events(_SPOOL_WAIT_S), self._wakeup.wait()
         )
 
@@ -369,21 +369,6 @@ class Forwarder(CallOps):
             "recovery_timeout_s": self.breaker.recovery_timeout_s,
             "in_flight_limit": self._limit,
         }
-
-
-async def _first_of(clock: Clock, timeout_s: float | None, *waits: Awaitable[object]) -> None:
-    """Until one of `waits` ends or `timeout_s` (None: no limit) passed on `clock`; the
-    waits still running are cancelled."""
-    futures = [asyncio.ensure_future(wait) for wait in waits]
-    if timeout_s is not None:
-        futures.append(asyncio.ensure_future(clock.sleep(timeout_s)))
-    try:
-        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for future in futures:
-            if not future.done():
-                future.cancel()
-        await asyncio.gather(*futures, return_exceptions=True)
 
 
 def _iso(ts: float | None) -> str | None:
