@@ -1,24 +1,15 @@
-"""Helpers for the mock OpenMetadata tests: JWTs, OpenLineage events, the seeded catalog, the
-command line in a child process."""
+"""Helpers for the mock OpenMetadata tests: JWTs, OpenLineage events, the seeded catalog."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
-import re
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CATALOG_FILE = FIXTURES / "mock_catalog.json"
 TOKEN = "mock-test-token"
@@ -133,23 +124,3 @@ def revenue_output() -> dict[str, Any]:
         },
     }
     return output
-
-
-@asynccontextmanager
-async def mock_command(*args: str) -> AsyncIterator[tuple[str, str]]:
-    """`python -m relay.testing.mock_openmetadata --listen 127.0.0.1:0 ARGS` in a child process:
-    yields its API and control URLs from the line it prints when ready; at the end it is sent
-    SIGTERM, which it must answer by exiting with status 0."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "relay.testing.mock_openmetadata", "--listen", "127.0.0.1:0", *args,
-        stdout=asyncio.subprocess.PIPE, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
-        match = re.match(r"mock-openmetadata listening on (\S+) \(control (\S+)\)", line)
-        assert match, line
-        yield match.group(1), match.group(2)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), timeout=30) == 0

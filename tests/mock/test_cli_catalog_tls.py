@@ -9,25 +9,28 @@ from pathlib import Path
 import aiohttp
 import pytest
 import trustme
-from mock_support import CATALOG_FILE, ORDERS, mock_command
+from mock_support import CATALOG_FILE, ORDERS
 
 from relay.testing.mock_openmetadata import CatalogError, MockOpenMetadata, cli_main, load_catalog
 from relay.testing.mock_openmetadata._store import Store
+from relay.testing.processes import MockProcess
 
 
 @pytest.mark.slow
-async def test_command_line_serves_until_sigterm() -> None:
+async def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
     faults = json.dumps({"mode": "error", "status": 502, "path": "/api/v1/lineage"})
-    args = ("--token", "cli-token", "--catalog", str(CATALOG_FILE), "--faults", faults)
-    async with mock_command(*args) as (url, control):
+    with MockProcess(
+        tmp_path, token="cli-token", catalog=CATALOG_FILE, args=("--faults", faults)
+    ) as mock:
         headers = {"Authorization": "Bearer cli-token"}
         async with aiohttp.ClientSession(headers=headers) as session:
-            async with session.get(f"{url}/v1/tables/name/{ORDERS}") as resp:
+            async with session.get(f"{mock.url}/v1/tables/name/{ORDERS}") as resp:
                 assert resp.status == 200
-            async with session.put(f"{url}/v1/lineage", json={}) as resp:
+            async with session.put(f"{mock.url}/v1/lineage", json={}) as resp:
                 assert resp.status == 502
-            async with session.get(f"{control}/mock/requests") as resp:
+            async with session.get(f"{mock.control_url}/mock/requests") as resp:
                 assert [r["status"] for r in await resp.json()] == [200, 502]
+    assert mock.stop() == 0  # it answers SIGTERM by exiting cleanly
 
 
 @pytest.mark.slow
@@ -37,15 +40,17 @@ async def test_command_line_serves_https(tmp_path: Path) -> None:
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
-    async with mock_command("--tls-cert", str(cert_file), "--tls-key", str(key_file)) as (url, _):
-        assert url.startswith("https://127.0.0.1:")
+    tls = ("--tls-cert", str(cert_file), "--tls-key", str(key_file))
+    with MockProcess(tmp_path, args=tls) as mock:
+        assert mock.url.startswith("https://127.0.0.1:")
         client_context = ssl.create_default_context()
         ca.configure_trust(client_context)
         async with (
             aiohttp.ClientSession() as session,
-            session.get(f"{url}/v1/system/version", ssl=client_context) as resp,
+            session.get(f"{mock.url}/v1/system/version", ssl=client_context) as resp,
         ):
             assert resp.status == 200
+    assert mock.stop() == 0
 
 
 def test_command_line_errors_name_the_problem(

@@ -17,10 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 import schema_oracle as oracle
-from mock_support import TOKEN, catalog, mock_command, run_event
+from mock_support import TOKEN, catalog, run_event
 
 from relay.testing.mock_openmetadata import DEFAULT_SERVER_VERSION, MockOpenMetadata
 from relay.testing.mock_openmetadata._cli import build_parser
+from relay.testing.processes import MockProcess
 
 SCHEMA = "hive_prod.warehouse.sales"
 _TABLE = {"name": "v", "databaseSchema": SCHEMA, "columns": [{"name": "id", "dataType": "INT"}]}
@@ -90,12 +91,15 @@ async def test_default_version_and_the_switch(client: aiohttp.ClientSession) -> 
 
 
 @pytest.mark.slow
-async def test_command_line_answers_as_the_version_asked_for(client: aiohttp.ClientSession) -> None:
-    async with mock_command("--server-version", "1.13.0") as (url, control):
-        async with client.get(f"{url}/v1/system/version") as resp:
+async def test_command_line_answers_as_the_version_asked_for(
+    client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    with MockProcess(tmp_path, args=("--server-version", "1.13.0")) as mock:
+        async with client.get(f"{mock.url}/v1/system/version") as resp:
             assert (await resp.json())["version"] == "1.13.0"
-        async with client.get(f"{control}/mock/version") as resp:
+        async with client.get(f"{mock.control_url}/mock/version") as resp:
             assert await resp.json() == {"version": "1.13.0"}
+    assert mock.stop() == 0  # it answers SIGTERM by exiting cleanly
 
 
 def test_command_line_version_option(capsys: pytest.CaptureFixture[str]) -> None:
