@@ -119,10 +119,13 @@ class _Child:
         return self._proc.pid if self._proc is not None else 0
 
     def send_signal(self, sig: signal.Signals) -> None:
-        """Send `sig` (SIGKILL for a crash, SIGTERM or SIGINT for a stop); `wait()` for the end."""
-        if self._proc is None:
-            raise RuntimeError("the process is not running")
-        self._proc.send_signal(sig)
+        """Send `sig` (SIGKILL for a crash, SIGTERM or SIGINT for a stop); `wait()` for the end.
+
+        Nothing when the process is not running (never started, or stopped and waited for, as
+        after a failed `start()`), as `Popen.send_signal` does for an ended process: cleanup in
+        a `finally` must not hide the error that got it there."""
+        if self._proc is not None:
+            self._proc.send_signal(sig)
 
     def wait(self, timeout_s: float = _STOP_TIMEOUT_S) -> int:
         """Wait up to `timeout_s` for the process to end by itself; its exit status."""
