@@ -71,6 +71,14 @@ def relay_config(spool_dir: Path, **overrides: Any) -> Config:
     return load_config(None, environ={}, overrides=relay_settings(spool_dir, **overrides))
 
 
+async def spooled(relay: Relay) -> list[SpooledEvent]:
+    """Every pending event of `relay`'s spool, in id order (leased briefly, then given back)."""
+    assert relay.spool is not None
+    events = await relay.spool.lease(max_events=1_000_000, max_bytes=1 << 40, lease_s=60)
+    await relay.spool.release([e.id for e in events])
+    return events
+
+
 class RelayStarter:
     """`await starter(**{"section.key": value})` -> a started Relay; `aclose()` closes them all.
 
@@ -167,15 +175,9 @@ class ThreadedRelay:
         return self.run(read())
 
     def spooled(self) -> list[SpooledEvent]:
-        assert self.relay is not None and self.relay.spool is not None
-        spool = self.relay.spool
-
-        async def read() -> list[SpooledEvent]:
-            events = await spool.lease(max_events=1_000_000, max_bytes=1 << 40, lease_s=60)
-            await spool.release([e.id for e in events])
-            return events
-
-        return self.run(read())
+        """`spooled(relay)`, on the relay's loop."""
+        assert self.relay is not None
+        return self.run(spooled(self.relay))
 
 
 class RelayProcess(processes.RelayProcess):
