@@ -9,7 +9,6 @@ and `mock` fixtures). How long `spark.stop()` takes is measured by
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import orjson
 import pytest
 from plugin_support import closed_port_url
 from relay_support import StartRelay
+from wait_support import wait_until
 
 from relay.testing.mock_openmetadata import MockOpenMetadata
 
@@ -75,11 +75,14 @@ async def test_a_relay_started_afterwards_delivers_them_exactly_once(
     job: dict[str, Any], mock: MockOpenMetadata, start_forwarding_relay: StartRelay
 ) -> None:
     relay = await start_forwarding_relay(**{"ingest.spill_dir": str(job["spill_dir"])})
-    async with asyncio.timeout(30):  # bounds a broken test only
-        while len(mock.openlineage_events) < len(job["events"]) or (
-            relay.spool is not None and relay.spool.stats().events
-        ):
-            await asyncio.sleep(0.02)
+
+    def delivered_and_drained() -> bool:
+        spool = relay.spool
+        return len(mock.openlineage_events) >= len(job["events"]) and not (
+            spool is not None and spool.stats().events
+        )
+
+    await wait_until(delivered_and_drained, within_s=30)
     assert not list(Path(job["spill_dir"]).glob("*.ndjson*"))  # deleted once spooled
     delivered = Counter(map(identity, mock.openlineage_events))
     assert delivered == Counter(map(identity, job["events"]))  # each exactly once
