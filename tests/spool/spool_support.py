@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from relay._events import EventKey
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
+from relay._spool.schema import DB_NAME
 
 # The `open_spool` fixture: keyword arguments go to SpoolConfig (plus metrics, clock,
 # before_commit).
@@ -35,3 +38,19 @@ def body(n: int, size: int = 300) -> bytes:
 def counter(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float:
     value = metrics.registry.get_sample_value(name, labels or {})
     return 0.0 if value is None else value
+
+
+def crash_image(spool_dir: Path, image: Path) -> Path:
+    """The files of an open spool copied into `image`, as a crash leaves them (its commits in
+    the WAL); returns the copy's WAL."""
+    image.mkdir()
+    for name in (DB_NAME, DB_NAME + "-wal"):
+        shutil.copy(spool_dir / name, image / name)
+    return image / (DB_NAME + "-wal")
+
+
+def flip_a_bit_in_wal(wal: Path, marker: bytes) -> None:
+    """Flip one bit inside the body marked `marker` in the WAL."""
+    raw = bytearray(wal.read_bytes())
+    raw[raw.index(marker) + 5] ^= 0x40
+    wal.write_bytes(bytes(raw))

@@ -5,14 +5,13 @@ a malformed file is salvaged while the spool runs, without stopping it."""
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 import struct
 import threading
 from pathlib import Path
 
 import pytest
-from spool_support import Opener, counter, key
+from spool_support import Opener, counter, crash_image, flip_a_bit_in_wal, key
 
 from relay._observe.metrics import Metrics
 from relay._spool import Spool
@@ -186,16 +185,13 @@ async def test_the_wal_check_past_sqlites_valid_prefix_finds_what_a_full_check_f
     for i in range(40):
         await spool.append([(marked(i)[:1500], key(i))])
     image = tmp_path / "image"  # a crash image: the events are in the WAL
-    image.mkdir()
-    for name in (DB_NAME, DB_NAME + "-wal"):
-        shutil.copy(tmp_path / "live" / name, image / name)
-    wal = image / (DB_NAME + "-wal")
-    raw = bytearray(wal.read_bytes())
+    wal = crash_image(tmp_path / "live", image)
     if damage == "tear":
-        raw = raw[: random.Random(3).randrange(len(raw) // 2, len(raw) - 100)]
+        whole = wal.read_bytes()
+        wal.write_bytes(whole[: random.Random(3).randrange(len(whole) // 2, len(whole) - 100)])
     elif damage == "flip":
-        raw[raw.index(b"MARK000030") + 5] ^= 0x40
-    wal.write_bytes(bytes(raw))
+        flip_a_bit_in_wal(wal, b"MARK000030")
+    raw = wal.read_bytes()  # as damaged, before SQLite opens it
 
     conn = connect(image / DB_NAME)  # SQLite validates the WAL and writes the wal-index
     try:

@@ -4,12 +4,11 @@ and the relay never crash-loops on a damaged spool."""
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
-from spool_support import Opener, body, counter, key
+from spool_support import Opener, body, counter, crash_image, flip_a_bit_in_wal, key
 
 from relay._exceptions import SpoolError
 from relay._observe.metrics import Metrics
@@ -33,22 +32,6 @@ async def fill(open_spool: Opener, n: int, *, close: bool = True) -> dict[int, b
     if close:
         await spool.aclose()
     return written
-
-
-def crash_image(spool_dir: Path, image: Path) -> Path:
-    """The files of an open spool copied into `image`, as a crash leaves them (its commits in
-    the WAL); returns the copy's WAL."""
-    image.mkdir()
-    for name in (DB_NAME, DB_NAME + "-wal"):
-        shutil.copy(spool_dir / name, image / name)
-    return image / (DB_NAME + "-wal")
-
-
-def flip_a_bit_in_wal(wal: Path, marker: bytes) -> None:
-    """Flip one bit inside the body marked `marker` in the WAL."""
-    raw = bytearray(wal.read_bytes())
-    raw[raw.index(marker) + 5] ^= 0x40
-    wal.write_bytes(bytes(raw))
 
 
 async def everything(spool: Spool) -> dict[int, bytes]:
