@@ -105,11 +105,8 @@ async def test_an_older_edge_between_the_tables_is_not_taken_for_this_run(
     finally:
         await delivering.aclose()
     holding = await start_forwarding_relay(**{"forwarder.enabled": False})
-    try:
-        code, text = await smoke(config, holding.url, "--input", INPUT_TABLE,
-                                 "--output", OUTPUT_TABLE, "--timeout", "2")  # fmt: skip
-    finally:
-        await holding.aclose()
+    code, text = await smoke(config, holding.url, "--input", INPUT_TABLE,
+                             "--output", OUTPUT_TABLE, "--timeout", "2")  # fmt: skip
     assert code == 1, text
     assert f"edge         {INPUT_TABLE} -> {OUTPUT_TABLE} of this run: NOT SEEN" in text
     assert "relay says" in text and "2 events waiting in its spool" in text
@@ -179,26 +176,23 @@ async def test_with_the_rest_sink_smoke_also_sees_the_run_status(
     tmp_path: Path, mock: MockOpenMetadata, start_forwarding_relay: StartRelay
 ) -> None:
     rest = await start_forwarding_relay(**{"openmetadata.sink": "rest"})
-    try:
-        config = write_config(tmp_path, mock.url, sink="rest")
-        code, text = await smoke(config, rest.url, "--input", INPUT_TABLE,
-                                 "--output", OUTPUT_TABLE, "--timeout", "30")  # fmt: skip
-        assert code == 0, text
-        assert f"edge         {INPUT_TABLE} -> {OUTPUT_TABLE}: seen after" in text
-        job = text.splitlines()[0].split("job lineage-relay-smoke/")[1].split(",")[0]
-        assert f"run status   Successful on pipeline spark.{job}: seen after" in text
+    config = write_config(tmp_path, mock.url, sink="rest")
+    code, text = await smoke(config, rest.url, "--input", INPUT_TABLE,
+                             "--output", OUTPUT_TABLE, "--timeout", "30")  # fmt: skip
+    assert code == 0, text
+    assert f"edge         {INPUT_TABLE} -> {OUTPUT_TABLE}: seen after" in text
+    job = text.splitlines()[0].split("job lineage-relay-smoke/")[1].split(",")[0]
+    assert f"run status   Successful on pipeline spark.{job}: seen after" in text
 
-        schema = "hive_prod.warehouse.sales"
-        code, text = await smoke(config, rest.url, "--create-test-entities",
-                                 "--schema", schema, "--timeout", "30")  # fmt: skip
-        assert code == 0, text
-        assert "run status   Successful on pipeline" in text
-        assert "removed 3 of 3 test entities" in text  # two tables and the smoke pipeline
-        job = text.splitlines()[0].split("job lineage-relay-smoke/")[1].split(",")[0]
-        pipelines = {p["fullyQualifiedName"] for p in mock._state.store.entities("pipeline")}
-        assert f"spark.{job}" not in pipelines
-    finally:
-        await rest.aclose()
+    schema = "hive_prod.warehouse.sales"
+    code, text = await smoke(config, rest.url, "--create-test-entities",
+                             "--schema", schema, "--timeout", "30")  # fmt: skip
+    assert code == 0, text
+    assert "run status   Successful on pipeline" in text
+    assert "removed 3 of 3 test entities" in text  # two tables and the smoke pipeline
+    job = text.splitlines()[0].split("job lineage-relay-smoke/")[1].split(",")[0]
+    pipelines = {p["fullyQualifiedName"] for p in mock._state.store.entities("pipeline")}
+    assert f"spark.{job}" not in pipelines
 
 
 async def test_smoke_sends_the_ingest_token_the_relay_requires(
@@ -207,16 +201,13 @@ async def test_smoke_sends_the_ingest_token_the_relay_requires(
     ingest_token = tmp_path / "ingest-token"
     ingest_token.write_text("smoke-ingest-secret\n")
     guarded = await start_forwarding_relay(**{"ingest.token_file": str(ingest_token)})
-    try:
-        without = write_config(tmp_path, mock.url)
-        code, text = await smoke(without, guarded.url, "--input", INPUT_TABLE,
-                                 "--output", OUTPUT_TABLE, "--timeout", "5")  # fmt: skip
-        assert code == 1 and "answered 401" in text, text
-        with_token = write_config(tmp_path, mock.url)
-        with_token.write_text(with_token.read_text() + f'[ingest]\ntoken_file = "{ingest_token}"\n')
-        code, text = await smoke(with_token, guarded.url, "--input", INPUT_TABLE,
-                                 "--output", OUTPUT_TABLE, "--timeout", "30")  # fmt: skip
-        assert code == 0, text
-        assert "smoke-ingest-secret" not in text
-    finally:
-        await guarded.aclose()
+    without = write_config(tmp_path, mock.url)
+    code, text = await smoke(without, guarded.url, "--input", INPUT_TABLE,
+                             "--output", OUTPUT_TABLE, "--timeout", "5")  # fmt: skip
+    assert code == 1 and "answered 401" in text, text
+    with_token = write_config(tmp_path, mock.url)
+    with_token.write_text(with_token.read_text() + f'[ingest]\ntoken_file = "{ingest_token}"\n')
+    code, text = await smoke(with_token, guarded.url, "--input", INPUT_TABLE,
+                             "--output", OUTPUT_TABLE, "--timeout", "30")  # fmt: skip
+    assert code == 0, text
+    assert "smoke-ingest-secret" not in text
