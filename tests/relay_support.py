@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from openmetadata_support import MOCK_TOKEN
 
 from relay._app import Relay
-from relay._config import Config, load_config
+from relay._config import ENV_PREFIX, Config, load_config
 from relay._events import SpooledEvent
 from relay.testing import processes
 from relay.testing.mock_openmetadata import MockOpenMetadata
@@ -181,9 +181,10 @@ class ThreadedRelay:
 
 
 class RelayProcess(processes.RelayProcess):
-    """`lineage-relay serve` as a child process on `relay_settings` (as `LINEAGE_RELAY_*`
-    variables; listen address and spool as flags), with `relay.drain_timeout_s = 0`: nothing to
-    drain towards, so a stop signal ends it at once (the drain's own tests set it).
+    """`lineage-relay serve` as a child process on `relay_settings`: its listen address and
+    spool as flags (`relay.listen` and `spool.dir` in `settings` are left out), the rest as
+    `LINEAGE_RELAY_*` variables, with `relay.drain_timeout_s = 0`: nothing to drain towards, so
+    a stop signal ends it at once (the drain's own tests set it).
 
     `settings` (`{"section.key": value}`) override the defaults; `env` adds raw variables
     after them. `start()` blocks until it listens (run it in a thread from async tests); its
@@ -201,11 +202,11 @@ class RelayProcess(processes.RelayProcess):
         settings: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        given = relay_settings(spool_dir, **{"relay.drain_timeout_s": 0, **(settings or {})})
+        given = {"openmetadata.host_port": NOWHERE, "relay.drain_timeout_s": 0, **(settings or {})}
         variables = {
-            "LINEAGE_RELAY_" + key.replace(".", "_").upper(): str(value)
+            ENV_PREFIX + key.replace(".", "_").upper(): str(value)
             for key, value in given.items()
-            if key not in ("relay.listen", "spool.dir")
+            if key not in ("relay.listen", "spool.dir")  # the flags say those
         }
         program = (str(CONSOLE_SCRIPT),) if console_script and CONSOLE_SCRIPT.exists() else ()
         super().__init__(

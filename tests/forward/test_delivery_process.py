@@ -38,7 +38,7 @@ async def test_sigkill_mid_drain_then_restart_delivers_everything(
         "forwarder.max_batch_events": 10,
         "forwarder.linger_ms": 0,
     })  # fmt: skip
-    spool_dir = Path(settings["spool.dir"])
+    spool_dir = tmp_path / "spool"  # forwarding_settings' spool.dir
     first = RelayProcess(tmp_path, spool_dir, name="first", settings=settings)
     try:
         await asyncio.to_thread(first.start)
