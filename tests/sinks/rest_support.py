@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -110,26 +111,38 @@ def interleaved(bodies: Sequence[bytes], seed: int) -> list[bytes]:
     return out
 
 
-async def _get(http: aiohttp.ClientSession, mock: MockOpenMetadata, path: str) -> Any:
-    async with http.get(
-        f"{mock.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
+async def mock_api(
+    mock: MockOpenMetadata, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    """One authorised call to the mock's API, as an operator would make it: its status and its
+    answer (the decoded JSON; the text if it is not JSON)."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.request(method, f"{mock.url}{path}", json=body) as response,
+    ):
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
+
+
+async def _get(mock: MockOpenMetadata, path: str) -> Any:
+    status, answer = await mock_api(mock, "GET", path)
+    assert status == 200, answer
+    return answer
 
 
 async def catalog_counts(mock: MockOpenMetadata) -> dict[str, int]:
-    async with aiohttp.ClientSession() as http:
-        return {
-            c: (await _get(http, mock, f"/v1/{c}?limit=1"))["paging"]["total"]
-            for c in CATALOG_COLLECTIONS
-        }
+    return {
+        c: (await _get(mock, f"/v1/{c}?limit=1"))["paging"]["total"] for c in CATALOG_COLLECTIONS
+    }
 
 
 async def snapshot(mock: MockOpenMetadata) -> dict[str, Any]:
     """What the sink wrote, in a comparable form: pipelines with tasks, statuses, edges."""
-    async with aiohttp.ClientSession() as http:
-        listing = await _get(http, mock, "/v1/pipelines?fields=tasks&limit=1000")
+    listing = await _get(mock, "/v1/pipelines?fields=tasks&limit=1000")
     pipelines = {
         p["fullyQualifiedName"]: sorted(t["name"] for t in p.get("tasks") or [])
         for p in listing["data"]

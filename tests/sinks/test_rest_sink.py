@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from rest_support import (
     CATALOG,
@@ -18,6 +17,7 @@ from rest_support import (
     deliver,
     interleaved,
     make_rest_sink,
+    mock_api,
     rest_config,
     rest_sink,
     snapshot,
@@ -336,7 +336,7 @@ async def test_a_soft_deleted_table_is_never_bound(tmp_path: Path) -> None:
     async with MockOpenMetadata(tokens=[TOKEN], catalog=catalog) as mock:
         entity = mock.entity("table", decoy_fqn)
         assert entity is not None
-        assert await _api(mock, "DELETE", f"/v1/tables/{entity['id']}") == 200
+        assert (await mock_api(mock, "DELETE", f"/v1/tables/{entity['id']}"))[0] == 200
         metrics = Metrics()
         async with rest_sink(rest_config(mock, mapping=()), tmp_path, metrics) as sink:
             await deliver(sink, spooled(bodies_in(SPARK)))
@@ -455,7 +455,8 @@ async def test_a_pipeline_deleted_behind_the_relays_back_is_made_again(
         await deliver(sink, spooled(bodies))
         old = mock.entity("pipeline", "spark.orders_daily")
         assert old is not None
-        assert await _api(mock, "DELETE", f"/v1/pipelines/{old['id']}?hardDelete=true") == 200
+        status, _ = await mock_api(mock, "DELETE", f"/v1/pipelines/{old['id']}?hardDelete=true")
+        assert status == 200
         # The next run of the application: new run ids, the caches still name the old pipeline.
         again = [
             body.replace(b"0193a1f2-7c4e", b"0193a1f2-7c4f").replace(
@@ -488,17 +489,6 @@ def _with_decoy() -> tuple[dict[str, Any], str]:
     return catalog, f"hive_decoy.warehouse.sales.{decoy['name']}"
 
 
-async def _api(mock: MockOpenMetadata, method: str, path: str, body: Any = None) -> int:
-    """One authorised call to the mock's API, as an operator would make it; its status."""
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with (
-        aiohttp.ClientSession(headers=headers) as http,
-        http.request(method, f"{mock.url}{path}", json=body) as response,
-    ):
-        await response.read()
-        return response.status
-
-
 async def _create_revenue_table(mock: MockOpenMetadata) -> None:
     (table,) = [t for t in read_catalog(CATALOG)["tables"] if t["name"] == "revenue_by_country"]
-    assert await _api(mock, "PUT", "/v1/tables", table) == 201
+    assert (await mock_api(mock, "PUT", "/v1/tables", table))[0] == 201
