@@ -6,17 +6,17 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from forward_support import spark_samples
 from openmetadata_support import MOCK_CATALOG, MOCK_TOKEN
-from relay_support import StartRelay, relay_config
+from relay_support import StartRelay
 from wait_support import wait_until
 
 from relay._app import Relay
+from relay._config import OpenMetadataConfig
 from relay.testing.mock_openmetadata import MockOpenMetadata, read_catalog
 
 PIPELINE = "spark.orders_daily"
@@ -76,10 +76,9 @@ def _edges(mock: MockOpenMetadata) -> set[tuple[str, str]]:
 
 
 async def test_the_default_sink_delivers_pipeline_status_and_edges(
-    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession,
-    tmp_path: Path,
-) -> None:  # fmt: skip
-    assert relay_config(tmp_path / "unused").openmetadata.sink == "rest"  # the default
+    start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
+) -> None:
+    assert OpenMetadataConfig().sink == "rest"  # the default
     relay = await start_forwarding_relay(**REST)
     await _post(http, relay, spark_samples())
     await wait_until(lambda: _pending(relay) == 0)
@@ -151,7 +150,8 @@ async def test_a_failed_action_stays_failed_across_relays_and_batches(
 async def test_openlineage_sink_still_available(
     start_forwarding_relay: StartRelay, mock: MockOpenMetadata, http: aiohttp.ClientSession
 ) -> None:
-    relay = await start_forwarding_relay(**{**REST, "openmetadata.sink": "openlineage"})
+    # forwarding_settings' sink, openlineage, with REST's mapping rule
+    relay = await start_forwarding_relay(**{"openmetadata.mapping": HIVE_RULE})
     await _post(http, relay, spark_samples())
     await wait_until(lambda: _pending(relay) == 0)
     doc = await _health(http, relay)
