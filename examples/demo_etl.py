@@ -27,9 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The local session the tests make too; a real driver needs spark_plugin only.
-from relay.testing.spark import local_session
-
 APP_NAME = "orders_daily"
 NAMESPACE = "demo"
 COUNTRIES = ("FR", "DE", "US", "JP")
@@ -55,6 +52,8 @@ def write_inputs(data: Path) -> None:
 def run(data: Path, relay_url: str) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
+    # The local session the tests make too; a real driver needs spark_plugin only.
+    from relay.testing.spark import local_session
     from spark_plugin import enable
 
     # A Hive catalog under DIR; no Spark log: the failing action would print a stack trace.
