@@ -7,18 +7,17 @@ lone surrogate escapes, deep nesting, wrong envelope types) and compare the two 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ingest_support import EVENTS
 
 from relay._events import EventKey
 from relay._exceptions import IngestError
 from relay._ingest import envelope
 from relay._ingest.envelope import parse_event
 
-EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "events"
 BODIES = [p.read_bytes() for p in sorted(EVENTS.glob("*/*.json"))]
 
 # Pieces that move a body across the line between what msgspec and the full parse accept.
