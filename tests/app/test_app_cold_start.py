@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 from app_support import EVENTS
-from relay_support import relay_config
+from relay_support import StartRelay, relay_config
 
 from relay._app import Relay
 from relay._config import Config
@@ -64,10 +64,10 @@ async def test_health_and_ingest_answer_while_the_integrity_scan_runs(tmp_path: 
 
 
 async def test_a_small_spool_is_checked_at_open_and_health_says_nothing_of_a_scan(
-    tmp_path: Path,
+    start_relay: StartRelay,
 ) -> None:
-    relay = Relay(relay_config(tmp_path / "spool"), delivery=False)
-    async with relay, aiohttp.ClientSession() as http:
+    relay = await start_relay()  # an empty spool of its own, no delivery
+    async with aiohttp.ClientSession() as http:
         status, document = await health(http, relay)
         assert status == 200
         assert "integrity_scan" not in document["components"]["spool"]
