@@ -202,7 +202,9 @@ class RelayProcess(processes.RelayProcess):
         settings: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        given = {"openmetadata.host_port": NOWHERE, "relay.drain_timeout_s": 0, **(settings or {})}
+        # One source of a test relay's defaults (relay_settings); its listen and spool keys are
+        # dropped below because the flags give them.
+        given = relay_settings(spool_dir, **{"relay.drain_timeout_s": 0, **(settings or {})})
         variables = {
             ENV_PREFIX + key.replace(".", "_").upper(): str(value)
             for key, value in given.items()
