@@ -13,12 +13,17 @@ forwarder drops as duplicates, and that work would be counted as ingest cost.
     floor     the envelope handler plus the relay's spool (`Spool.append`: SQLite, fsync'd
               group commit) and nothing else: no admission, metrics, logging or delivery.
               What any relay that checks and durably stores each event on this store costs
+    logfloor  the envelope handler plus an append-only log file instead of SQLite: one thread
+              writes each group of events once (length, CRC-32, body) and fdatasyncs it before
+              their 201s, handed over as the spool does (a queue in, the loop's call_soon_-
+              threadsafe out). Not a store (no leases, acks or recovery): what a relay on a
+              store that writes each event once could cost, against `floor`
     relay     `lineage-relay serve` as shipped: envelope check, SQLite spool with fsync'd
               group commit, metrics, delivery part running (towards an address where
               nothing listens, so it backs off); log level info, as shipped
 
-Then bare and relay again at ONE connection: the latency of a lone client, which no group
-commit can hide. The servers run side by side and are loaded in turn, in 3 rounds (1 with
+Then bare, logfloor and relay again at ONE connection: the latency of a lone client, which no
+group commit can hide. The servers run side by side and are loaded in turn, in 3 rounds (1 with
 --quick); every RESULT is the median over the rounds of the figure (ratios taken per round).
 Each server's CPU time (user + system, all threads, from /proc) is read over the measured
 window, so what one acknowledged event costs the host is known, not only how many pass: the
@@ -33,6 +38,8 @@ client in a separate process. Output: a table, then
     RESULT ingest_cpu_ratio=<relay CPU per acknowledged event / bare CPU per request>
     RESULT ingest_floor_cpu_ratio=<floor CPU per acknowledged event / bare CPU per request>
     RESULT ingest_single_p50_over_limit_ms=<relay p50 - (bare p50 + 1.5 x fsync p50)>, 1 conn.
+    RESULT ingest_log_floor_ratio= / _p99_ms= / _cpu_ratio= / _single_p50_over_limit_ms=
+           (the same four figures for logfloor)
 
 (the last one is <= 0 when a lone client waits no longer than the bare handler plus one and a
 half fsyncs of this disk, measured in the same run.)
@@ -44,16 +51,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
+import queue
 import re
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +104,49 @@ class Result:
 # -- servers ------------------------------------------------------------------------------
 
 
-BASELINES = ("bare", "envelope", "floor")
+BASELINES = ("bare", "envelope", "floor", "logfloor")
+
+
+class _AppendLog:
+    """logfloor's store: group commit of length + CRC-32 framed bodies to one file."""
+
+    _SEGMENT_BYTES = 64 * 1024 * 1024  # then a new file, as a segment log rotates
+
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
+        self._path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._written = 0
+        self._loop = loop
+        self._queue: queue.SimpleQueue[tuple[bytes, asyncio.Future[None]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="logfloor", daemon=True).start()
+
+    def append(self, body: bytes) -> asyncio.Future[None]:
+        done = self._loop.create_future()
+        self._queue.put((body, done))
+        return done
+
+    def _run(self) -> None:
+        while True:
+            group = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    group.append(self._queue.get_nowait())
+            self._written += os.write(self._fd, b"".join(
+                struct.pack("<II", len(body), zlib.crc32(body)) + body for body, _ in group
+            ))  # fmt: skip
+            os.fdatasync(self._fd)
+            if self._written >= self._SEGMENT_BYTES:  # keeps the benchmark's disk use bounded
+                os.close(self._fd)
+                self._path.unlink()
+                self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._written = 0
+            self._loop.call_soon_threadsafe(_settle, [done for _, done in group])
+
+
+def _settle(futures: list[asyncio.Future[None]]) -> None:
+    for done in futures:
+        if not done.done():
+            done.set_result(None)
 
 
 def serve_baseline(kind: str, spool_dir: str | None) -> None:
@@ -105,6 +159,7 @@ def serve_baseline(kind: str, spool_dir: str | None) -> None:
     from relay._spool.store import Spool
 
     spool: Spool | None = None
+    log: _AppendLog | None = None
 
     async def bare(request: web.Request) -> web.Response:
         await request.read()
@@ -120,13 +175,24 @@ def serve_baseline(kind: str, spool_dir: str | None) -> None:
         await spool.append([(body, parse_event(body))])
         return web.Response(status=201, body=b'{"received": 1}', content_type="application/json")
 
+    async def logfloor(request: web.Request) -> web.Response:
+        body = await request.read()
+        parse_event(body)
+        assert log is not None
+        await log.append(body)
+        return web.Response(status=201, body=b'{"received": 1}', content_type="application/json")
+
     async def main() -> None:
-        nonlocal spool
+        nonlocal spool, log
         if kind == "floor":
             assert spool_dir is not None
             spool = await Spool.open(SpoolConfig(dir=Path(spool_dir)), metrics=Metrics())
+        if kind == "logfloor":
+            assert spool_dir is not None
+            log = _AppendLog(Path(spool_dir) / "events.log", asyncio.get_running_loop())
+        handlers = {"bare": bare, "envelope": envelope, "floor": floor, "logfloor": logfloor}
         app = web.Application()
-        app.router.add_post(PATH, {"bare": bare, "envelope": envelope, "floor": floor}[kind])
+        app.router.add_post(PATH, handlers[kind])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -134,6 +200,8 @@ def serve_baseline(kind: str, spool_dir: str | None) -> None:
         print(runner.addresses[0][1], flush=True)
         await asyncio.Event().wait()
 
+    if kind == "logfloor" and spool_dir is not None:
+        Path(spool_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(main())
 
 
@@ -364,7 +432,7 @@ def main() -> int:
     per_round = max(3, duration // rounds)
     single_s = max(3, duration // 2 // rounds)
     many: dict[str, list[Result]] = {}
-    one: dict[str, list[Result]] = {"bare": [], "relay": []}
+    one: dict[str, list[Result]] = {"bare": [], "logfloor": [], "relay": []}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
         fsync_p50, fsync_p99 = fsync_latency_ms(workdir)
@@ -372,7 +440,7 @@ def main() -> int:
               f"(with {args.connections} connections, group commit caps the relay near "
               f"{args.connections * 1000 / fsync_p50:.0f} req/s)")  # fmt: skip
         print(f"{rounds} round(s): each server {per_round} s at {args.connections} connections, "
-              f"then bare and relay {single_s} s at one")  # fmt: skip
+              f"then bare, logfloor and relay {single_s} s at one")  # fmt: skip
         servers: dict[str, tuple[subprocess.Popen[str] | subprocess.Popen[bytes], str]] = {}
         try:
             for kind in BASELINES:
@@ -426,13 +494,18 @@ def main() -> int:
     def cpu_us(r: Result) -> float | None:
         return r.cpu_us_per_request
 
-    relay_p99 = statistics.median(r.p99_ms for r in many["relay"])
-    bare_p50 = statistics.median(r.p50_ms for r in one["bare"])
-    relay_p50 = statistics.median(r.p50_ms for r in one["relay"])
+    def p99(name: str) -> float:
+        return statistics.median(r.p99_ms for r in many[name])
+
+    def single_p50(name: str) -> float:
+        return statistics.median(r.p50_ms for r in one[name])
+
+    bare_p50 = single_p50("bare")
     limit_ms = bare_p50 + 1.5 * fsync_p50
     print(
-        f"one connection (medians): relay p50 {relay_p50:.2f} ms against bare p50 "
-        f"{bare_p50:.2f} ms + 1.5 x fsync p50 {fsync_p50:.2f} ms = {limit_ms:.2f} ms"
+        f"one connection (medians): relay p50 {single_p50('relay'):.2f} ms, logfloor p50 "
+        f"{single_p50('logfloor'):.2f} ms, against bare p50 {bare_p50:.2f} ms + 1.5 x fsync "
+        f"p50 {fsync_p50:.2f} ms = {limit_ms:.2f} ms"
     )
     refused = sorted({r.name for r, _, _ in rows if r.non_2xx or r.errors})
     if refused:
@@ -440,11 +513,15 @@ def main() -> int:
         print(f"WARNING: {names} refused or dropped requests; the figures are not clean")
     figures = {
         "ingest_ratio": ratio("relay", rps),
-        "ingest_p99_ms": relay_p99,
+        "ingest_p99_ms": p99("relay"),
         "ingest_envelope_ratio": ratio("envelope", rps),
         "ingest_cpu_ratio": ratio("relay", cpu_us),
         "ingest_floor_cpu_ratio": ratio("floor", cpu_us),
-        "ingest_single_p50_over_limit_ms": relay_p50 - limit_ms,
+        "ingest_single_p50_over_limit_ms": single_p50("relay") - limit_ms,
+        "ingest_log_floor_ratio": ratio("logfloor", rps),
+        "ingest_log_floor_p99_ms": p99("logfloor"),
+        "ingest_log_floor_cpu_ratio": ratio("logfloor", cpu_us),
+        "ingest_log_floor_single_p50_over_limit_ms": single_p50("logfloor") - limit_ms,
     }
     for name, value in figures.items():
         if value is not None:
