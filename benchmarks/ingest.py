@@ -135,12 +135,18 @@ class _AppendLog:
                 struct.pack("<II", len(body), zlib.crc32(body)) + body for body, _ in group
             ))  # fmt: skip
             os.fdatasync(self._fd)
-            if self._written >= self._SEGMENT_BYTES:  # keeps the benchmark's disk use bounded
-                os.close(self._fd)
-                self._path.unlink()
-                self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                self._written = 0
             self._loop.call_soon_threadsafe(_settle, [done for _, done in group])
+            if self._written >= self._SEGMENT_BYTES:  # keeps the benchmark's disk use bounded
+                self._rotate()
+
+    def _rotate(self) -> None:
+        # A segment log deletes delivered segments off the append path: so does this.
+        os.close(self._fd)
+        old = self._path.with_suffix(".old")
+        self._path.rename(old)
+        threading.Thread(target=old.unlink, daemon=True).start()
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._written = 0
 
 
 def _settle(futures: list[asyncio.Future[None]]) -> None:
