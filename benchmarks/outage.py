@@ -313,7 +313,8 @@ def main() -> int:
     table(run)
     print()
     plot(run, args.plot)
-    print(f"plot: {args.plot}")
+    shown = args.plot.resolve()  # the report is committed: no machine's path in it
+    print(f"plot: {shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown.name}")
     print()
     print(f"RESULT outage_events_lost={lost}")
     print(f"RESULT outage_ingest_p99_ms={percentile(all_ms, 0.99):.2f}")

@@ -133,7 +133,7 @@ async def run(args: argparse.Namespace, seconds: float, base: Path) -> None:
     floor_p50, floor_p99 = fsync_floor(base)
     drain = ", with drain" if args.drain else ""
     print(f"spool append benchmark: {args.size}-byte events, {seconds:g} s per level, "
-          f"synchronous=FULL, spool in {base}{drain}")  # fmt: skip
+          f"synchronous=FULL, spool in a scratch directory{drain}")  # fmt: skip
     print(f"disk: write 4 KiB + fdatasync p50 {floor_p50:.2f} ms, p99 {floor_p99:.2f} ms")
     print(f"| {'concurrency':>11} | {'appends/s':>10} | {'p50 ms':>8} | {'p99 ms':>8} | "
           f"{'per commit':>10} |")  # fmt: skip
