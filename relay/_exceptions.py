@@ -14,6 +14,8 @@
         │   └── SinkSetupError refused for a setup reason (403, no endpoint, redirect):
         │                      keep the events, report degraded health, fix the setup
         └── PermanentSinkError dead-letter the events, with .reason
+
+`RelayError` catches them all; catch a branch to apply its remedy.
 """
 
 from __future__ import annotations
