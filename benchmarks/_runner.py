@@ -243,11 +243,17 @@ def update_readme(readme: Path, outcomes: list[Outcome], quick: bool) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every benchmark with --quick")
-    parser.add_argument("--only", nargs="*", default=[], help="benchmark names (file stems)")
+    parser.add_argument(
+        "--only", nargs="+", action="extend", default=[], metavar="NAME",
+        help="benchmark names (file stems); repeat or list several",
+    )  # fmt: skip
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md as it is")
     args = parser.parse_args()
     args.results.mkdir(parents=True, exist_ok=True)
+    known = {s.stem for s in benchmarks()}
+    if unknown := sorted(set(args.only) - known):
+        parser.error(f"no benchmark named {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     scripts = [s for s in benchmarks() if not args.only or s.stem in args.only]
     facts = machine(args.results)
     outcomes = []
