@@ -251,10 +251,11 @@ def main() -> int:
     parser.add_argument("--no-readme", action="store_true", help="leave README.md as it is")
     args = parser.parse_args()
     args.results.mkdir(parents=True, exist_ok=True)
-    known = {s.stem for s in benchmarks()}
-    if unknown := sorted(set(args.only) - known):
-        parser.error(f"no benchmark named {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    scripts = [s for s in benchmarks() if not args.only or s.stem in args.only]
+    every = benchmarks()
+    known = [s.stem for s in every]
+    if unknown := sorted(set(args.only) - set(known)):
+        parser.error(f"no benchmark named {', '.join(unknown)}; known: {', '.join(known)}")
+    scripts = [s for s in every if not args.only or s.stem in args.only]
     facts = machine(args.results)
     outcomes = []
     for script in scripts:
