@@ -16,7 +16,7 @@ import time
 import zlib
 from pathlib import Path
 
-__all__ = ["BASELINES", "PATH", "start_baseline", "start_relay", "stop"]
+__all__ = ["BASELINES", "PATH", "start_baseline", "start_relay"]
 
 REPO = Path(__file__).resolve().parent.parent
 PATH = "/api/v1/lineage"
@@ -161,15 +161,6 @@ def start_relay(spool_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes
             raise SystemExit(f"the relay exited: {log_path.read_text()}")
         time.sleep(0.05)
     raise SystemExit("the relay did not start within 30 s")
-
-
-def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""What a benchmark reads of a process from /proc (Linux): CPU time and resident memory."""
+"""What a benchmark reads of a child process from /proc (Linux), CPU time and resident memory,
+and how it stops one."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
-__all__ = ["cpu_s", "rss_mb"]
+__all__ = ["cpu_s", "rss_mb", "stop"]
 
 
 def cpu_s(pid: int) -> float | None:
@@ -26,3 +28,13 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`; harmless when it has."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

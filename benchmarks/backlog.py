@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from _proc import rss_mb
+from _proc import rss_mb, stop
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK = REPO / "tests" / "fixtures" / "events" / "spark"
@@ -189,12 +189,7 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             for proc in (relay, mock):
                 if proc is not None and proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                    stop(proc, 30)
 
     print()
     print("| step | figure |")

@@ -65,8 +65,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from _ingest_servers import BASELINES, PATH, start_baseline, start_relay, stop
-from _proc import cpu_s
+from _ingest_servers import BASELINES, PATH, start_baseline, start_relay
+from _proc import cpu_s, stop
 
 REPO = Path(__file__).resolve().parent.parent
 EVENT = (

@@ -41,6 +41,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from _proc import rss_mb, stop
+
 from relay.testing.processes import MockProcess, http_json, metric_samples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,16 +63,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class Relay:
@@ -121,7 +113,7 @@ class Relay:
     def kill(self, *, count: bool = True) -> None:
         proc = self.proc
         if proc is not None and proc.poll() is None:
-            self.max_rss_mb = max(self.max_rss_mb, _rss_mb(proc.pid))
+            self.max_rss_mb = max(self.max_rss_mb, (rss_mb(proc.pid) or 0.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             self.kills += count
@@ -138,16 +130,11 @@ class Relay:
 
     def sample_rss(self) -> None:
         if self.proc is not None:
-            self.max_rss_mb = max(self.max_rss_mb, _rss_mb(self.proc.pid))
+            self.max_rss_mb = max(self.max_rss_mb, (rss_mb(self.proc.pid) or 0.0))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc, 30)
         self.proc = None
 
 
