@@ -115,10 +115,8 @@ def serve_baseline(kind: str, spool_dir: str) -> None:
     async def main() -> None:
         nonlocal spool, log
         if kind == "floor":
-            assert spool_dir is not None
             spool = await Spool.open(SpoolConfig(dir=Path(spool_dir)), metrics=Metrics())
         if kind == "logfloor":
-            assert spool_dir is not None
             log = _AppendLog(Path(spool_dir), asyncio.get_running_loop())
         handlers = {"bare": bare, "envelope": envelope, "floor": floor, "logfloor": logfloor}
         app = web.Application()
